@@ -1,0 +1,26 @@
+/**
+ * Registers every serializable class of the pack with tfjs, in one place, so saved models
+ * load. Class names are checked against the built-ins: `SerializationMap` is keyed by className,
+ * so a collision would silently replace a built-in layer for every model the user loads.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { BatchNorm } from './layers/batch_norm';
+
+/** The pack's serializable classes. */
+export const PACK_CLASSES = [BatchNorm] as const;
+
+/** The className of each of the pack's classes (what a model.json names). */
+export const PACK_CLASS_NAMES: readonly string[] = PACK_CLASSES.map((c) => c.className);
+
+for (const cls of PACK_CLASSES) {
+  const existing = tf.serialization.SerializationMap.getMap().classNameMap[cls.className];
+  if (existing && existing[0] !== cls) {
+    throw new Error(
+      `tfjs-dropnorm: serialization name '${cls.className}' is already registered by another class; ` +
+        'two copies of tfjs-dropnorm (or a name clash with a built-in) would replace it.',
+    );
+  }
+  tf.serialization.registerClass(
+    cls as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>,
+  );
+}
