@@ -13,3 +13,26 @@ export type { VarianceCorrection } from './ops/batch_norm';
 export * as ops from './ops';
 export { DropnormValueError } from './errors';
 export { PACK_CLASS_NAMES } from './register';
+export {
+  foldBatchNorm,
+  recalibrateBatchNorm,
+  convertToDropnorm,
+  convertToBuiltins,
+  CUMULATIVE_FALLBACK_MOMENTUM,
+  rewriteModel,
+  modelGraph,
+} from './model';
+export type {
+  FoldBatchNormResult,
+  FoldedBatchNorm,
+  SkippedBatchNorm,
+  RecalibrateOptions,
+  RecalibratedBatchNorm,
+  RecalibrationData,
+  ConvertToDropnormOptions,
+  GraphNode,
+  LayerSpec,
+  ModelGraph,
+  RewriteOptions,
+  Substitution,
+} from './model';

@@ -8,3 +8,12 @@ export {
   reductionAxes,
 } from './batch_norm';
 export type { BatchMoments, VarianceCorrection } from './batch_norm';
+export {
+  batchNormAffine,
+  foldAffineIntoKernel,
+  foldAffineIntoNextKernel,
+  foldBatchNormWeights,
+  inputChannels,
+  outputChannels,
+} from './fold';
+export type { BatchNormStatistics, ChannelAffine, KernelAndBias, KernelLayout } from './fold';

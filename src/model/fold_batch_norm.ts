@@ -1,0 +1,282 @@
+/**
+ * Inference-time BatchNorm folding for whole LayersModels (PyTorch's `fuse_conv_bn_eval` /
+ * `fuse_linear_bn_eval` level; the weight math is {@link foldBatchNormWeights} in `ops/fold`).
+ */
+import * as tf from '@tensorflow/tfjs';
+import {
+  KernelLayout,
+  batchNormAffine,
+  foldAffineIntoKernel,
+  foldAffineIntoNextKernel,
+  inputChannels,
+  outputChannels,
+} from '../ops/fold';
+import { batchNormAxis, isBatchNormLayer, readBatchNormStatistics } from './batch_norm_layers';
+import {
+  GraphNode,
+  ModelGraph,
+  Substitution,
+  assertLayersModel,
+  modelGraph,
+  rewriteModel,
+} from './rewrite';
+
+type Layer = tf.layers.Layer;
+type ConfigDict = tf.serialization.ConfigDict;
+
+/** A BatchNorm that was folded away. */
+export interface FoldedBatchNorm {
+  /** Name of the BatchNorm layer. */
+  batchNorm: string;
+  /** Name of the linear layer that absorbed it. */
+  into: string;
+  /** 'backward': into the preceding layer (the usual case); 'forward': into the next layer. */
+  direction: 'backward' | 'forward';
+}
+
+/** A BatchNorm kept in the model, and why it could not be folded. */
+export interface SkippedBatchNorm {
+  batchNorm: string;
+  reason: string;
+}
+
+/** Result of {@link foldBatchNorm}. */
+export interface FoldBatchNormResult {
+  /** The new model; the input model is untouched. */
+  model: tf.LayersModel;
+  folded: FoldedBatchNorm[];
+  skipped: SkippedBatchNorm[];
+}
+
+/** Kernel layout of each foldable tf.layers class. */
+const LINEAR_LAYOUTS: Readonly<Record<string, KernelLayout>> = {
+  Dense: 'dense',
+  Conv1D: 'conv1d',
+  Conv2D: 'conv2d',
+  DepthwiseConv2D: 'depthwiseConv2d',
+  Conv2DTranspose: 'conv2dTranspose',
+};
+const LINEAR_NAMES = Object.keys(LINEAR_LAYOUTS).join(', ');
+
+/** A linear layer's pending new state (kernel/bias after earlier folds). */
+interface LinearEdit {
+  layer: Layer;
+  layout: KernelLayout;
+  config: ConfigDict;
+  kernel: tf.Tensor;
+  bias: tf.Tensor | null;
+}
+
+function describe(layer: Layer): string {
+  return `${layer.getClassName()} '${layer.name}'`;
+}
+
+/** Channel axis of a linear layer's input or output tensor of rank `rank`. */
+function linearChannelAxis(edit: LinearEdit, rank: number): number {
+  if (edit.layout === 'dense') return rank - 1;
+  return edit.config.dataFormat === 'channelsFirst' ? 1 : rank - 1;
+}
+
+function isLinearActivation(config: ConfigDict): boolean {
+  return config.activation == null || config.activation === 'linear';
+}
+
+class Folder {
+  private readonly edits = new Map<Layer, LinearEdit>();
+  private readonly owned: tf.Tensor[] = [];
+  readonly removed = new Set<Layer>();
+  readonly folded: FoldedBatchNorm[] = [];
+  readonly skipped: SkippedBatchNorm[] = [];
+
+  constructor(private readonly graph: ModelGraph) {}
+
+  private edit(layer: Layer): LinearEdit {
+    let edit = this.edits.get(layer);
+    if (!edit) {
+      const config = layer.getConfig();
+      const weights = layer.getWeights();
+      edit = {
+        layer,
+        layout: LINEAR_LAYOUTS[layer.getClassName()],
+        config,
+        kernel: weights[0],
+        bias: config.useBias === false ? null : weights[1],
+      };
+      this.edits.set(layer, edit);
+    }
+    return edit;
+  }
+
+  /** Why `node`'s layer cannot take part in a fold, or null when it can. */
+  private linearProblem(node: GraphNode | null, role: string): string | null {
+    if (node == null) return `its input is a model input (it is first in the model)`;
+    const layer = node.layer;
+    if (!(layer.getClassName() in LINEAR_LAYOUTS)) {
+      return `the ${role} layer ${describe(layer)} is not one of ${LINEAR_NAMES}`;
+    }
+    if (this.removed.has(layer)) return `the ${role} layer ${describe(layer)} was removed`;
+    const calls = this.graph.nodesOf(layer).length;
+    if (calls !== 1)
+      return `the ${role} layer ${describe(layer)} is shared (called ${calls} times)`;
+    return null;
+  }
+
+  private tryBackward(bn: GraphNode): string | null {
+    const input = bn.inputs[0];
+    const producer = this.graph.producer(input);
+    const problem = this.linearProblem(producer, 'preceding');
+    if (problem) return problem;
+    const layer = producer!.layer;
+    const edit = this.edit(layer);
+    const uses = this.graph.useCount(input);
+    if (uses !== 1) {
+      return `the output of ${describe(layer)} has ${uses} consumers (the BN must be the only one)`;
+    }
+    if (!isLinearActivation(edit.config)) {
+      return `${describe(layer)} has the non-linear activation '${String(edit.config.activation)}'`;
+    }
+    const rank = input.shape.length;
+    const axis = batchNormAxis(bn.layer, rank);
+    if (axis !== linearChannelAxis(edit, rank)) {
+      return `the BN normalizes axis ${axis}, not the channel axis of ${describe(layer)}`;
+    }
+    const stats = readBatchNormStatistics('foldBatchNorm', bn.layer);
+    if (stats.movingMean.size !== outputChannels(edit.kernel.shape, edit.layout)) {
+      return `the BN's ${stats.movingMean.size} channels differ from the outputs of ${describe(layer)}`;
+    }
+    const affine = batchNormAffine(stats);
+    const { kernel, bias } = foldAffineIntoKernel(edit.kernel, edit.bias, affine, edit.layout);
+    tf.dispose([affine.scale, affine.shift]);
+    this.owned.push(kernel, bias);
+    edit.kernel = kernel;
+    edit.bias = bias;
+    this.removed.add(bn.layer);
+    this.folded.push({ batchNorm: bn.layer.name, into: layer.name, direction: 'backward' });
+    return null;
+  }
+
+  private tryForward(bn: GraphNode): string | null {
+    const output = bn.outputs[0];
+    const consumers = this.graph.consumers(output);
+    const uses = this.graph.useCount(output);
+    if (uses !== 1 || consumers.length !== 1) {
+      return `its output has ${uses} consumers (the next layer must be the only one)`;
+    }
+    const next = consumers[0];
+    const problem = this.linearProblem(next, 'next');
+    if (problem) return problem;
+    const layer = next.layer;
+    const edit = this.edit(layer);
+    if (edit.layout === 'conv2dTranspose') {
+      return `the next layer ${describe(layer)} is a transposed convolution (border outputs get fewer taps)`;
+    }
+    if (edit.layout !== 'dense' && edit.config.padding !== 'valid') {
+      return `the next layer ${describe(layer)} has padding '${String(edit.config.padding)}': the BN shift does not fold exactly at zero-padded borders`;
+    }
+    const rank = output.shape.length;
+    const axis = batchNormAxis(bn.layer, rank);
+    if (axis !== linearChannelAxis(edit, rank)) {
+      return `the BN normalizes axis ${axis}, not the input channel axis of ${describe(layer)}`;
+    }
+    const stats = readBatchNormStatistics('foldBatchNorm', bn.layer);
+    if (stats.movingMean.size !== inputChannels(edit.kernel.shape, edit.layout)) {
+      return `the BN's ${stats.movingMean.size} channels differ from the inputs of ${describe(layer)}`;
+    }
+    const affine = batchNormAffine(stats);
+    const { kernel, bias } = foldAffineIntoNextKernel(
+      edit.kernel,
+      edit.bias,
+      affine,
+      edit.layout as Exclude<KernelLayout, 'conv2dTranspose'>,
+    );
+    tf.dispose([affine.scale, affine.shift]);
+    this.owned.push(kernel, bias);
+    edit.kernel = kernel;
+    edit.bias = bias;
+    this.removed.add(bn.layer);
+    this.folded.push({ batchNorm: bn.layer.name, into: layer.name, direction: 'forward' });
+    return null;
+  }
+
+  fold(bn: GraphNode): void {
+    const calls = this.graph.nodesOf(bn.layer).length;
+    if (calls !== 1) {
+      this.skipped.push({
+        batchNorm: bn.layer.name,
+        reason: `the BN layer is shared (called ${calls} times)`,
+      });
+      return;
+    }
+    const backward = this.tryBackward(bn);
+    if (backward === null) return;
+    const forward = this.tryForward(bn);
+    if (forward === null) return;
+    this.skipped.push({
+      batchNorm: bn.layer.name,
+      reason: `cannot fold into the preceding layer: ${backward}; nor into the next: ${forward}`,
+    });
+  }
+
+  substitutions(): Map<Layer, Substitution> {
+    const subs = new Map<Layer, Substitution>();
+    for (const layer of this.removed) subs.set(layer, { remove: true });
+    for (const edit of this.edits.values()) {
+      if (!this.owned.includes(edit.kernel)) continue; // looked at, never changed
+      subs.set(edit.layer, {
+        replace: {
+          className: edit.layer.getClassName(),
+          config: { ...edit.config, useBias: true },
+          weights: [edit.kernel, edit.bias!],
+        },
+      });
+    }
+    return subs;
+  }
+
+  dispose(): void {
+    tf.dispose(this.owned);
+  }
+}
+
+/**
+ * Folds every BatchNorm of `model` that can be folded into an adjacent linear layer, for inference.
+ *
+ * A BatchNorm (the pack's `BatchNorm` or the built-in `BatchNormalization`) at inference is the
+ * per-channel affine map `y = s·x + t`, `s = γ/√(σ²+ε)`, `t = β − μ·s`. When it directly follows a
+ * Dense, Conv1D, Conv2D, DepthwiseConv2D or Conv2DTranspose layer with a linear activation whose
+ * output nothing else reads, it is folded into that layer (a bias is added where there was none):
+ *
+ *   W' = W·γ/√(σ²+ε),   b' = (b−μ)·γ/√(σ²+ε) + β        (per output channel)
+ *
+ * channels-last and channels-first (the conv's `dataFormat` must match the BN's axis). When that is
+ * impossible (e.g. a ReLU in between) it is folded forward into the next layer if that layer is a
+ * Dense, Conv1D, Conv2D or DepthwiseConv2D reading only the BN, with padding 'valid' for convs:
+ *
+ *   W'' = W·s (per input channel),   b'' = b + Σ t·W
+ *
+ * Every other BN stays, listed in `skipped` with the reason. BNs are visited in topological order,
+ * so folds compose. A built-in channels-first BN (which tfjs 4.22 evaluates along the wrong axis,
+ * tfjs#1106) folds into the *correct* affine map.
+ *
+ * @returns a new, uncompiled functional LayersModel (built with {@link rewriteModel}; the input model
+ *   and its weights are untouched), and the lists `folded` and `skipped`. A model whose BNs all fold
+ *   contains only built-in layers and loads with plain `tf.loadLayersModel`.
+ * @throws DropnormValueError if `model` is not a LayersModel, a BN's moving variance is not finite
+ *   (or σ²+ε ≤ 0), or a layer's class is not registered with tfjs (it cannot be re-created).
+ */
+export function foldBatchNorm(model: tf.LayersModel): FoldBatchNormResult {
+  const owner = 'foldBatchNorm';
+  assertLayersModel(owner, model);
+  const graph = modelGraph(model);
+  const bns = graph.nodes.filter((n) => isBatchNormLayer(n.layer));
+  // Validate every BN first: a broken model fails before any work, whatever is foldable.
+  for (const bn of bns) readBatchNormStatistics(owner, bn.layer);
+  const folder = new Folder(graph);
+  try {
+    for (const bn of bns) folder.fold(bn);
+    const folded = rewriteModel(model, folder.substitutions(), { owner });
+    return { model: folded, folded: folder.folded, skipped: folder.skipped };
+  } finally {
+    folder.dispose();
+  }
+}

@@ -1,0 +1,9 @@
+/** Whole-model transforms, all built on one graph-rewrite helper ({@link rewriteModel}). */
+export { foldBatchNorm } from './fold_batch_norm';
+export type { FoldBatchNormResult, FoldedBatchNorm, SkippedBatchNorm } from './fold_batch_norm';
+export { recalibrateBatchNorm } from './recalibrate';
+export type { RecalibrateOptions, RecalibratedBatchNorm, RecalibrationData } from './recalibrate';
+export { convertToBuiltins, convertToDropnorm, CUMULATIVE_FALLBACK_MOMENTUM } from './convert';
+export type { ConvertToDropnormOptions } from './convert';
+export { modelGraph, rewriteModel } from './rewrite';
+export type { GraphNode, LayerSpec, ModelGraph, RewriteOptions, Substitution } from './rewrite';

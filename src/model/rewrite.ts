@@ -1,0 +1,273 @@
+/**
+ * The one graph-rewrite helper under every whole-model transform: clone a LayersModel with
+ * substitutions (replace a layer by another, or remove a one-input layer by routing its input
+ * through). foldBatchNorm, convertToDropnorm and convertToBuiltins are all built on it.
+ *
+ * The graph is read from the model's own topology (each SymbolicTensor's producing node, each
+ * node's input and output tensors), starting at `model.outputs`, so Sequential and functional
+ * models, multiple inputs and outputs, shared layers and residual branches all take the same path.
+ * Every layer is re-created from `getClassName()` + `getConfig()` through tfjs's SerializationMap,
+ * so the clone owns new layer objects and new weight variables holding copied values.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { invalidArgument } from '../errors';
+
+type Layer = tf.layers.Layer;
+type SymbolicTensor = tf.SymbolicTensor;
+type ConfigDict = tf.serialization.ConfigDict;
+
+/** A call of a layer inside the model: the layer, its input and output tensors. */
+export interface GraphNode {
+  layer: Layer;
+  inputs: SymbolicTensor[];
+  outputs: SymbolicTensor[];
+  /** Keyword arguments of the call (tfjs's `Node.callArgs`), passed again when rebuilding. */
+  callArgs: Record<string, unknown>;
+}
+
+/** The model's graph in topological order, with the queries transforms need. */
+export interface ModelGraph {
+  model: tf.LayersModel;
+  /** Every layer call reachable from the outputs (input layers excluded), producers first. */
+  nodes: GraphNode[];
+  /** The node producing `tensor`, or null for a model input. */
+  producer(tensor: SymbolicTensor): GraphNode | null;
+  /** The nodes reading `tensor`. */
+  consumers(tensor: SymbolicTensor): GraphNode[];
+  /** How many times `tensor` is read: by nodes, plus once per model output it is. */
+  useCount(tensor: SymbolicTensor): number;
+  /** The calls of `layer` in this model (more than one for a shared layer). */
+  nodesOf(layer: Layer): GraphNode[];
+}
+
+/** A layer to create: class name (as registered with tfjs), config, and optionally its weights. */
+export interface LayerSpec {
+  className: string;
+  config: ConfigDict;
+  /** Values for `setWeights` after the layer is built; default: the replaced layer's weights. */
+  weights?: tf.Tensor[];
+}
+
+/** What to do with a layer when cloning: replace it, or remove it (its one input passes through). */
+export type Substitution = { replace: LayerSpec } | { remove: true };
+
+interface TfNode {
+  inputTensors: SymbolicTensor[];
+  outputTensors: SymbolicTensor[];
+  callArgs?: Record<string, unknown>;
+}
+
+function isInputLayer(layer: Layer): boolean {
+  return layer.getClassName() === 'InputLayer';
+}
+
+/** Throws unless `model` is a tf.LayersModel (Sequential or functional). */
+export function assertLayersModel(owner: string, model: unknown): asserts model is tf.LayersModel {
+  if (!(model instanceof tf.LayersModel)) {
+    const what =
+      model == null
+        ? String(model)
+        : ((model as object).constructor?.name ?? typeof model) || typeof model;
+    throw invalidArgument(
+      owner,
+      'model',
+      what,
+      'to be a tf.LayersModel (tf.sequential or tf.model)',
+      'Graph models from tf.loadGraphModel are not supported; load a layers model with tf.loadLayersModel.',
+    );
+  }
+}
+
+/** Reads the model's graph; see {@link ModelGraph}. */
+export function modelGraph(model: tf.LayersModel): ModelGraph {
+  const nodes: GraphNode[] = [];
+  const byTfNode = new Map<TfNode, GraphNode>();
+  const producerOf = new Map<SymbolicTensor, GraphNode | null>();
+  const consumersOf = new Map<SymbolicTensor, GraphNode[]>();
+  const byLayer = new Map<Layer, GraphNode[]>();
+
+  const tfNodeOf = (t: SymbolicTensor): TfNode =>
+    (t.sourceLayer as unknown as { inboundNodes: TfNode[] }).inboundNodes[t.nodeIndex];
+
+  // Depth-first from the outputs, post-order: every producer is listed before its consumers.
+  // Iterative, so deep models do not overflow the stack.
+  const visit = (root: SymbolicTensor): void => {
+    const stack: Array<{ t: SymbolicTensor; expanded: boolean }> = [{ t: root, expanded: false }];
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1];
+      const tfNode = tfNodeOf(top.t);
+      if (producerOf.has(top.t) || isInputLayer(top.t.sourceLayer)) {
+        if (!producerOf.has(top.t)) producerOf.set(top.t, null);
+        stack.pop();
+        continue;
+      }
+      const known = byTfNode.get(tfNode);
+      if (known) {
+        producerOf.set(top.t, known);
+        stack.pop();
+        continue;
+      }
+      if (!top.expanded) {
+        top.expanded = true;
+        for (const input of [...tfNode.inputTensors].reverse()) {
+          if (!producerOf.has(input)) stack.push({ t: input, expanded: false });
+        }
+        continue;
+      }
+      const node: GraphNode = {
+        layer: top.t.sourceLayer,
+        inputs: [...tfNode.inputTensors],
+        outputs: [...tfNode.outputTensors],
+        callArgs: { ...(tfNode.callArgs ?? {}) },
+      };
+      byTfNode.set(tfNode, node);
+      nodes.push(node);
+      for (const out of node.outputs) producerOf.set(out, node);
+      for (const input of node.inputs) {
+        const list = consumersOf.get(input) ?? [];
+        list.push(node);
+        consumersOf.set(input, list);
+      }
+      const calls = byLayer.get(node.layer) ?? [];
+      calls.push(node);
+      byLayer.set(node.layer, calls);
+      stack.pop();
+    }
+  };
+  for (const output of model.outputs) visit(output);
+
+  return {
+    model,
+    nodes,
+    producer: (t) => producerOf.get(t) ?? null,
+    consumers: (t) => consumersOf.get(t) ?? [],
+    useCount: (t) =>
+      (consumersOf.get(t)?.length ?? 0) + model.outputs.filter((o) => o === t).length,
+    nodesOf: (layer) => byLayer.get(layer) ?? [],
+  };
+}
+
+/**
+ * A new layer object from a class name and config, through tfjs's SerializationMap (the path
+ * `tf.models.modelFromJSON` takes). The config is deep-copied first.
+ */
+export function createLayer(owner: string, spec: LayerSpec, layerName: string): Layer {
+  const entry = tf.serialization.SerializationMap.getMap().classNameMap[spec.className];
+  if (entry == null) {
+    throw invalidArgument(
+      owner,
+      `the class of layer '${layerName}'`,
+      spec.className,
+      'to be registered with tfjs (tf.serialization.registerClass)',
+      'Custom layers must be registered so the model can be cloned (and saved and loaded).',
+    );
+  }
+  const [cls, fromConfig] = entry;
+  const config = JSON.parse(JSON.stringify(spec.config)) as ConfigDict;
+  return fromConfig(cls, config) as unknown as Layer;
+}
+
+/** Options of {@link rewriteModel}. */
+export interface RewriteOptions {
+  /** Who is asking, for error messages (default 'rewriteModel'). */
+  owner?: string;
+  /** Name of the new model (default: the input model's name). */
+  name?: string;
+}
+
+/**
+ * Clones `model` with `substitutions` applied: a new functional LayersModel (a Sequential input
+ * gives an equivalent functional model; the clone is not compiled) whose layers are new objects
+ * re-created from their configs, holding copies of the original weights, except that
+ * - `{ replace: spec }` creates the layer `spec` instead (with `spec.weights`, or the old layer's
+ *   weights when omitted), called with the same inputs,
+ * - `{ remove: true }` drops a layer of one input and one output: its consumers read its input.
+ *
+ * A shared layer is re-created once and called at every place the original was. Input layers keep
+ * their names, shapes and dtypes. The input model is never modified. Every class is checked before
+ * anything is built, so an unregistered layer fails with a clear error and nothing is created.
+ */
+export function rewriteModel(
+  model: tf.LayersModel,
+  substitutions: ReadonlyMap<Layer, Substitution> = new Map(),
+  options: RewriteOptions = {},
+): tf.LayersModel {
+  const owner = options.owner ?? 'rewriteModel';
+  assertLayersModel(owner, model);
+  const graph = modelGraph(model);
+  const registry = tf.serialization.SerializationMap.getMap().classNameMap;
+
+  const specs = new Map<Layer, LayerSpec | null>();
+  for (const node of graph.nodes) {
+    if (specs.has(node.layer)) continue;
+    const sub = substitutions.get(node.layer);
+    if (sub && 'remove' in sub) {
+      if (node.inputs.length !== 1 || node.outputs.length !== 1) {
+        throw invalidArgument(
+          owner,
+          `inputs and outputs of the removed layer '${node.layer.name}'`,
+          `${node.inputs.length} and ${node.outputs.length}`,
+          'to be one each',
+        );
+      }
+      specs.set(node.layer, null);
+      continue;
+    }
+    const spec: LayerSpec = sub
+      ? sub.replace
+      : { className: node.layer.getClassName(), config: node.layer.getConfig() };
+    if (registry[spec.className] == null) createLayer(owner, spec, node.layer.name); // throws
+    specs.set(node.layer, spec);
+  }
+
+  const mapped = new Map<SymbolicTensor, SymbolicTensor>();
+  const newInputs = model.inputs.map((t) => {
+    const input = tf.input({ batchShape: t.shape, dtype: t.dtype, name: t.sourceLayer.name });
+    mapped.set(t, input);
+    return input;
+  });
+  const newLayers = new Map<Layer, Layer>();
+  for (const node of graph.nodes) {
+    const inputs = node.inputs.map((t) => {
+      const m = mapped.get(t);
+      if (m == null) {
+        throw new Error(
+          `${owner}: tensor '${t.name}' feeding layer '${node.layer.name}' is not computed from the model inputs.`,
+        );
+      }
+      return m;
+    });
+    const spec = specs.get(node.layer);
+    if (spec === null) {
+      mapped.set(node.outputs[0], inputs[0]);
+      continue;
+    }
+    let layer = newLayers.get(node.layer);
+    if (!layer) {
+      layer = createLayer(owner, spec!, node.layer.name);
+      newLayers.set(node.layer, layer);
+    }
+    const out = layer.apply(inputs.length === 1 ? inputs[0] : inputs, node.callArgs);
+    const outs = (Array.isArray(out) ? out : [out]) as SymbolicTensor[];
+    node.outputs.forEach((t, i) => mapped.set(t, outs[i]));
+  }
+  const newOutputs = model.outputs.map((t) => mapped.get(t)!);
+  const clone = tf.model({
+    inputs: newInputs,
+    outputs: newOutputs,
+    name: options.name ?? model.name,
+  });
+
+  for (const [old, layer] of newLayers) {
+    const given = specs.get(old)!.weights;
+    if (given) {
+      layer.setWeights(given);
+    } else {
+      // Copies, so disposing either model never frees the other's weights.
+      const copies = tf.tidy(() => old.getWeights().map((w) => tf.clone(w)));
+      layer.setWeights(copies);
+      tf.dispose(copies);
+    }
+  }
+  return clone;
+}
