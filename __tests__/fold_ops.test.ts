@@ -4,7 +4,6 @@ import { randn, relativeDiff } from './fold_helpers';
 
 const {
   batchNormAffine,
-  foldAffineIntoKernel,
   foldAffineIntoNextKernel,
   foldBatchNormWeights,
   normalizeInference,

@@ -92,7 +92,9 @@ export function convertToBuiltins(model: tf.LayersModel): tf.LayersModel {
         'tf.layers.batchNormalization applies its statistics along the last axis whatever its axis (tfjs#1106), so it would compute wrong outputs; fold the BN (foldBatchNorm) or keep the pack layer.',
       );
     }
-    const { varianceCorrection: _vc, momentum, ...config } = layer.getConfig();
+    const config = layer.getConfig();
+    const momentum = config.momentum;
+    delete config.varianceCorrection;
     const n = batchNormWeightIndices(layer).movingVariance + 1;
     subs.set(layer, {
       replace: {

@@ -81,7 +81,7 @@ function checkLayout(owner: string, kernel: tf.Tensor, layout: KernelLayout): vo
 
 /** Number of output channels of a kernel: the BatchNorm after the layer has this many. */
 export function outputChannels(kernelShape: readonly number[], layout: KernelLayout): number {
-  const [a, b, c, d] = kernelShape;
+  const [, b, c, d] = kernelShape;
   switch (layout) {
     case 'dense':
       return b;
