@@ -2,12 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ops } from 'tfjs-dropnorm';
 import { randn, relativeDiff } from './fold_helpers';
 
-const {
-  batchNormAffine,
-  foldAffineIntoNextKernel,
-  foldBatchNormWeights,
-  normalizeInference,
-} = ops;
+const { batchNormAffine, foldAffineIntoNextKernel, foldBatchNormWeights, normalizeInference } = ops;
 
 function stats(
   c: number,
