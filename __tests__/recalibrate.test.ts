@@ -1,0 +1,175 @@
+import * as tf from '@tensorflow/tfjs';
+import { BatchNorm, layers as dn, recalibrateBatchNorm } from 'tfjs-dropnorm';
+import { randn, snapshotWeights } from './fold_helpers';
+
+const REL = 1e-4;
+
+/** max |a − b| / max |b| over two vectors. */
+function rel(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  return diff / scale;
+}
+
+/** Population mean and variance per channel (last axis) in float64, by two passes. */
+function population(x: tf.Tensor2D, unbiased: boolean): { mean: number[]; variance: number[] } {
+  const rows = x.arraySync();
+  const c = rows[0].length;
+  const mean = new Array(c).fill(0);
+  const variance = new Array(c).fill(0);
+  for (const r of rows) r.forEach((v, j) => (mean[j] += v / rows.length));
+  for (const r of rows) r.forEach((v, j) => (variance[j] += (v - mean[j]) ** 2));
+  const div = unbiased ? rows.length - 1 : rows.length;
+  return { mean, variance: variance.map((v) => v / div) };
+}
+
+/** Drifting data: batch k has mean 0.2·k and scale 1 + 0.1·k. */
+function driftingData(n: number, batches: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const parts = [];
+    for (let k = 0; k < batches; k++) parts.push(randn([n, 4], 100 + k, 0.2 * k, 1 + 0.1 * k));
+    return tf.concat(parts) as tf.Tensor2D;
+  });
+}
+
+async function trainedMlp(x: tf.Tensor2D) {
+  const dense1 = tf.layers.dense({ inputShape: [4], units: 6 });
+  const bn1 = dn.batchNorm({ momentum: 0.99 });
+  const dense2 = tf.layers.dense({ units: 5 });
+  const bn2 = tf.layers.batchNormalization({ momentum: 0.99 });
+  const model = tf.sequential({
+    layers: [
+      dense1,
+      bn1,
+      tf.layers.activation({ activation: 'relu' }),
+      tf.layers.dropout({ rate: 0.5 }),
+      dense2,
+      bn2,
+      tf.layers.dense({ units: 1 }),
+    ],
+  });
+  model.compile({ optimizer: tf.train.sgd(0.05), loss: 'meanSquaredError' });
+  const y = tf.sum(x, 1, true);
+  await model.fit(x, y, { epochs: 1, batchSize: 16, shuffle: false, verbose: 0 });
+  return { model, dense1, bn1, dense2, bn2 };
+}
+
+describe('recalibrateBatchNorm', () => {
+  it('after training with momentum 0.99 on drifting data, equals the population statistics', async () => {
+    const x = driftingData(32, 8);
+    const { model, dense1, bn1, dense2, bn2 } = await trainedMlp(x);
+    const mean1Before = bn1.getWeights()[2].dataSync().slice();
+
+    const result = await recalibrateBatchNorm(model, x, { batchSize: 24 });
+    expect(result).toEqual([
+      { name: bn1.name, count: 256, varianceCorrection: 'unbiased' },
+      { name: bn2.name, count: 256, varianceCorrection: 'biased' },
+    ]);
+
+    // BN1: population statistics of dense1(x), unbiased (the pack's default).
+    const z1 = dense1.apply(x) as tf.Tensor2D;
+    const p1 = population(z1, true);
+    const [g1, b1, m1, v1] = bn1.getWeights();
+    expect(rel(m1.dataSync(), p1.mean)).toBeLessThan(REL);
+    expect(rel(v1.dataSync(), p1.variance)).toBeLessThan(REL);
+    // The moving average lagged behind the drift: the test can tell the two apart.
+    expect(rel(mean1Before, p1.mean)).toBeGreaterThan(0.05);
+
+    // BN2 sees BN1's recalibrated statistics and Dropout in inference mode; biased (built-in).
+    const h = tf.relu(
+      tf.add(tf.mul(tf.div(tf.sub(z1, p1.mean), tf.sqrt(tf.add(p1.variance, 1e-3))), g1), b1),
+    );
+    const p2 = population(dense2.apply(h) as tf.Tensor2D, false);
+    const [, , m2, v2] = bn2.getWeights();
+    expect(rel(m2.dataSync(), p2.mean)).toBeLessThan(REL);
+    expect(rel(v2.dataSync(), p2.variance)).toBeLessThan(REL);
+  });
+
+  it('gives the same statistics for any batch size and for a tf.data.Dataset', async () => {
+    const x = driftingData(10, 5);
+    const { model, bn1, bn2 } = await trainedMlp(x);
+    const stats = () => [...bn1.getWeights().slice(2), ...bn2.getWeights().slice(2)];
+    await recalibrateBatchNorm(model, x, { batchSize: 50 });
+    const whole = stats().map((t) => t.dataSync().slice());
+    for (const source of [
+      () => recalibrateBatchNorm(model, x, { batchSize: 3 }),
+      () => recalibrateBatchNorm(model, tf.data.array(tf.unstack(x)).batch(7)),
+      () =>
+        recalibrateBatchNorm(
+          model,
+          tf.data
+            .zip({ xs: tf.data.array(tf.unstack(x)), ys: tf.data.array(tf.unstack(x)) })
+            .batch(16),
+        ),
+    ]) {
+      await source();
+      stats().forEach((t, i) => expect(rel(t.dataSync(), whole[i])).toBeLessThan(1e-5));
+    }
+  });
+
+  it('multi-input models, channels-first conv, biased pack BN; mutates only the moving statistics', async () => {
+    const a = tf.input({ shape: [2, 5, 5] });
+    const b = tf.input({ shape: [3] });
+    const conv = tf.layers.conv2d({ filters: 3, kernelSize: 3, dataFormat: 'channelsFirst' });
+    const bnA = dn.batchNorm({ axis: 1, varianceCorrection: 'biased' });
+    const bnB = dn.batchNorm({ momentum: null });
+    const ha = tf.layers.flatten().apply(bnA.apply(conv.apply(a))) as tf.SymbolicTensor;
+    const hb = bnB.apply(b) as tf.SymbolicTensor;
+    const out = tf.layers.concatenate().apply([ha, hb]) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: [a, b], outputs: out });
+    const xa = randn([9, 2, 5, 5], 1, 1, 2);
+    const xb = randn([9, 3], 2, -3, 0.5);
+    const before = snapshotWeights(model);
+
+    const result = await recalibrateBatchNorm(model, [xa, xb], { batchSize: 4 });
+    expect(result.map((r) => r.count)).toEqual([9 * 9, 9]);
+
+    // Channels-first: statistics over batch, height and width of channel axis 1, biased.
+    const z = tf.reshape(tf.transpose(conv.apply(xa) as tf.Tensor, [0, 2, 3, 1]), [-1, 3]);
+    const pa = population(z as tf.Tensor2D, false);
+    const [, , ma, va] = bnA.getWeights();
+    expect(rel(ma.dataSync(), pa.mean)).toBeLessThan(REL);
+    expect(rel(va.dataSync(), pa.variance)).toBeLessThan(REL);
+    const pb = population(xb as tf.Tensor2D, true);
+    const wb = bnB.getWeights();
+    expect(rel(wb[2].dataSync(), pb.mean)).toBeLessThan(REL);
+    expect(rel(wb[3].dataSync(), pb.variance)).toBeLessThan(REL);
+
+    // γ, β, num_batches_tracked and every other layer are as before.
+    const after = snapshotWeights(model);
+    const statIndices = new Set<number>();
+    let i = 0;
+    for (const w of model.weights) {
+      if (/moving_(mean|variance)/.test(w.originalName)) statIndices.add(i);
+      i++;
+    }
+    expect(statIndices.size).toBe(4);
+    after.forEach((w, j) => {
+      if (!statIndices.has(j)) expect(w).toEqual(before[j]);
+    });
+    expect(model.layers.filter((l) => l instanceof BatchNorm).length).toBe(2);
+  });
+
+  it('rejects bad input with a clear error', async () => {
+    const model = tf.sequential({ layers: [dn.batchNorm({ inputShape: [2] })] });
+    await expect(recalibrateBatchNorm({} as tf.LayersModel, tf.zeros([2, 2]))).rejects.toThrow(
+      /recalibrateBatchNorm: expected model to be a tf.LayersModel/,
+    );
+    await expect(recalibrateBatchNorm(model, [1, 2] as unknown as tf.Tensor)).rejects.toThrow(
+      /expected data to be a tf.Tensor, an array of tf.Tensor/,
+    );
+    await expect(recalibrateBatchNorm(model, [tf.zeros([2, 2]), tf.zeros([2, 2])])).rejects.toThrow(
+      /number of input tensors to equal the model's 1 inputs/,
+    );
+    await expect(recalibrateBatchNorm(model, tf.zeros([2, 2]), { batchSize: 0 })).rejects.toThrow(
+      /batchSize to be an integer/,
+    );
+    await expect(recalibrateBatchNorm(model, tf.zeros([1, 2]))).rejects.toThrow(
+      /at least 2 under varianceCorrection 'unbiased'/,
+    );
+  });
+});
