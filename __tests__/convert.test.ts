@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {
   BatchNorm,
+  Dropout,
   CUMULATIVE_FALLBACK_MOMENTUM,
   PACK_CLASS_NAMES,
   convertToBuiltins,
@@ -21,7 +22,7 @@ function builtinCnn(): tf.LayersModel {
       tf.layers.conv2d({ inputShape: [6, 6, 2], filters: 3, kernelSize: 3, activation: 'relu' }),
       tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-2 }),
       tf.layers.flatten(),
-      tf.layers.dropout({ rate: 0.3 }),
+      tf.layers.dropout({ rate: 0.3, seed: 7, noiseShape: [1, 48] }),
       tf.layers.dense({ units: 4 }),
       tf.layers.batchNormalization({ center: false }),
     ],
@@ -46,6 +47,34 @@ describe('convertToDropnorm / convertToBuiltins', () => {
     expect(
       (biased.layers.find((l) => l instanceof BatchNorm) as BatchNorm).varianceCorrection,
     ).toBe('biased');
+  });
+
+  it('swaps the built-in Dropout for the pack Dropout and back, keeping rate, noiseShape, seed', () => {
+    const ours = convertToDropnorm(builtinCnn());
+    const drop = ours.layers.find((l) => l.getClassName() === Dropout.className) as Dropout;
+    expect(drop).toBeInstanceOf(Dropout);
+    expect([drop.rate, drop.seed, drop.noiseShape, drop.mode]).toEqual([
+      0.3,
+      7,
+      [1, 48],
+      'inverted',
+    ]);
+    const back = convertToBuiltins(ours).layers.find((l) => l.getClassName() === 'Dropout')!;
+    expect(back.getConfig()).toMatchObject({ rate: 0.3, seed: 7, noiseShape: [1, 48] });
+    const unseeded = convertToBuiltins(
+      tf.sequential({ layers: [dn.dropout({ inputShape: [3], rate: 0.2 })] }),
+    ).layers[1].getConfig();
+    expect(unseeded.rate).toBe(0.2);
+    expect(unseeded.seed).toBeUndefined();
+  });
+
+  it('refuses to convert a classic-mode Dropout to the built-in', () => {
+    const model = tf.sequential({
+      layers: [dn.dropout({ inputShape: [3], rate: 0.2, mode: 'classic', name: 'classic_drop' })],
+    });
+    expect(() => convertToBuiltins(model)).toThrow(
+      /mode of Dropout 'classic_drop' to be 'inverted'.*received.*"classic"/,
+    );
   });
 
   it('round trips give identical predictions, and the input model is untouched', () => {

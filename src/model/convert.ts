@@ -6,9 +6,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { invalidArgument } from '../errors';
 import { BatchNorm } from '../layers/batch_norm';
+import { Dropout } from '../layers/dropout';
 import { VarianceCorrection } from '../ops/batch_norm';
 import { BUILTIN_BATCH_NORM, batchNormAxis, batchNormWeightIndices } from './batch_norm_layers';
-import { Substitution, assertLayersModel, modelGraph, rewriteModel } from './rewrite';
+import { LayerSpec, Substitution, assertLayersModel, modelGraph, rewriteModel } from './rewrite';
 
 type Layer = tf.layers.Layer;
 
@@ -24,9 +25,12 @@ export interface ConvertToDropnormOptions {
 /** Momentum given to a built-in BN converted from a cumulative (`momentum: null`) BatchNorm. */
 export const CUMULATIVE_FALLBACK_MOMENTUM = 0.99;
 
+const BUILTIN_DROPOUT = 'Dropout';
+
 /**
  * Replaces every built-in `BatchNormalization` by the pack's {@link BatchNorm} with the same
- * config and weights (γ, β, moving mean and variance carried over).
+ * config and weights (γ, β, moving mean and variance carried over), and every built-in `Dropout` by
+ * the pack's {@link Dropout} (same rate, noiseShape and seed; mode 'inverted', the built-in's).
  *
  * Inference outputs are identical, except for channels-first BNs (axis ≠ −1 on rank ≥ 3), which
  * the built-in evaluates along the wrong axis (tfjs#1106) and the pack's evaluates correctly.
@@ -53,11 +57,19 @@ export function convertToDropnorm(
   const subs = new Map<Layer, Substitution>();
   for (const node of modelGraph(model).nodes) {
     const layer = node.layer;
-    if (layer.getClassName() === BUILTIN_BATCH_NORM && !subs.has(layer)) {
+    if (subs.has(layer)) continue;
+    if (layer.getClassName() === BUILTIN_BATCH_NORM) {
       subs.set(layer, {
         replace: {
           className: BatchNorm.className,
           config: { ...layer.getConfig(), varianceCorrection },
+        },
+      });
+    } else if (layer.getClassName() === BUILTIN_DROPOUT) {
+      subs.set(layer, {
+        replace: {
+          className: Dropout.className,
+          config: { ...layer.getConfig(), mode: 'inverted' },
         },
       });
     }
@@ -68,8 +80,9 @@ export function convertToDropnorm(
 /**
  * Replaces every pack {@link BatchNorm} by a built-in `BatchNormalization` with the same config
  * and weights; `num_batches_tracked` (cumulative mode) is dropped and `momentum: null` becomes
- * {@link CUMULATIVE_FALLBACK_MOMENTUM}, as the built-in has no cumulative mode. Inference outputs
- * are identical.
+ * {@link CUMULATIVE_FALLBACK_MOMENTUM}, as the built-in has no cumulative mode. Every pack
+ * {@link Dropout} becomes a built-in `Dropout` (rate, noiseShape, seed; a seeded built-in draws the
+ * same mask at every call). Inference outputs are identical.
  *
  * @returns a new, uncompiled functional LayersModel; the input model is untouched.
  * @throws DropnormValueError for a channels-first BatchNorm (axis ≠ last on a rank ≥ 3 input): the
@@ -81,7 +94,12 @@ export function convertToBuiltins(model: tf.LayersModel): tf.LayersModel {
   const subs = new Map<Layer, Substitution>();
   for (const node of modelGraph(model).nodes) {
     const layer = node.layer;
-    if (!(layer instanceof BatchNorm) || subs.has(layer)) continue;
+    if (subs.has(layer)) continue;
+    if (layer instanceof Dropout) {
+      subs.set(layer, { replace: builtinDropout(owner, layer) });
+      continue;
+    }
+    if (!(layer instanceof BatchNorm)) continue;
     const rank = node.inputs[0].shape.length;
     if (batchNormAxis(layer, rank) !== rank - 1) {
       throw invalidArgument(
@@ -105,4 +123,21 @@ export function convertToBuiltins(model: tf.LayersModel): tf.LayersModel {
     });
   }
   return rewriteModel(model, subs, { owner });
+}
+
+function builtinDropout(owner: string, layer: Dropout): LayerSpec {
+  if (layer.mode !== 'inverted') {
+    throw invalidArgument(
+      owner,
+      `the mode of Dropout '${layer.name}'`,
+      layer.mode,
+      "to be 'inverted'",
+      "tf.layers.dropout has no 'classic' mode (it would drop the (1−rate) inference scaling); keep the pack layer.",
+    );
+  }
+  const config = layer.getConfig();
+  delete config.mode;
+  if (config.seed == null) delete config.seed;
+  if (config.noiseShape == null) delete config.noiseShape;
+  return { className: BUILTIN_DROPOUT, config };
 }
