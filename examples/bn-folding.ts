@@ -1,0 +1,280 @@
+/**
+ * BatchNorm folding: train a small CNN (with the pack's BatchNorm) and an MLP (with the built-in
+ * BatchNormalization) on MNIST, fold every BN into the layer before it with `foldBatchNorm`, and
+ * compare the two models on the active backend: max abs output difference, parameter count,
+ * model.json + weights size, and predict latency (median of interleaved runs).
+ *
+ *   npx tsx examples/bn-folding.ts [--quick] [--backend cpu|wasm] [--out reports/bn-folding]
+ *
+ * Training always runs on cpu (the wasm backend has no Conv2DBackpropFilter); the measurements run
+ * on the backend `pickBackend` chooses (wasm when installed, or `--backend`).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { foldBatchNorm, layers as dn } from 'tfjs-dropnorm';
+import { pickBackend } from 'tfjs-dropnorm/node';
+import { parseArgs } from './lib/cli';
+import { mnistSplit, toTensors } from './lib/mnist';
+import { ProgressBar } from './lib/progress';
+import { fmt, formatTable, markdownTable, writeMarkdown, writeResults } from './lib/report';
+
+const args = parseArgs(
+  {
+    quick: false,
+    backend: '',
+    out: 'reports/bn-folding',
+    seed: 1,
+    runs: 41,
+    trainPerClass: 200,
+    epochs: 2,
+    batch: 64,
+  },
+  process.argv.slice(2),
+  { usage: 'npx tsx examples/bn-folding.ts [--quick] [--backend cpu|wasm]' },
+);
+if (args.quick) {
+  args.runs = Math.min(args.runs, 21);
+  args.trainPerClass = Math.min(args.trainPerClass, 30);
+  args.epochs = 1;
+}
+
+/** conv (no bias) → BN → ReLU, twice, then a Dense → BN → ReLU head: the ResNet-style pattern. */
+function cnn(seed: number): tf.LayersModel {
+  const init = (k: number) => tf.initializers.heNormal({ seed: seed + k });
+  return tf.sequential({
+    name: 'cnn',
+    layers: [
+      tf.layers.reshape({ inputShape: [784], targetShape: [28, 28, 1] }),
+      tf.layers.conv2d({
+        filters: 8,
+        kernelSize: 3,
+        padding: 'same',
+        useBias: false,
+        kernelInitializer: init(1),
+      }),
+      dn.batchNorm(),
+      tf.layers.activation({ activation: 'relu' }),
+      tf.layers.maxPooling2d({ poolSize: 2 }),
+      tf.layers.conv2d({
+        filters: 16,
+        kernelSize: 3,
+        padding: 'same',
+        useBias: false,
+        kernelInitializer: init(2),
+      }),
+      dn.batchNorm(),
+      tf.layers.activation({ activation: 'relu' }),
+      tf.layers.maxPooling2d({ poolSize: 2 }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 32, useBias: false, kernelInitializer: init(3) }),
+      dn.batchNorm(),
+      tf.layers.activation({ activation: 'relu' }),
+      tf.layers.dense({ units: 10, kernelInitializer: init(4) }),
+    ],
+  });
+}
+
+/** Dense → BN → ReLU blocks with the built-in BatchNormalization. */
+function mlp(seed: number): tf.LayersModel {
+  const init = (k: number) => tf.initializers.heNormal({ seed: seed + k });
+  const layers: tf.layers.Layer[] = [];
+  [256, 128, 64].forEach((units, i) => {
+    layers.push(
+      tf.layers.dense({
+        units,
+        kernelInitializer: init(i),
+        ...(i === 0 ? { inputShape: [784] } : {}),
+      }),
+      tf.layers.batchNormalization(),
+      tf.layers.activation({ activation: 'relu' }),
+    );
+  });
+  layers.push(tf.layers.dense({ units: 10, kernelInitializer: init(9) }));
+  return tf.sequential({ name: 'mlp', layers });
+}
+
+/** Bytes of model.json (topology + weights manifest) and of the weights, as `model.save` writes. */
+async function savedSize(model: tf.LayersModel): Promise<{ json: number; weights: number }> {
+  let sizes = { json: 0, weights: 0 };
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      const json = JSON.stringify({
+        modelTopology: artifacts.modelTopology,
+        weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
+        format: artifacts.format,
+        generatedBy: artifacts.generatedBy,
+        convertedBy: artifacts.convertedBy,
+      });
+      const data = artifacts.weightData;
+      const weights = Array.isArray(data)
+        ? data.reduce((s, b) => s + b.byteLength, 0)
+        : (data?.byteLength ?? 0);
+      sizes = { json: Buffer.byteLength(json), weights };
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  return sizes;
+}
+
+/** Mean ms of `reps` back-to-back predict calls, each read back (so the work is done). */
+async function timeCalls(model: tf.LayersModel, x: tf.Tensor, reps: number): Promise<number> {
+  const start = performance.now();
+  for (let i = 0; i < reps; i++) {
+    const y = model.predict(x) as tf.Tensor;
+    await y.data();
+    y.dispose();
+  }
+  return (performance.now() - start) / reps;
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/**
+ * Median predict latency of each model. Samples are interleaved (a, b, b, a, …) so load changes hit
+ * both; each sample averages enough calls to last ~25 ms, so timer and scheduler jitter stay small.
+ */
+async function interleavedLatency(
+  a: tf.LayersModel,
+  b: tf.LayersModel,
+  x: tf.Tensor,
+  runs: number,
+): Promise<[number, number]> {
+  await timeCalls(a, x, 3);
+  await timeCalls(b, x, 3);
+  const reps = Math.max(1, Math.ceil(25 / (await timeCalls(a, x, 3))));
+  const ta: number[] = [];
+  const tb: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    if (i % 2 === 0) {
+      ta.push(await timeCalls(a, x, reps));
+      tb.push(await timeCalls(b, x, reps));
+    } else {
+      tb.push(await timeCalls(b, x, reps));
+      ta.push(await timeCalls(a, x, reps));
+    }
+  }
+  return [median(ta), median(tb)];
+}
+
+interface Row {
+  model: string;
+  batchNorms: number;
+  folded: number;
+  skipped: number;
+  heldOutAccuracy: number;
+  maxAbsDiff: number;
+  maxAbsOutput: number;
+  params: [number, number];
+  jsonBytes: [number, number];
+  weightBytes: [number, number];
+  latencyMs: [number, number];
+  latencyRatio: number;
+  batch: number;
+}
+
+async function main(): Promise<void> {
+  await tf.setBackend('cpu');
+  const { train, heldOut } = mnistSplit({
+    trainPerClass: args.trainPerClass,
+    heldOutPerClass: 50,
+    seed: args.seed,
+  });
+  const trainT = toTensors(train);
+  const testT = toTensors(heldOut);
+
+  const trained: tf.LayersModel[] = [];
+  for (const make of [cnn, mlp]) {
+    const model = make(args.seed);
+    model.compile({
+      optimizer: tf.train.adam(1e-3),
+      loss: 'categoricalCrossentropy',
+      metrics: ['acc'],
+    });
+    const steps = Math.ceil(train.n / 32) * args.epochs;
+    const bar = new ProgressBar(steps, { label: `train ${model.name} (cpu)` });
+    await model.fit(trainT.xs, trainT.ys, {
+      epochs: args.epochs,
+      batchSize: 32,
+      verbose: 0,
+      callbacks: { onBatchEnd: async () => bar.tick() },
+    });
+    bar.done();
+    trained.push(model);
+  }
+
+  const backend = await pickBackend({ backend: args.backend || undefined, argv: [] });
+  const rows: Row[] = [];
+  for (const model of trained) {
+    const { model: folded, folded: list, skipped } = foldBatchNorm(model);
+    const x = testT.xs;
+    const [before, after] = [model.predict(x) as tf.Tensor, folded.predict(x) as tf.Tensor];
+    const maxAbsDiff = tf.max(tf.abs(tf.sub(before, after))).dataSync()[0];
+    const maxAbsOutput = tf.max(tf.abs(before)).dataSync()[0];
+    const accuracy = tf
+      .mean(tf.cast(tf.equal(tf.argMax(before, 1), tf.argMax(testT.ys, 1)), 'float32'))
+      .dataSync()[0];
+    const [s0, s1] = [await savedSize(model), await savedSize(folded)];
+    for (const batch of [1, args.batch]) {
+      const xb = tf.slice(x, 0, batch);
+      const [t0, t1] = await interleavedLatency(model, folded, xb, args.runs);
+      xb.dispose();
+      rows.push({
+        model: model.name,
+        batchNorms: list.length + skipped.length,
+        folded: list.length,
+        skipped: skipped.length,
+        heldOutAccuracy: accuracy,
+        maxAbsDiff,
+        maxAbsOutput,
+        params: [model.countParams(), folded.countParams()],
+        jsonBytes: [s0.json, s1.json],
+        weightBytes: [s0.weights, s1.weights],
+        latencyMs: [t0, t1],
+        latencyRatio: t1 / t0,
+        batch,
+      });
+    }
+  }
+
+  const header = [
+    'model',
+    'BN folded',
+    'max |Δ| (rel)',
+    'params before → after',
+    'model.json B',
+    'weights B',
+    `predict ms (${backend})`,
+    'ratio',
+  ];
+  const table = rows.map((r) => [
+    `${r.model} (batch ${r.batch})`,
+    `${r.folded}/${r.batchNorms}`,
+    `${fmt(r.maxAbsDiff)} (${fmt(r.maxAbsDiff / r.maxAbsOutput)})`,
+    `${r.params[0]} → ${r.params[1]}`,
+    `${r.jsonBytes[0]} → ${r.jsonBytes[1]}`,
+    `${r.weightBytes[0]} → ${r.weightBytes[1]}`,
+    `${fmt(r.latencyMs[0])} → ${fmt(r.latencyMs[1])}`,
+    fmt(r.latencyRatio),
+  ]);
+  console.log(formatTable(header, table));
+  const md = [
+    `# BatchNorm folding (backend ${backend}, tfjs ${tf.version.tfjs})`,
+    '',
+    `Trained on ${train.n} MNIST digits for ${args.epochs} epoch(s) on cpu; measured on ${heldOut.n} held-out digits. ` +
+      `Latency: median over ${args.runs} interleaved samples per model, each the mean of enough predict calls to last ~25 ms.`,
+    '',
+    markdownTable(header, table),
+    '',
+  ].join('\n');
+  writeMarkdown(args.out, md);
+  writeResults(args.out, { backend, tfjs: tf.version.tfjs, args, rows });
+  console.log(`\nreport: ${args.out}/report.md`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
