@@ -68,7 +68,7 @@ function cnn(seed: number): tf.LayersModel {
       tf.layers.dense({ units: 32, useBias: false, kernelInitializer: init(3) }),
       dn.batchNorm(),
       tf.layers.activation({ activation: 'relu' }),
-      tf.layers.dense({ units: 10, kernelInitializer: init(4) }),
+      tf.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: init(4) }),
     ],
   });
 }
@@ -88,7 +88,7 @@ function mlp(seed: number): tf.LayersModel {
       tf.layers.activation({ activation: 'relu' }),
     );
   });
-  layers.push(tf.layers.dense({ units: 10, kernelInitializer: init(9) }));
+  layers.push(tf.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: init(9) }));
   return tf.sequential({ name: 'mlp', layers });
 }
 
