@@ -282,6 +282,50 @@ describe('foldBatchNorm: skipped BNs are reported and predictions still equal', 
   });
 });
 
+describe('foldBatchNorm: fuseActivations', () => {
+  function block(): tf.LayersModel {
+    const input = tf.input({ shape: [6, 6, 2] });
+    let h = tf.layers.conv2d({ filters: 3, kernelSize: 3, useBias: false }).apply(input);
+    h = dn.batchNorm().apply(h);
+    h = tf.layers.activation({ activation: 'relu' }).apply(h);
+    h = tf.layers.flatten().apply(h);
+    const d = tf.layers.dense({ units: 4 }).apply(h) as tf.SymbolicTensor;
+    const t = tf.layers.activation({ activation: 'tanh' }).apply(d) as tf.SymbolicTensor;
+    // d has a second consumer, so its tanh cannot move into the Dense.
+    const out = tf.layers.concatenate().apply([t, d]) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: out });
+    randomizeBatchNorms(model, 51);
+    return model;
+  }
+
+  it('merges an Activation into the linear layer before it, through a folded BN', () => {
+    const model = block();
+    const x = randn([3, 6, 6, 2], 52);
+    const reference = predict(model, x);
+    const result = foldBatchNorm(model, { fuseActivations: true });
+    expect(relativeDiff(predict(result.model, x), reference)).toBeLessThan(TOL);
+    expect(result.fusedActivations).toEqual([
+      { activation: model.layers[3].name, into: model.layers[1].name },
+    ]);
+    const conv = result.model.layers.find((l) => l.getClassName() === 'Conv2D')!;
+    expect(conv.getConfig().activation).toBe('relu');
+    expect(result.model.layers.map((l) => l.getClassName())).toEqual([
+      'InputLayer',
+      'Conv2D',
+      'Flatten',
+      'Dense',
+      'Activation',
+      'Concatenate',
+    ]);
+  });
+
+  it('is off by default', () => {
+    const result = foldBatchNorm(block());
+    expect(result.fusedActivations).toEqual([]);
+    expect(result.model.layers.filter((l) => l.getClassName() === 'Activation').length).toBe(2);
+  });
+});
+
 describe('foldBatchNorm: the input model and the output model', () => {
   function mlp(): tf.LayersModel {
     const model = tf.sequential({

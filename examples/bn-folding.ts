@@ -161,9 +161,11 @@ async function interleavedLatency(
 
 interface Row {
   model: string;
+  variant: string;
   batchNorms: number;
   folded: number;
-  skipped: number;
+  fusedActivations: number;
+  layers: [number, number];
   heldOutAccuracy: number;
   maxAbsDiff: number;
   maxAbsOutput: number;
@@ -208,40 +210,48 @@ async function main(): Promise<void> {
   const backend = await pickBackend({ backend: args.backend || undefined, argv: [] });
   const rows: Row[] = [];
   for (const model of trained) {
-    const { model: folded, folded: list, skipped } = foldBatchNorm(model);
-    const x = testT.xs;
-    const [before, after] = [model.predict(x) as tf.Tensor, folded.predict(x) as tf.Tensor];
-    const maxAbsDiff = tf.max(tf.abs(tf.sub(before, after))).dataSync()[0];
-    const maxAbsOutput = tf.max(tf.abs(before)).dataSync()[0];
-    const accuracy = tf
-      .mean(tf.cast(tf.equal(tf.argMax(before, 1), tf.argMax(testT.ys, 1)), 'float32'))
-      .dataSync()[0];
-    const [s0, s1] = [await savedSize(model), await savedSize(folded)];
-    for (const batch of [1, args.batch]) {
-      const xb = tf.slice(x, 0, batch);
-      const [t0, t1] = await interleavedLatency(model, folded, xb, args.runs);
-      xb.dispose();
-      rows.push({
-        model: model.name,
-        batchNorms: list.length + skipped.length,
-        folded: list.length,
-        skipped: skipped.length,
-        heldOutAccuracy: accuracy,
-        maxAbsDiff,
-        maxAbsOutput,
-        params: [model.countParams(), folded.countParams()],
-        jsonBytes: [s0.json, s1.json],
-        weightBytes: [s0.weights, s1.weights],
-        latencyMs: [t0, t1],
-        latencyRatio: t1 / t0,
-        batch,
-      });
+    for (const fuseActivations of [false, true]) {
+      const result = foldBatchNorm(model, { fuseActivations });
+      const folded = result.model;
+      const x = testT.xs;
+      const [before, after] = [model.predict(x) as tf.Tensor, folded.predict(x) as tf.Tensor];
+      const maxAbsDiff = tf.max(tf.abs(tf.sub(before, after))).dataSync()[0];
+      const maxAbsOutput = tf.max(tf.abs(before)).dataSync()[0];
+      const accuracy = tf
+        .mean(tf.cast(tf.equal(tf.argMax(before, 1), tf.argMax(testT.ys, 1)), 'float32'))
+        .dataSync()[0];
+      tf.dispose([before, after]);
+      const [s0, s1] = [await savedSize(model), await savedSize(folded)];
+      for (const batch of [1, args.batch]) {
+        const xb = tf.slice(x, 0, batch);
+        const [t0, t1] = await interleavedLatency(model, folded, xb, args.runs);
+        xb.dispose();
+        rows.push({
+          model: model.name,
+          variant: fuseActivations ? 'folded + fused activations' : 'folded',
+          batchNorms: result.folded.length + result.skipped.length,
+          folded: result.folded.length,
+          fusedActivations: result.fusedActivations.length,
+          heldOutAccuracy: accuracy,
+          maxAbsDiff,
+          maxAbsOutput,
+          layers: [model.layers.length, folded.layers.length - 1],
+          params: [model.countParams(), folded.countParams()],
+          jsonBytes: [s0.json, s1.json],
+          weightBytes: [s0.weights, s1.weights],
+          latencyMs: [t0, t1],
+          latencyRatio: t1 / t0,
+          batch,
+        });
+      }
     }
   }
 
   const header = [
     'model',
+    'transform',
     'BN folded',
+    'layers',
     'max |Δ| (rel)',
     'params before → after',
     'model.json B',
@@ -251,7 +261,9 @@ async function main(): Promise<void> {
   ];
   const table = rows.map((r) => [
     `${r.model} (batch ${r.batch})`,
+    r.variant,
     `${r.folded}/${r.batchNorms}`,
+    `${r.layers[0]} → ${r.layers[1]}`,
     `${fmt(r.maxAbsDiff)} (${fmt(r.maxAbsDiff / r.maxAbsOutput)})`,
     `${r.params[0]} → ${r.params[1]}`,
     `${r.jsonBytes[0]} → ${r.jsonBytes[1]}`,

@@ -43,7 +43,9 @@ export {
   modelGraph,
 } from './model';
 export type {
+  FoldBatchNormOptions,
   FoldBatchNormResult,
+  FusedActivation,
   FoldedBatchNorm,
   SkippedBatchNorm,
   RecalibrateOptions,

@@ -40,12 +40,33 @@ export interface SkippedBatchNorm {
   reason: string;
 }
 
+/** An Activation layer merged into the linear layer before it (option `fuseActivations`). */
+export interface FusedActivation {
+  /** Name of the removed Activation layer. */
+  activation: string;
+  /** Name of the linear layer that now applies it. */
+  into: string;
+}
+
+/** Options of {@link foldBatchNorm}. */
+export interface FoldBatchNormOptions {
+  /**
+   * After folding, also merge each `Activation` layer into the linear layer feeding it (directly or
+   * through folded BNs) when that layer has a linear activation and no other consumer, e.g.
+   * Conv2D → BN → Activation('relu') becomes one Conv2D with activation 'relu'. tfjs then runs
+   * bias and activation in its fused kernels. Default false.
+   */
+  fuseActivations?: boolean;
+}
+
 /** Result of {@link foldBatchNorm}. */
 export interface FoldBatchNormResult {
   /** The new model; the input model is untouched. */
   model: tf.LayersModel;
   folded: FoldedBatchNorm[];
   skipped: SkippedBatchNorm[];
+  /** Activation layers merged into linear layers (empty unless `fuseActivations`). */
+  fusedActivations: FusedActivation[];
 }
 
 /** Kernel layout of each foldable tf.layers class. */
@@ -65,6 +86,7 @@ interface LinearEdit {
   config: ConfigDict;
   kernel: tf.Tensor;
   bias: tf.Tensor | null;
+  changed: boolean;
 }
 
 function describe(layer: Layer): string {
@@ -87,6 +109,7 @@ class Folder {
   readonly removed = new Set<Layer>();
   readonly folded: FoldedBatchNorm[] = [];
   readonly skipped: SkippedBatchNorm[] = [];
+  readonly fused: FusedActivation[] = [];
 
   constructor(private readonly graph: ModelGraph) {}
 
@@ -101,6 +124,7 @@ class Folder {
         config,
         kernel: weights[0],
         bias: config.useBias === false ? null : weights[1],
+        changed: false,
       };
       this.edits.set(layer, edit);
     }
@@ -150,6 +174,7 @@ class Folder {
     this.owned.push(kernel, bias);
     edit.kernel = kernel;
     edit.bias = bias;
+    edit.changed = true;
     this.removed.add(bn.layer);
     this.folded.push({ batchNorm: bn.layer.name, into: layer.name, direction: 'backward' });
     return null;
@@ -193,6 +218,7 @@ class Folder {
     this.owned.push(kernel, bias);
     edit.kernel = kernel;
     edit.bias = bias;
+    edit.changed = true;
     this.removed.add(bn.layer);
     this.folded.push({ batchNorm: bn.layer.name, into: layer.name, direction: 'forward' });
     return null;
@@ -217,16 +243,44 @@ class Folder {
     });
   }
 
+  /**
+   * Merges an Activation layer into the linear layer feeding it, looking through folded BNs, when
+   * every tensor on the way has no other consumer and the linear layer's activation is linear.
+   */
+  fuseActivation(act: GraphNode): void {
+    const activation = act.layer.getConfig().activation;
+    if (this.graph.nodesOf(act.layer).length !== 1) return;
+    if (typeof activation !== 'string' || activation === 'linear') return;
+    let t = act.inputs[0];
+    for (;;) {
+      if (this.graph.useCount(t) !== 1) return;
+      const producer = this.graph.producer(t);
+      if (producer == null) return;
+      if (this.removed.has(producer.layer)) {
+        t = producer.inputs[0];
+        continue;
+      }
+      if (this.linearProblem(producer, 'preceding') !== null) return;
+      const edit = this.edit(producer.layer);
+      if (!isLinearActivation(edit.config)) return;
+      edit.config = { ...edit.config, activation };
+      edit.changed = true;
+      this.removed.add(act.layer);
+      this.fused.push({ activation: act.layer.name, into: producer.layer.name });
+      return;
+    }
+  }
+
   substitutions(): Map<Layer, Substitution> {
     const subs = new Map<Layer, Substitution>();
     for (const layer of this.removed) subs.set(layer, { remove: true });
     for (const edit of this.edits.values()) {
-      if (!this.owned.includes(edit.kernel)) continue; // looked at, never changed
+      if (!edit.changed) continue; // looked at, never changed
       subs.set(edit.layer, {
         replace: {
           className: edit.layer.getClassName(),
-          config: { ...edit.config, useBias: true },
-          weights: [edit.kernel, edit.bias!],
+          config: { ...edit.config, useBias: edit.bias !== null },
+          weights: edit.bias ? [edit.kernel, edit.bias] : [edit.kernel],
         },
       });
     }
@@ -258,13 +312,19 @@ class Folder {
  * so folds compose. A built-in channels-first BN (which tfjs 4.22 evaluates along the wrong axis,
  * tfjs#1106) folds into the *correct* affine map.
  *
+ * With `options.fuseActivations`, each `Activation` layer then merges into the linear layer
+ * feeding it (see {@link FoldBatchNormOptions}).
+ *
  * @returns a new, uncompiled functional LayersModel (built with {@link rewriteModel}; the input model
  *   and its weights are untouched), and the lists `folded` and `skipped`. A model whose BNs all fold
  *   contains only built-in layers and loads with plain `tf.loadLayersModel`.
  * @throws DropnormValueError if `model` is not a LayersModel, a BN's moving variance is not finite
  *   (or σ²+ε ≤ 0), or a layer's class is not registered with tfjs (it cannot be re-created).
  */
-export function foldBatchNorm(model: tf.LayersModel): FoldBatchNormResult {
+export function foldBatchNorm(
+  model: tf.LayersModel,
+  options: FoldBatchNormOptions = {},
+): FoldBatchNormResult {
   const owner = 'foldBatchNorm';
   assertLayersModel(owner, model);
   const graph = modelGraph(model);
@@ -274,8 +334,18 @@ export function foldBatchNorm(model: tf.LayersModel): FoldBatchNormResult {
   const folder = new Folder(graph);
   try {
     for (const bn of bns) folder.fold(bn);
+    if (options.fuseActivations) {
+      for (const node of graph.nodes) {
+        if (node.layer.getClassName() === 'Activation') folder.fuseActivation(node);
+      }
+    }
     const folded = rewriteModel(model, folder.substitutions(), { owner });
-    return { model: folded, folded: folder.folded, skipped: folder.skipped };
+    return {
+      model: folded,
+      folded: folder.folded,
+      skipped: folder.skipped,
+      fusedActivations: folder.fused,
+    };
   } finally {
     folder.dispose();
   }

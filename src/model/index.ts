@@ -1,6 +1,12 @@
 /** Whole-model transforms, all built on one graph-rewrite helper ({@link rewriteModel}). */
 export { foldBatchNorm } from './fold_batch_norm';
-export type { FoldBatchNormResult, FoldedBatchNorm, SkippedBatchNorm } from './fold_batch_norm';
+export type {
+  FoldBatchNormOptions,
+  FoldBatchNormResult,
+  FoldedBatchNorm,
+  FusedActivation,
+  SkippedBatchNorm,
+} from './fold_batch_norm';
 export { recalibrateBatchNorm } from './recalibrate';
 export type { RecalibrateOptions, RecalibratedBatchNorm, RecalibrationData } from './recalibrate';
 export { convertToBuiltins, convertToDropnorm, CUMULATIVE_FALLBACK_MOMENTUM } from './convert';
