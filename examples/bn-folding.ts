@@ -133,15 +133,17 @@ function median(values: number[]): number {
 }
 
 /**
- * Median predict latency of each model. Samples are interleaved (a, b, b, a, …) so load changes hit
- * both; each sample averages enough calls to last ~25 ms, so timer and scheduler jitter stay small.
+ * Median predict latency of each model, and the median of the per-pair ratios b/a. Samples are
+ * interleaved (a, b, b, a, …) so load changes hit both; each sample averages enough calls to last
+ * ~25 ms, so timer and scheduler jitter stay small. The paired ratio is the robust number on a
+ * shared machine: a load spike slows both samples of a pair.
  */
 async function interleavedLatency(
   a: tf.LayersModel,
   b: tf.LayersModel,
   x: tf.Tensor,
   runs: number,
-): Promise<[number, number]> {
+): Promise<[number, number, number]> {
   await timeCalls(a, x, 3);
   await timeCalls(b, x, 3);
   const reps = Math.max(1, Math.ceil(25 / (await timeCalls(a, x, 3))));
@@ -156,7 +158,7 @@ async function interleavedLatency(
       ta.push(await timeCalls(a, x, reps));
     }
   }
-  return [median(ta), median(tb)];
+  return [median(ta), median(tb), median(tb.map((t, i) => t / ta[i]))];
 }
 
 interface Row {
@@ -224,7 +226,7 @@ async function main(): Promise<void> {
       const [s0, s1] = [await savedSize(model), await savedSize(folded)];
       for (const batch of [1, args.batch]) {
         const xb = tf.slice(x, 0, batch);
-        const [t0, t1] = await interleavedLatency(model, folded, xb, args.runs);
+        const [t0, t1, ratio] = await interleavedLatency(model, folded, xb, args.runs);
         xb.dispose();
         rows.push({
           model: model.name,
@@ -240,7 +242,7 @@ async function main(): Promise<void> {
           jsonBytes: [s0.json, s1.json],
           weightBytes: [s0.weights, s1.weights],
           latencyMs: [t0, t1],
-          latencyRatio: t1 / t0,
+          latencyRatio: ratio,
           batch,
         });
       }
@@ -257,7 +259,7 @@ async function main(): Promise<void> {
     'model.json B',
     'weights B',
     `predict ms (${backend})`,
-    'ratio',
+    'paired ratio',
   ];
   const table = rows.map((r) => [
     `${r.model} (batch ${r.batch})`,
@@ -276,7 +278,7 @@ async function main(): Promise<void> {
     `# BatchNorm folding (backend ${backend}, tfjs ${tf.version.tfjs})`,
     '',
     `Trained on ${train.n} MNIST digits for ${args.epochs} epoch(s) on cpu; measured on ${heldOut.n} held-out digits. ` +
-      `Latency: median over ${args.runs} interleaved samples per model, each the mean of enough predict calls to last ~25 ms.`,
+      `Latency: median over ${args.runs} interleaved samples per model, each the mean of enough predict calls to last ~25 ms; ratio = median of the per-pair ratios folded/original.`,
     '',
     markdownTable(header, table),
     '',
