@@ -196,6 +196,35 @@ describe('foldBatchNorm: folds into the preceding layer', () => {
   });
 });
 
+describe('foldBatchNorm: nested models', () => {
+  it('folds the BNs of a model used as a layer, and reports the ones it cannot fold', () => {
+    const inner = tf.sequential({
+      name: 'inner',
+      layers: [
+        dn.batchNorm({ inputShape: [3] }),
+        tf.layers.activation({ activation: 'tanh' }),
+        tf.layers.dense({ units: 4 }),
+        tf.layers.batchNormalization(),
+      ],
+    });
+    const input = tf.input({ shape: [3] });
+    const h = tf.layers.dense({ units: 2 }).apply(inner.apply(input)) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: h });
+    randomizeBatchNorms(inner, 61);
+    const result = foldAndCompare(model, randn([5, 3], 62));
+    expect(result.folded.map((f) => f.batchNorm)).toEqual([inner.layers[3].name]);
+    expect(result.skipped.map((f) => f.batchNorm)).toEqual([inner.layers[0].name]);
+    const nested = result.model.getLayer('inner') as tf.LayersModel;
+    expect(nested.layers.map((l) => l.getClassName())).toEqual([
+      'InputLayer',
+      'DropnormBatchNorm',
+      'Activation',
+      'Dense',
+    ]);
+    expect(inner.layers.length).toBe(4);
+  });
+});
+
 describe('foldBatchNorm: non-linear activation before the BN', () => {
   it('folds forward into a Dense that reads only the BN', () => {
     const model = tf.sequential({

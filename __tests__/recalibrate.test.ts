@@ -171,5 +171,10 @@ describe('recalibrateBatchNorm', () => {
     await expect(recalibrateBatchNorm(model, tf.zeros([1, 2]))).rejects.toThrow(
       /at least 2 under varianceCorrection 'unbiased'/,
     );
+    const input = tf.input({ shape: [2] });
+    const outer = tf.model({ inputs: input, outputs: model.apply(input) as tf.SymbolicTensor });
+    await expect(recalibrateBatchNorm(outer, tf.zeros([4, 2]))).rejects.toThrow(
+      /BatchNorm inside the nested model/,
+    );
   });
 });

@@ -310,7 +310,8 @@ class Folder {
  *
  * Every other BN stays, listed in `skipped` with the reason. BNs are visited in topological order,
  * so folds compose. A built-in channels-first BN (which tfjs 4.22 evaluates along the wrong axis,
- * tfjs#1106) folds into the *correct* affine map.
+ * tfjs#1106) folds into the *correct* affine map. A model used as a layer (a nested model) is
+ * folded on its own and swapped in; a BN cannot fold across its boundary.
  *
  * With `options.fuseActivations`, each `Activation` layer then merges into the linear layer
  * feeding it (see {@link FoldBatchNormOptions}).
@@ -339,13 +340,39 @@ export function foldBatchNorm(
         if (node.layer.getClassName() === 'Activation') folder.fuseActivation(node);
       }
     }
-    const folded = rewriteModel(model, folder.substitutions(), { owner });
-    return {
-      model: folded,
-      folded: folder.folded,
-      skipped: folder.skipped,
-      fusedActivations: folder.fused,
-    };
+    const subs = folder.substitutions();
+    const result = { folded: folder.folded, skipped: folder.skipped, fused: folder.fused };
+    // A model used as a layer is folded on its own and swapped in (same name, new weights).
+    const nested: tf.LayersModel[] = [];
+    for (const node of graph.nodes) {
+      const layer = node.layer;
+      if (!(layer instanceof tf.LayersModel) || subs.has(layer)) continue;
+      const inner = foldBatchNorm(layer, options);
+      nested.push(inner.model);
+      result.folded.push(...inner.folded);
+      result.skipped.push(...inner.skipped);
+      result.fused.push(...inner.fusedActivations);
+      if (inner.folded.length + inner.fusedActivations.length > 0) {
+        subs.set(layer, {
+          replace: {
+            className: inner.model.getClassName(),
+            config: inner.model.getConfig(),
+            weights: inner.model.getWeights(),
+          },
+        });
+      }
+    }
+    try {
+      const folded = rewriteModel(model, subs, { owner });
+      return {
+        model: folded,
+        folded: result.folded,
+        skipped: result.skipped,
+        fusedActivations: result.fused,
+      };
+    } finally {
+      nested.forEach((m) => m.dispose());
+    }
   } finally {
     folder.dispose();
   }

@@ -99,6 +99,12 @@ async function forEachBatch(
   }
 }
 
+function containsBatchNorm(model: tf.LayersModel): boolean {
+  return model.layers.some(
+    (l) => isBatchNormLayer(l) || (l instanceof tf.LayersModel && containsBatchNorm(l)),
+  );
+}
+
 function validateData(model: tf.LayersModel, data: unknown): void {
   const owner = 'recalibrateBatchNorm';
   if (data instanceof tf.data.Dataset) return;
@@ -164,7 +170,19 @@ export async function recalibrateBatchNorm(
   }
   validateData(model, data);
 
-  const bnNodes = modelGraph(model).nodes.filter((n) => isBatchNormLayer(n.layer));
+  const graph = modelGraph(model);
+  for (const node of graph.nodes) {
+    if (node.layer instanceof tf.LayersModel && containsBatchNorm(node.layer)) {
+      throw invalidArgument(
+        owner,
+        'every BatchNorm',
+        `a BatchNorm inside the nested model '${node.layer.name}'`,
+        'to be a layer of the model itself, not of a model used as a layer',
+        "Rebuild the model flat (apply the nested model's layers directly) to recalibrate it.",
+      );
+    }
+  }
+  const bnNodes = graph.nodes.filter((n) => isBatchNormLayer(n.layer));
   const seen = new Set<tf.layers.Layer>();
   for (const node of bnNodes) {
     if (seen.has(node.layer)) {
