@@ -359,6 +359,14 @@ describe('bad input: clear errors', () => {
     ).toThrow(/received: activation="nope"/);
   });
 
+  test('dropPath needs a sample axis', () => {
+    const v = tf.zeros([5]);
+    expect(() => layers.dropPath({ rate: 0.1 }).apply(v)).toThrow(
+      /expected input rank to be at least 2 \(\[batch, …\]\), received: input rank=1/,
+    );
+    v.dispose();
+  });
+
   test('messages name the layer', () => {
     expect(() => layers.dropout({ rate: 2, name: 'drop_a' })).toThrow(
       /^DropnormDropout 'drop_a': expected rate/,
