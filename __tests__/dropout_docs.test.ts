@@ -1,4 +1,4 @@
-// docs/dropout.md (the README sections of the dropout family): every snippet runs and prints the
+// README.md, the sections of the dropout family: every snippet runs and prints the
 // text block that follows it. All snippets run in one tsx process, each in its own block scope.
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
@@ -14,7 +14,7 @@ interface Snippet {
 }
 
 function snippets(): Snippet[] {
-  const doc = fs.readFileSync(path.join(root, 'docs', 'dropout.md'), 'utf8');
+  const doc = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
   const re = /<!-- snippet:([\w-]+) -->\n```ts\n([\s\S]*?)```\n\nprints\n\n```text\n([\s\S]*?)```/g;
   const found: Snippet[] = [];
   for (let m = re.exec(doc); m; m = re.exec(doc)) {
@@ -22,12 +22,13 @@ function snippets(): Snippet[] {
     for (const line of lines.filter((l) => l.startsWith('import ')))
       expect(IMPORTS).toContain(line);
     const body = lines.filter((l) => !l.startsWith('import ')).join('\n');
-    found.push({ name: m[1], body, output: m[3] });
+    // The BatchNorm snippet prints asynchronously (after fit); readme.test.ts runs it on its own.
+    if (m[1] !== 'batchnorm') found.push({ name: m[1], body, output: m[3] });
   }
   return found;
 }
 
-test('every snippet of docs/dropout.md runs and prints what the doc says', () => {
+test('every dropout snippet of the README runs and prints what the doc says', () => {
   const all = snippets();
   expect(all.map((s) => s.name)).toEqual([
     'dropout',
