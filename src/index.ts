@@ -13,3 +13,21 @@ export type { VarianceCorrection } from './ops/batch_norm';
 export * as ops from './ops';
 export { DropnormValueError } from './errors';
 export { PACK_CLASS_NAMES } from './register';
+export {
+  clipOptimizer,
+  ClipOptimizer,
+  gradientNorms,
+  firstLastRatio,
+  GradientFlow,
+  activationStats,
+} from './train';
+export type {
+  ClipOptions,
+  NonFiniteAction,
+  GradientNormsOptions,
+  LayerGradientNorm,
+  LossSpec,
+  GradientFlowOptions,
+  GradientFlowRecord,
+  LayerActivationStats,
+} from './train';

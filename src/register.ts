@@ -5,9 +5,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { BatchNorm } from './layers/batch_norm';
+import { ClipOptimizer } from './train/clip_optimizer';
 
 /** The pack's serializable classes. */
-export const PACK_CLASSES = [BatchNorm] as const;
+export const PACK_CLASSES = [BatchNorm, ClipOptimizer] as const;
 
 /** The className of each of the pack's classes (what a model.json names). */
 export const PACK_CLASS_NAMES: readonly string[] = PACK_CLASSES.map((c) => c.className);
