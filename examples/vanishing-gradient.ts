@@ -555,7 +555,7 @@ async function main(): Promise<void> {
     r.ratioInit,
     r.ratioFinal,
     r.nonFiniteGrad ? `${fmt(r.maxGradNorm)}, NaN` : r.maxGradNorm,
-    r.nonFiniteLoss ? 'NaN' : r.peakLoss,
+    r.nonFiniteLoss ? `${fmt(r.peakLoss)}, NaN` : r.peakLoss,
     r.finalLoss,
     pct(r.heldOutAccuracy),
     r.saturatedInit === null ? '–' : `${pct(r.saturatedInit)} → ${pct(r.saturatedFinal)}`,
@@ -609,9 +609,18 @@ async function main(): Promise<void> {
       height: 380,
     }),
     'loss-curves': smallMultiples(
-      lineChart(lossPoints, { xTitle: 'step', yTitle: 'training loss' }),
+      lineChart(lossPoints, {
+        xTitle: 'step',
+        yTitle: 'training loss (log)',
+        logY: true,
+        points: 4,
+      }),
       'series',
-      { columns: 4, title: 'Training loss per batch (non-finite values not drawn)' },
+      {
+        columns: 4,
+        independentY: true,
+        title: 'Training loss per batch (own y scale per panel; non-finite values not drawn)',
+      },
     ),
     accuracy: barChart(
       results.map((r) => ({ category: r.name, value: r.heldOutAccuracy })),
@@ -661,6 +670,8 @@ async function main(): Promise<void> {
     '',
     '## Notes',
     '',
+    '- `exploding` and `exploding+clip` start from the same weights, so their lines coincide in ' +
+      'the initialization chart.',
     '- Dropout here is `tf.layers.dropout` (unseeded; its masks come from Math.random, which ' +
       'this program seeds per configuration).',
     '- Results with `--quick` use a narrower net, fewer digits and epochs; the gradient ratios at ' +
