@@ -4,11 +4,30 @@
  * so a collision would silently replace a built-in layer for every model the user loads.
  */
 import * as tf from '@tensorflow/tfjs';
+import { AlphaDropout } from './layers/alpha_dropout';
 import { BatchNorm } from './layers/batch_norm';
+import { DropBlock2D } from './layers/drop_block';
+import { DropConnectDense } from './layers/drop_connect_dense';
+import { DropPath } from './layers/drop_path';
+import { Dropout } from './layers/dropout';
+import { GaussianDropout } from './layers/gaussian_dropout';
+import { SpatialDropout1D, SpatialDropout2D, SpatialDropout3D } from './layers/spatial_dropout';
 import { ClipOptimizer } from './train/clip_optimizer';
 
 /** The pack's serializable classes. */
-export const PACK_CLASSES = [BatchNorm, ClipOptimizer] as const;
+export const PACK_CLASSES = [
+  BatchNorm,
+  Dropout,
+  SpatialDropout1D,
+  SpatialDropout2D,
+  SpatialDropout3D,
+  GaussianDropout,
+  AlphaDropout,
+  DropConnectDense,
+  DropBlock2D,
+  DropPath,
+  ClipOptimizer,
+] as const;
 
 /** The className of each of the pack's classes (what a model.json names). */
 export const PACK_CLASS_NAMES: readonly string[] = PACK_CLASSES.map((c) => c.className);

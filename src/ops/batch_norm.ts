@@ -83,20 +83,22 @@ export function normalizeTraining(
       gamma ? (args[1] as tf.Tensor) : null,
       beta ? (args[gamma ? 2 : 1] as tf.Tensor) : null,
     ];
-    const invStd = tf.rsqrt(tf.add(variance, epsilon));
     let value: tf.Tensor;
     if (lastAxis) {
       // The fused kernel indexes its parameters along the last axis only (tfjs#1106).
       value = tf.batchNorm(xIn, mean, variance, b ?? undefined, g ?? undefined, epsilon);
     } else {
+      const invStd = tf.rsqrt(tf.add(variance, epsilon));
       value = tf.mul(tf.sub(xIn, mean), g ? tf.mul(invStd, g) : invStd);
       if (b) value = tf.add(value, b);
     }
-    save(g ? [xIn, mean, invStd, g] : [xIn, mean, invStd]);
+    // Save only tensors that exist outside this kernel; 1/√(σ²+ε) is per channel and cheap to redo.
+    save(g ? [xIn, mean, variance, g] : [xIn, mean, variance]);
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xs, mu, inv, gs] = saved;
+        const [xs, mu, v, gs] = saved;
+        const inv = tf.rsqrt(tf.add(v, epsilon));
         const xHat = tf.mul(tf.sub(xs, mu), inv);
         const dBeta = tf.sum(dy, axes, true);
         const dGamma = tf.sum(tf.mul(dy, xHat), axes, true);

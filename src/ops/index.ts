@@ -8,3 +8,23 @@ export {
   reductionAxes,
 } from './batch_norm';
 export type { BatchMoments, VarianceCorrection } from './batch_norm';
+export {
+  SELU_ALPHA,
+  SELU_SCALE,
+  alphaDropout,
+  alphaDropoutParams,
+  checkRate,
+  dropBlock2d,
+  dropBlockGamma,
+  dropBlockMask,
+  dropConnect,
+  dropPath,
+  dropout,
+  gaussianDropout,
+  keepMask,
+  resolveNoiseShape,
+  samplewiseNoiseShape,
+  spatialDropout,
+  spatialNoiseShape,
+} from './dropout';
+export type { AlphaDropoutParams, DataFormat, DropoutOptions } from './dropout';
