@@ -15,9 +15,9 @@
  *
  * Writes `<out>/report.md` (table + interpretation generated from the numbers),
  * `<out>/results.json` (every number; NaN/Infinity as strings) and SVG charts.
- * Reproducible: the seed fixes the data split, every initializer, and — because tfjs draws its
- * fit() shuffle and unseeded dropout masks from Math.random — Math.random itself, which this
- * program replaces by a seeded stream for each configuration.
+ * Reproducible: the seed fixes the data split, every initializer, the dropout mask sequences and —
+ * because tfjs draws its fit() shuffle from Math.random — Math.random itself, which this program
+ * replaces by a seeded stream for each configuration.
  */
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -117,7 +117,7 @@ const CONFIGS: Config[] = [
     name: 'sigmoid+dropout',
     activation: 'sigmoid',
     dropout: 0.5,
-    description: 'sigmoid, dropout 0.5 after each hidden layer (tf.layers.dropout)',
+    description: 'sigmoid, the pack’s Dropout 0.5 (seeded) after each hidden layer',
   },
   {
     name: 'exploding',
@@ -200,8 +200,9 @@ function buildModel(config: Config, seed: number): tf.LayersModel {
     if (config.batchNorm) z = dn.batchNorm({ name: `bn_${l}` }).apply(z) as tf.SymbolicTensor;
     if (!fused) z = activate(config, z);
     if (config.dropout) {
-      z = tf.layers
-        .dropout({ rate: config.dropout, name: `dropout_${l}` })
+      // The pack's Dropout: a seeded sequence of masks, new at every call.
+      z = dn
+        .dropout({ rate: config.dropout, seed: seed * 1000 + 500 + l, name: `dropout_${l}` })
         .apply(z) as tf.SymbolicTensor;
     }
     h = config.residual && l > 1 ? (tf.layers.add().apply([h, z]) as tf.SymbolicTensor) : z;
@@ -285,7 +286,7 @@ async function runConfig(
   index: number,
 ): Promise<Result> {
   const started = Date.now();
-  // Reseed Math.random per configuration: tfjs's fit() shuffle and unseeded dropout use it.
+  // Reseed Math.random per configuration: tfjs's fit() shuffle uses it.
   Math.random = mulberry32(args.seed * 7919 + index);
   const model = buildModel(config, args.seed);
   const sgd = tf.train.momentum(args.lr, MOMENTUM);
@@ -672,8 +673,8 @@ async function main(): Promise<void> {
     '',
     '- `exploding` and `exploding+clip` start from the same weights, so their lines coincide in ' +
       'the initialization chart.',
-    '- Dropout here is `tf.layers.dropout` (unseeded; its masks come from Math.random, which ' +
-      'this program seeds per configuration).',
+    '- Dropout is the pack’s `layers.dropout` with a seed per layer: its masks are a reproducible ' +
+      'sequence, new at every step (a seeded `tf.layers.dropout` would repeat one mask).',
     '- Results with `--quick` use a narrower net, fewer digits and epochs; the gradient ratios at ' +
       'initialization depend little on that, accuracies a lot.',
     ...results.filter((r) => r.error).map((r) => `- \`${r.name}\` stopped early: ${r.error}`),

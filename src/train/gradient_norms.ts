@@ -112,7 +112,8 @@ export function resolveLoss(
  * The model is not changed: weights are only read, and the training-mode forward pass (the
  * default, see {@link GradientNormsOptions.training}) has its state updates — BatchNorm moving
  * mean/variance and any other non-trainable weight — undone. With dropout in the model and
- * `training: true`, the norms depend on the random masks of this call.
+ * `training: true`, the norms depend on the random masks of this call, and a seeded dropout
+ * layer's mask sequence (JS state, not a weight) moves on by one call.
  *
  * Norms are computed overflow-safe (‖g‖ = m·√Σ(g/m)², m = max|g|), so an exploding network reports
  * its huge norms instead of Infinity; a NaN/Infinity gradient gives a NaN/Infinity norm.
