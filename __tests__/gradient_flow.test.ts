@@ -1,9 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { activationStats, GradientFlow, gradientNorms, layers as dnLayers } from 'tfjs-dropnorm';
 
-// See gradient_norms.test.ts: the BatchNorm customGrad op trips tfjs's IS_TEST kernel leak check.
-tf.env().set('IS_TEST', false);
-
 function smallModel(): tf.Sequential {
   return tf.sequential({
     layers: [

@@ -2,11 +2,6 @@ import * as tf from '@tensorflow/tfjs';
 import { firstLastRatio, gradientNorms, layers as dnLayers } from 'tfjs-dropnorm';
 import { leakedTensors } from './helpers';
 
-// The pack's BatchNorm is a tf.customGrad op whose forward saves intermediates for its backward;
-// tfjs's IS_TEST kernel leak check counts those as leaks while the tape records. They are freed
-// by the backward; leaks are checked here with tf.memory() instead.
-tf.env().set('IS_TEST', false);
-
 function norm(values: ArrayLike<number>): number {
   return Math.sqrt(Array.from(values).reduce((s, v) => s + v * v, 0));
 }
