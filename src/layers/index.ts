@@ -1,5 +1,7 @@
 /**
  * Factories for the pack's layers, in the style of `tf.layers.*`: `layers.batchNorm({...})`.
+ *
+ * @module layers
  */
 import { AlphaDropout, AlphaDropoutArgs } from './alpha_dropout';
 import { BatchNorm, BatchNormArgs } from './batch_norm';

@@ -76,6 +76,7 @@ abstract class SpatialDropoutBase extends StochasticLayer {
     });
   }
 
+  /** The layer's config: rate, seed and `dataFormat`, plus the base Layer config. */
   override getConfig(): tf.serialization.ConfigDict {
     return { ...super.getConfig(), dataFormat: this.dataFormat };
   }
@@ -83,7 +84,7 @@ abstract class SpatialDropoutBase extends StochasticLayer {
 
 /**
  * Spatial dropout over sequences `[batch, steps, channels]` (or `[batch, channels, steps]`):
- * drops whole channels; see {@link SpatialDropoutBase}. Channels-last with a seed, the first call
+ * drops whole channels, y = x ⊙ m / (1−p) with one m per (sample, channel). Channels-last with a seed, the first call
  * equals `tf.layers.spatialDropout1d`'s; the built-in has no channels-first and repeats its seeded
  * mask at every call.
  */

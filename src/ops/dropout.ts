@@ -22,8 +22,9 @@ import { invalidArgument } from '../errors';
 /** Channel layout of an image-like tensor, as in `tf.layers` (`dataFormat`). */
 export type DataFormat = 'channelsLast' | 'channelsFirst';
 
-/** SELU's α and λ (Klambauer et al. 2017, eq. 2), as the float64 nearest the digits Keras and tfjs write. */
+/** SELU's α (Klambauer et al. 2017, eq. 2), as the float64 nearest the digits Keras and tfjs write. */
 export const SELU_ALPHA = 1.6732632423543772;
+/** SELU's scale λ (Klambauer et al. 2017, eq. 2); dropped units of AlphaDropout are set to −λα. */
 export const SELU_SCALE = 1.0507009873554805;
 
 /** Throws unless 0 ≤ rate < 1 (NaN included in the failures). */

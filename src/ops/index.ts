@@ -1,4 +1,8 @@
-/** Pure tensor functions behind the layers (no state), testable against closed forms. */
+/**
+ * Pure tensor functions behind the layers (no state), testable against closed forms.
+ *
+ * @module ops
+ */
 export {
   batchMoments,
   besselFactor,

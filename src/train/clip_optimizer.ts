@@ -139,10 +139,12 @@ export class ClipOptimizer extends tf.Optimizer {
     this.optimizer.dispose();
   }
 
+  /** The wrapped optimizer's weights (iterations and slots), as it would save them. */
   override async getWeights(): Promise<NamedTensor[]> {
     return this.optimizer.getWeights();
   }
 
+  /** Restores the wrapped optimizer's weights. */
   override async setWeights(weightValues: NamedTensor[]): Promise<void> {
     await this.optimizer.setWeights(weightValues);
   }

@@ -203,15 +203,18 @@ export class GradientFlow extends tf.Callback {
     return record;
   }
 
+  /** Records the state before training, when configured to. */
   override async onTrainBegin(): Promise<void> {
     if (this.options.atTrainBegin) this.record();
   }
 
+  /** Records every `every` batches, when the unit is 'batch'. */
   override async onBatchEnd(): Promise<void> {
     this.step++;
     if (this.unit === 'batch' && this.step % this.every === 0) this.record();
   }
 
+  /** Records every `every` epochs, when the unit is 'epoch'. */
   override async onEpochEnd(epoch: number): Promise<void> {
     this.epochsDone = epoch + 1;
     if (this.unit === 'epoch' && this.epochsDone % this.every === 0) this.record();
