@@ -1,0 +1,169 @@
+// The overfitting report's statistics and interpretation, on hand-made numbers: the text must
+// follow the numbers, in particular say where dropout does not beat the baseline.
+import {
+  aggregate,
+  agreement,
+  auroc,
+  compare,
+  ConfigStats,
+  CurvePoint,
+  entropySummary,
+  histogramCounts,
+  interpret,
+  InterpretationInput,
+  runMetrics,
+  RunMetrics,
+  stat,
+} from '../examples/overfitting/analysis';
+
+function point(trainLoss: number, heldOutLoss: number, trainAcc = 1, heldOutAcc = 0.9): CurvePoint {
+  return { trainLoss, trainAcc, heldOutLoss, heldOutAcc };
+}
+
+describe('runMetrics', () => {
+  it('takes final values, the best held-out accuracy and the epoch of the minimum held-out loss', () => {
+    const m = runMetrics([
+      point(1, 1.2, 0.6, 0.55),
+      point(0.3, 0.5, 0.9, 0.86),
+      point(0.01, 0.7, 1, 0.85),
+    ]);
+    expect(m.finalHeldOutAcc).toBe(0.85);
+    expect(m.bestHeldOutAcc).toBe(0.86);
+    expect(m.minHeldOutLoss).toBe(0.5);
+    expect(m.bestLossEpoch).toBe(2);
+    expect(m.lossGap).toBeCloseTo(0.69, 12);
+    expect(m.accGap).toBeCloseTo(0.15, 12);
+    expect(m.overfitRatio).toBeCloseTo(1.4, 12);
+  });
+});
+
+describe('compare', () => {
+  it('calls a difference larger than √(std₁² + std₂²) better or worse, else within spread', () => {
+    const base = stat([0.5, 0.52, 0.48]); // std 0.02
+    const clearlyLower = stat([0.4, 0.42, 0.38]);
+    const slightlyLower = stat([0.49, 0.51, 0.47]);
+    expect(compare(clearlyLower, base, 'lower').verdict).toBe('better');
+    expect(compare(clearlyLower, base, 'higher').verdict).toBe('worse');
+    expect(compare(slightlyLower, base, 'lower').verdict).toBe('within spread');
+    expect(compare(slightlyLower, base, 'lower').spread).toBeCloseTo(Math.sqrt(2) * 0.02, 12);
+  });
+
+  it('with one seed, the sign decides and singleSeed says so', () => {
+    const c = compare(stat([0.49]), stat([0.5]), 'lower');
+    expect(c).toMatchObject({ verdict: 'better', singleSeed: true, spread: 0 });
+  });
+});
+
+describe('auroc and histograms', () => {
+  it('auroc is 1 for a perfect score, 0.5 for a constant one, ties counting ½', () => {
+    expect(auroc([0.1, 0.2, 0.9, 0.8], [false, false, true, true])).toBe(1);
+    expect(auroc([1, 1, 1, 1], [false, true, false, true])).toBe(0.5);
+    expect(auroc([0.1, 0.5, 0.5, 0.9], [false, true, false, true])).toBe(0.875);
+    expect(auroc([0.1, 0.2], [false, false])).toBeNaN();
+  });
+
+  it('histogram counts every finite value once, the top edge in the last bin', () => {
+    const h = histogramCounts([0, 0.5, 0.99, 1, 2, NaN], 2, 0, 1);
+    expect(h.edges).toEqual([0, 0.5, 1]);
+    expect(h.counts).toEqual([1, 4]);
+  });
+
+  it('entropySummary splits correct and wrong digits', () => {
+    const s = entropySummary([0.1, 0.2, 1.5, 2], [true, true, false, false], 4);
+    expect(s).toMatchObject({ nCorrect: 2, nWrong: 2, accuracy: 0.5, errorAuroc: 1 });
+    expect(s.meanEntropyCorrect).toBeCloseTo(0.15, 12);
+    expect(s.meanEntropyWrong).toBeCloseTo(1.75, 12);
+  });
+});
+
+/** Stats of a configuration whose every run has the given metrics, jittered by ±jitter. */
+function configStats(m: Partial<RunMetrics>, jitter = 0.01): ConfigStats {
+  const base: RunMetrics = {
+    finalHeldOutAcc: 0.9,
+    bestHeldOutAcc: 0.91,
+    finalTrainAcc: 1,
+    finalTrainLoss: 0.01,
+    finalHeldOutLoss: 0.5,
+    minHeldOutLoss: 0.4,
+    bestLossEpoch: 8,
+    lossGap: 0.49,
+    accGap: 0.1,
+    overfitRatio: 1.25,
+    ...m,
+  };
+  const runs = [-1, 0, 1].map((s) => {
+    const r = { ...base };
+    for (const k of Object.keys(r) as (keyof RunMetrics)[]) r[k] = base[k] + s * jitter;
+    return r;
+  });
+  return aggregate(runs);
+}
+
+function input(stats: Record<string, ConfigStats>): InterpretationInput {
+  return {
+    configs: [
+      { id: 'none', label: 'No regularization', dropoutFamily: false },
+      { id: 'tfjs-dropout', label: 'Built-in dropout', dropoutFamily: true },
+      { id: 'dropout', label: 'Pack Dropout (inverted)', dropoutFamily: true },
+    ],
+    baseline: 'none',
+    stats,
+    seeds: 3,
+    epochs: 25,
+    agreements: [
+      agreement('dropout', stats.dropout, 'tfjs-dropout', stats['tfjs-dropout'], 'finalHeldOutAcc'),
+    ],
+    overfit: { trainAcc: 0.98, lossRatio: 1.1 },
+  };
+}
+
+describe('interpret', () => {
+  it('says where dropout does not beat the baseline, and where it does', () => {
+    const stats = {
+      none: configStats({}),
+      // Lower held-out losses and gaps, same accuracies.
+      dropout: configStats({ finalHeldOutLoss: 0.35, minHeldOutLoss: 0.33, lossGap: 0.3 }),
+      'tfjs-dropout': configStats({ finalHeldOutLoss: 0.35, minHeldOutLoss: 0.33, lossGap: 0.3 }),
+    };
+    const text = interpret(input(stats)).join('\n');
+    const line = text.split('\n').find((l) => l.startsWith('- **Pack Dropout (inverted)**')) ?? '';
+    expect(line).toMatch(
+      /beats the baseline on final held-out loss.*minimum held-out loss.*loss gap/,
+    );
+    expect(line).toMatch(
+      /does \*\*not\*\* beat it on final held-out accuracy.*best held-out accuracy.*within the seed-to-seed spread/,
+    );
+    expect(text).toContain('They agree within the seed-to-seed spread');
+    expect(text).toContain('It overfits');
+  });
+
+  it('says so when a dropout configuration is worse on every metric, and when implementations disagree', () => {
+    const stats = {
+      none: configStats({}),
+      dropout: configStats({
+        finalHeldOutAcc: 0.8,
+        bestHeldOutAcc: 0.81,
+        finalHeldOutLoss: 0.9,
+        minHeldOutLoss: 0.8,
+        lossGap: 0.8,
+        accGap: 0.2,
+      }),
+      'tfjs-dropout': configStats({}),
+    };
+    const text = interpret(input(stats)).join('\n');
+    const line = text.split('\n').find((l) => l.startsWith('- **Pack Dropout (inverted)**')) ?? '';
+    expect(line).toContain('beats the baseline on **no** compared metric');
+    expect(line).toContain('(worse than the baseline)');
+    expect(text).toMatch(/Pack Dropout \(inverted\) beats? it on none/);
+    expect(text).toContain('They do **not** agree within the seed-to-seed spread');
+  });
+
+  it('does not claim overfitting when the baseline held-out loss never rises', () => {
+    const stats = {
+      none: configStats({ finalHeldOutLoss: 0.4, minHeldOutLoss: 0.4, overfitRatio: 1 }),
+      dropout: configStats({}),
+      'tfjs-dropout': configStats({}),
+    };
+    expect(interpret(input(stats)).join('\n')).toContain('it does **not** clearly overfit');
+  });
+});
