@@ -38,19 +38,47 @@ describe('runMetrics', () => {
 });
 
 describe('compare', () => {
-  it('calls a difference larger than √(std₁² + std₂²) better or worse, else within spread', () => {
-    const base = stat([0.5, 0.52, 0.48]); // std 0.02
+  it('pairs seeds: better or worse when the mean difference exceeds the std of the differences', () => {
+    const base = stat([0.5, 0.52, 0.48]);
     const clearlyLower = stat([0.4, 0.42, 0.38]);
-    const slightlyLower = stat([0.49, 0.51, 0.47]);
+    const slightlyLower = stat([0.49, 0.53, 0.46]); // differences −0.01, +0.01, −0.02
     expect(compare(clearlyLower, base, 'lower').verdict).toBe('better');
     expect(compare(clearlyLower, base, 'higher').verdict).toBe('worse');
-    expect(compare(slightlyLower, base, 'lower').verdict).toBe('within spread');
-    expect(compare(slightlyLower, base, 'lower').spread).toBeCloseTo(Math.sqrt(2) * 0.02, 12);
+    const c = compare(slightlyLower, base, 'lower');
+    expect(c.verdict).toBe('within spread');
+    expect(c.differences.map((d) => Number(d.toFixed(12)))).toEqual([-0.01, 0.01, -0.02]);
+    expect(c.spread).toBeCloseTo(
+      Math.sqrt(((0.01 / 3) ** 2 + (0.04 / 3) ** 2 + (0.05 / 3) ** 2) / 2),
+      12,
+    );
+  });
+
+  it('sees a consistent gain that the spread between seeds would hide', () => {
+    // The seeds differ a lot (different splits), the configuration wins on every one of them.
+    const base = stat([0.5, 0.6, 0.4]);
+    const a = stat([0.45, 0.55, 0.36]);
+    expect(Math.abs(a.mean - base.mean)).toBeLessThan(Math.sqrt(a.std ** 2 + base.std ** 2));
+    expect(compare(a, base, 'lower').verdict).toBe('better');
   });
 
   it('with one seed, the sign decides and singleSeed says so', () => {
     const c = compare(stat([0.49]), stat([0.5]), 'lower');
     expect(c).toMatchObject({ verdict: 'better', singleSeed: true, spread: 0 });
+  });
+
+  it('agreement uses the spread between single runs, √(std₁² + std₂²)', () => {
+    const s = (v: number[]) => aggregate(v.map((x) => ({ ...metrics(), finalHeldOutAcc: x })));
+    const a = agreement(
+      'a',
+      s([0.9, 0.91, 0.89]),
+      'b',
+      s([0.905, 0.915, 0.895]),
+      'finalHeldOutAcc',
+    );
+    expect(a.agree).toBe(true);
+    expect(a.spread).toBeCloseTo(Math.sqrt(2) * 0.01, 12);
+    const b = agreement('a', s([0.9, 0.91, 0.89]), 'b', s([0.93, 0.94, 0.92]), 'finalHeldOutAcc');
+    expect(b.agree).toBe(false);
   });
 });
 
@@ -76,9 +104,8 @@ describe('auroc and histograms', () => {
   });
 });
 
-/** Stats of a configuration whose every run has the given metrics, jittered by ±jitter. */
-function configStats(m: Partial<RunMetrics>, jitter = 0.01): ConfigStats {
-  const base: RunMetrics = {
+function metrics(m: Partial<RunMetrics> = {}): RunMetrics {
+  return {
     finalHeldOutAcc: 0.9,
     bestHeldOutAcc: 0.91,
     finalTrainAcc: 1,
@@ -91,13 +118,24 @@ function configStats(m: Partial<RunMetrics>, jitter = 0.01): ConfigStats {
     overfitRatio: 1.25,
     ...m,
   };
-  const runs = [-1, 0, 1].map((s) => {
-    const r = { ...base };
-    for (const k of Object.keys(r) as (keyof RunMetrics)[]) r[k] = base[k] + s * jitter;
-    return r;
-  });
-  return aggregate(runs);
 }
+
+/**
+ * Stats of a configuration over three seeds: `m` plus `jitter` × pattern[s] on every metric of
+ * seed s. Configurations with different patterns differ from seed to seed by a noise of mean 0.
+ */
+function configStats(m: Partial<RunMetrics>, pattern = [-1, 0, 1], jitter = 0.01): ConfigStats {
+  const base = metrics(m);
+  return aggregate(
+    pattern.map((p) => {
+      const r = { ...base };
+      for (const k of Object.keys(r) as (keyof RunMetrics)[]) r[k] = base[k] + p * jitter;
+      return r;
+    }),
+  );
+}
+
+const OTHER_NOISE = [1, 0, -1];
 
 function input(stats: Record<string, ConfigStats>): InterpretationInput {
   return {
@@ -121,8 +159,11 @@ describe('interpret', () => {
   it('says where dropout does not beat the baseline, and where it does', () => {
     const stats = {
       none: configStats({}),
-      // Lower held-out losses and gaps, same accuracies.
-      dropout: configStats({ finalHeldOutLoss: 0.35, minHeldOutLoss: 0.33, lossGap: 0.3 }),
+      // Lower held-out losses and loss gap; accuracies and accuracy gap equal up to seed noise.
+      dropout: configStats(
+        { finalHeldOutLoss: 0.35, minHeldOutLoss: 0.33, lossGap: 0.3 },
+        OTHER_NOISE,
+      ),
       'tfjs-dropout': configStats({ finalHeldOutLoss: 0.35, minHeldOutLoss: 0.33, lossGap: 0.3 }),
     };
     const text = interpret(input(stats)).join('\n');
@@ -133,7 +174,7 @@ describe('interpret', () => {
     expect(line).toMatch(
       /does \*\*not\*\* beat it on final held-out accuracy.*best held-out accuracy.*within the seed-to-seed spread/,
     );
-    expect(text).toContain('They agree within the seed-to-seed spread');
+    expect(text).toContain('**agree** within the seed-to-seed spread');
     expect(text).toContain('It overfits');
   });
 
@@ -153,9 +194,9 @@ describe('interpret', () => {
     const text = interpret(input(stats)).join('\n');
     const line = text.split('\n').find((l) => l.startsWith('- **Pack Dropout (inverted)**')) ?? '';
     expect(line).toContain('beats the baseline on **no** compared metric');
-    expect(line).toContain('(worse than the baseline)');
+    expect(line).toMatch(/is \*\*worse\*\* than the baseline on final held-out accuracy/);
     expect(text).toMatch(/Pack Dropout \(inverted\) beats? it on none/);
-    expect(text).toContain('They do **not** agree within the seed-to-seed spread');
+    expect(text).toContain('do **not** agree within the seed-to-seed spread');
   });
 
   it('does not claim overfitting when the baseline held-out loss never rises', () => {

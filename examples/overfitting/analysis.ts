@@ -157,48 +157,64 @@ export function meanCurve(curves: readonly (readonly CurvePoint[])[]): CurvePoin
 /** Outcome of comparing a configuration with a reference on one metric. */
 export type Verdict = 'better' | 'worse' | 'within spread';
 
-/** A comparison of `a` (a configuration) with `b` (the reference) on one metric. */
+/**
+ * A paired comparison of `a` (a configuration) with `b` (the reference) on one metric. Within a
+ * seed both saw the same split, initial weights and data order, so the per-seed difference
+ * d_s = a_s − b_s removes what the seeds share (chiefly which digits were drawn).
+ */
 export interface Comparison {
-  /** a.mean − b.mean. */
+  /** Mean over seeds of d_s (= a.mean − b.mean). */
   delta: number;
-  /**
-   * Seed-to-seed spread of a difference: √(std_a² + std_b²), the standard deviation of a − b for
-   * one run of each. 0 when either side has a single seed.
-   */
+  /** Per-seed differences d_s. */
+  differences: number[];
+  /** Seed-to-seed spread of the difference: the sample std of d_s (0 with one seed). */
   spread: number;
   verdict: Verdict;
-  /** True when either side has fewer than two seeds: the verdict is then the bare sign of delta. */
+  /** True when there is a single seed: the verdict is then the bare sign of delta. */
   singleSeed: boolean;
 }
 
 /**
- * Compares `a` with `b`: `better`/`worse` when the difference of means exceeds the seed-to-seed
- * spread in the good/bad direction, otherwise `within spread`. With one seed there is no spread,
+ * Compares `a` with `b` seed by seed: `better`/`worse` when the mean difference is larger than the
+ * seed-to-seed spread of the differences in the good/bad direction, else `within spread`. (With n
+ * seeds that is t = mean/(std/√n) > √n: for 3 seeds, t > 1.73.) With one seed there is no spread
  * and any non-zero difference decides (flagged by `singleSeed`).
  */
 export function compare(a: Stat, b: Stat, better: 'higher' | 'lower'): Comparison {
-  const delta = a.mean - b.mean;
-  const singleSeed = a.n < 2 || b.n < 2;
-  const spread = singleSeed ? 0 : Math.sqrt(a.std ** 2 + b.std ** 2);
-  const gain = better === 'higher' ? delta : -delta;
+  if (a.values.length !== b.values.length) {
+    throw new Error(
+      `compare: expected one value per seed on both sides, received ${a.values.length} and ${b.values.length}.`,
+    );
+  }
+  const differences = a.values.map((v, i) => v - b.values[i]);
+  const d = meanStd(differences);
+  const singleSeed = differences.length < 2;
+  const spread = singleSeed ? 0 : d.std;
+  const gain = better === 'higher' ? d.mean : -d.mean;
   const verdict: Verdict = gain > spread ? 'better' : gain < -spread ? 'worse' : 'within spread';
-  return { delta, spread, verdict, singleSeed };
+  return { delta: d.mean, differences, spread, verdict, singleSeed };
 }
 
-/** Whether two configurations' held-out accuracies agree within the seed-to-seed spread. */
+/** Whether two configurations agree on a metric within the seed-to-seed spread. */
 export interface Agreement {
   a: string;
   b: string;
   metric: MetricKey;
+  /** a.mean − b.mean. */
   delta: number;
+  /** √(std_a² + std_b²): the seed-to-seed spread of one run of each (0 with one seed). */
   spread: number;
+  /** |delta| ≤ spread. */
   agree: boolean;
+  /** The per-seed (paired) differences a_s − b_s, for the record. */
+  differences: number[];
   singleSeed: boolean;
 }
 
 /**
- * Agreement of `a` and `b` on `metric`: |Δ mean| ≤ √(std_a² + std_b²). With one seed there is no
- * spread to judge by; `agree` is then false unless the values are identical, and `singleSeed` says so.
+ * Agreement of `a` and `b` on `metric`: |a.mean − b.mean| ≤ √(std_a² + std_b²), i.e. the two differ
+ * by no more than two runs of one configuration typically do. With one seed there is no spread:
+ * `agree` is then false unless the values are identical, and `singleSeed` says so.
  */
 export function agreement(
   aId: string,
@@ -207,15 +223,20 @@ export function agreement(
   b: ConfigStats,
   metric: MetricKey,
 ): Agreement {
-  const c = compare(a[metric], b[metric], 'higher');
+  const sa = a[metric];
+  const sb = b[metric];
+  const singleSeed = sa.n < 2 || sb.n < 2;
+  const delta = sa.mean - sb.mean;
+  const spread = singleSeed ? 0 : Math.sqrt(sa.std ** 2 + sb.std ** 2);
   return {
     a: aId,
     b: bId,
     metric,
-    delta: c.delta,
-    spread: c.spread,
-    agree: c.verdict === 'within spread',
-    singleSeed: c.singleSeed,
+    delta,
+    spread,
+    agree: Math.abs(delta) <= spread,
+    differences: sa.values.map((v, i) => v - sb.values[i]),
+    singleSeed,
   };
 }
 
@@ -304,6 +325,31 @@ export function showStat(s: Stat): string {
   return s.n > 1 ? `${fmt(s.mean)} ± ${fmt(s.std)}` : fmt(s.mean);
 }
 
+/**
+ * Two stats for a sentence "a vs b": with more significant digits when 3 would print the same
+ * mean twice, so a reader can see which is larger.
+ */
+export function showPair(a: Stat, b: Stat): string {
+  for (const digits of [3, 4, 5, 6]) {
+    const show = (s: Stat) =>
+      s.n > 1 ? `${fmt(s.mean, digits)} ± ${fmt(s.std, 3)}` : fmt(s.mean, digits);
+    if (fmt(a.mean, digits) !== fmt(b.mean, digits) || a.mean === b.mean || digits === 6) {
+      return `${show(a)} vs ${show(b)}`;
+    }
+  }
+  return '';
+}
+
+/** Monte-Carlo summaries: pooled over seeds, and per seed for the seed-to-seed spread. */
+export interface McInput {
+  config: string;
+  samples: number;
+  mc: EntropySummary;
+  deterministic: EntropySummary;
+  /** Per seed, the error AUROC of MC and deterministic entropy (same seeds, same order). */
+  perSeed: { seed: number; mcAuroc: number; deterministicAuroc: number }[];
+}
+
 /** What the interpretation needs to know about the run. */
 export interface InterpretationInput {
   /** Configurations in report order; the baseline is `baseline`. */
@@ -315,12 +361,13 @@ export interface InterpretationInput {
   epochs: number;
   /** The two configurations whose held-out accuracies must agree (pack inverted vs built-in). */
   agreements: readonly Agreement[];
-  mc?: { mc: EntropySummary; deterministic: EntropySummary; samples: number; config: string };
+  mc?: McInput;
   /** Overfitting criteria of the baseline (the test's): train acc ≥ this, final/min loss > that. */
   overfit: { trainAcc: number; lossRatio: number };
 }
 
-const COMPARED: readonly MetricKey[] = [
+/** The metrics on which configurations are compared with the baseline. */
+export const COMPARED: readonly MetricKey[] = [
   'finalHeldOutAcc',
   'bestHeldOutAcc',
   'finalHeldOutLoss',
@@ -358,6 +405,30 @@ export function verdicts(
 }
 
 /**
+ * The verdicts as a table: one row per non-baseline configuration, one column per compared metric,
+ * each cell the verdict and the mean per-seed difference (configuration − baseline).
+ */
+export function verdictTable(input: Pick<InterpretationInput, 'configs' | 'baseline' | 'stats'>): {
+  header: string[];
+  rows: string[][];
+} {
+  const v = verdicts(input);
+  const mark = { better: 'beats', worse: 'worse', 'within spread': 'within spread' };
+  return {
+    header: ['configuration', ...COMPARED.map((k) => metricInfo(k).short)],
+    rows: input.configs
+      .filter((c) => c.id !== input.baseline)
+      .map((c) => [
+        c.label,
+        ...COMPARED.map((k) => {
+          const x = v[c.id][k];
+          return `${mark[x.verdict]} (${x.delta > 0 ? '+' : ''}${fmt(x.delta)} ± ${fmt(x.spread)})`;
+        }),
+      ]),
+  };
+}
+
+/**
  * The report's interpretation, as markdown paragraphs. Every statement is derived from the numbers
  * passed in; nothing is assumed about which configuration wins.
  */
@@ -366,135 +437,163 @@ export function interpret(input: InterpretationInput): string[] {
   const base = stats[baseline];
   const paragraphs: string[] = [];
   const single = input.seeds < 2;
-  const rule = single
-    ? 'With a single seed there is no seed-to-seed spread: "beats" below means only that the number is better, ' +
-      'by however little. Run with `--seeds 3` or more for a verdict that accounts for noise.'
-    : `"Beats" means the difference of the means over ${input.seeds} seeds is larger than the seed-to-seed ` +
-      'spread √(std₁² + std₂²); smaller differences are reported as within the spread, i.e. not a win.';
-  paragraphs.push(rule);
+  paragraphs.push(
+    single
+      ? 'With a single seed there is no seed-to-seed spread: "beats" below means only that the number ' +
+          'is better, by however little, and agreement cannot be judged. Run with `--seeds 3` or more ' +
+          'for verdicts that account for noise.'
+      : `**How to read the verdicts.** Within a seed every configuration shares the split, the initial ` +
+          `weights and the data order, so a configuration is compared with the baseline seed by seed: it ` +
+          `"beats" the baseline on a metric when the mean of its ${input.seeds} per-seed differences is ` +
+          'better by more than the seed-to-seed spread (sample std) of those differences; otherwise the ' +
+          'difference is "within the spread", which is not a win. Two implementations "agree" when their ' +
+          'means differ by no more than √(std₁² + std₂²), the spread between single runs of each.',
+  );
 
-  const trainAcc = base.finalTrainAcc.mean;
   const ratio = base.finalHeldOutLoss.mean / base.minHeldOutLoss.mean;
-  const overfits = trainAcc >= input.overfit.trainAcc && ratio > input.overfit.lossRatio;
+  const overfits =
+    base.finalTrainAcc.mean >= input.overfit.trainAcc && ratio > input.overfit.lossRatio;
   paragraphs.push(
     `**Baseline.** Without regularization the MLP reaches train accuracy ${showStat(base.finalTrainAcc)} ` +
       `and train loss ${showStat(base.finalTrainLoss)}. Its held-out loss is lowest at epoch ` +
       `${showStat(base.bestLossEpoch)} (${showStat(base.minHeldOutLoss)}) and ends at ` +
-      `${showStat(base.finalHeldOutLoss)}, ${fmt(ratio)}× its minimum, with a loss gap of ` +
-      `${showStat(base.lossGap)} and an accuracy gap of ${showStat(base.accGap)}. ` +
+      `${showStat(base.finalHeldOutLoss)}, ${fmt(ratio)}× its minimum; the final loss gap is ` +
+      `${showStat(base.lossGap)} and the accuracy gap ${showStat(base.accGap)}. ` +
       (overfits
-        ? `It overfits: it memorizes the training set (train accuracy ≥ ${input.overfit.trainAcc}) while its ` +
-          `held-out loss rises again after its minimum (final > ${input.overfit.lossRatio}× minimum).`
+        ? `It overfits: it fits the training set (train accuracy ≥ ${input.overfit.trainAcc}) while its ` +
+          `held-out loss climbs back up after its minimum (final > ${input.overfit.lossRatio}× minimum).`
         : `By this report's criterion (train accuracy ≥ ${input.overfit.trainAcc} and final held-out loss > ` +
           `${input.overfit.lossRatio}× its minimum) it does **not** clearly overfit in ${input.epochs} epochs, ` +
           'so the regularizers have little to fix here.'),
   );
 
-  const others = input.configs.filter((c) => c.id !== baseline);
-  const best = (key: MetricKey, dir: 'higher' | 'lower') =>
+  const rank = (key: MetricKey, dir: 'higher' | 'lower') =>
     [...input.configs].sort((a, b) =>
       dir === 'higher'
         ? stats[b.id][key].mean - stats[a.id][key].mean
         : stats[a.id][key].mean - stats[b.id][key].mean,
     )[0];
-  const bestLoss = best('minHeldOutLoss', 'lower');
-  const bestAcc = best('bestHeldOutAcc', 'higher');
-  const bestFinal = best('finalHeldOutLoss', 'lower');
-  const smallestGap = best('lossGap', 'lower');
+  const leader = (key: MetricKey, dir: 'higher' | 'lower', what: string) => {
+    const c = rank(key, dir);
+    return `${what}: ${c.label} (${showStat(stats[c.id][key])})`;
+  };
   paragraphs.push(
-    `**Leaders.** Lowest minimum held-out loss: ${bestLoss.label} (${showStat(stats[bestLoss.id].minHeldOutLoss)}). ` +
-      `Lowest final held-out loss: ${bestFinal.label} (${showStat(stats[bestFinal.id].finalHeldOutLoss)}). ` +
-      `Highest best held-out accuracy: ${bestAcc.label} (${showStat(stats[bestAcc.id].bestHeldOutAcc)}). ` +
-      `Smallest loss gap: ${smallestGap.label} (${showStat(stats[smallestGap.id].lossGap)}).`,
+    `**Leaders** (by the mean; see the verdicts for whether a lead exceeds the noise). ` +
+      [
+        leader('minHeldOutLoss', 'lower', 'Lowest minimum held-out loss'),
+        leader('finalHeldOutLoss', 'lower', 'lowest final held-out loss'),
+        leader('bestHeldOutAcc', 'higher', 'highest best held-out accuracy'),
+        leader('finalHeldOutAcc', 'higher', 'highest final held-out accuracy'),
+        leader('lossGap', 'lower', 'smallest loss gap'),
+      ].join('; ') +
+      '.',
   );
 
+  const others = input.configs.filter((c) => c.id !== baseline);
   const v = verdicts(input);
   const lines: string[] = [];
   for (const c of others) {
+    const show = (k: MetricKey) => `${metricInfo(k).label} (${showPair(stats[c.id][k], base[k])})`;
     const wins = COMPARED.filter((k) => v[c.id][k].verdict === 'better');
     const ties = COMPARED.filter((k) => v[c.id][k].verdict === 'within spread');
     const losses = COMPARED.filter((k) => v[c.id][k].verdict === 'worse');
-    const show = (k: MetricKey) =>
-      `${metricInfo(k).label} (${showStat(stats[c.id][k])} vs ${showStat(base[k])})`;
-    const parts: string[] = [];
-    parts.push(
+    const parts: string[] = [
       wins.length > 0
         ? `beats the baseline on ${wins.map(show).join(', ')}`
         : 'beats the baseline on **no** compared metric',
-    );
-    if (ties.length + losses.length > 0) {
-      const not: string[] = [];
-      if (ties.length > 0)
-        not.push(`${ties.map(show).join(', ')} (within the seed-to-seed spread)`);
-      if (losses.length > 0) not.push(`${losses.map(show).join(', ')} (worse than the baseline)`);
-      parts.push(`does **not** beat it on ${not.join('; ')}`);
+    ];
+    if (ties.length > 0) {
+      parts.push(
+        `does **not** beat it on ${ties.map(show).join(', ')}: within the seed-to-seed spread`,
+      );
     }
-    const epochShift =
-      stats[c.id].bestLossEpoch.mean > base.bestLossEpoch.mean
-        ? `its held-out loss bottoms out later (epoch ${showStat(stats[c.id].bestLossEpoch)} vs ${showStat(base.bestLossEpoch)})`
-        : stats[c.id].bestLossEpoch.mean < base.bestLossEpoch.mean
-          ? `its held-out loss bottoms out earlier (epoch ${showStat(stats[c.id].bestLossEpoch)} vs ${showStat(base.bestLossEpoch)})`
-          : `its held-out loss bottoms out at the same epoch as the baseline's (${showStat(base.bestLossEpoch)})`;
-    lines.push(`- **${c.label}** ${parts.join('; ')}; ${epochShift}.`);
+    if (losses.length > 0) {
+      parts.push(`is **worse** than the baseline on ${losses.map(show).join(', ')}`);
+    }
+    const e = stats[c.id].bestLossEpoch;
+    const when =
+      e.mean > base.bestLossEpoch.mean
+        ? 'later'
+        : e.mean < base.bestLossEpoch.mean
+          ? 'earlier'
+          : 'at the same epoch';
+    parts.push(`its held-out loss bottoms out ${when} (epoch ${showPair(e, base.bestLossEpoch)})`);
+    lines.push(`- **${c.label}** ${parts.join('; ')}.`);
   }
   paragraphs.push(
-    `**Each configuration against the baseline** (on ${COMPARED.map((k) => metricInfo(k).label).join(', ')}):\n\n` +
+    `**Each configuration against the baseline** (compared: ${COMPARED.map((k) => metricInfo(k).label).join(', ')}):\n\n` +
       lines.join('\n'),
   );
 
-  const dropoutIds = others.filter((c) => c.dropoutFamily).map((c) => c.id);
-  const dropoutLosers = dropoutIds.filter((id) =>
-    COMPARED.some((k) => v[id][k].verdict !== 'better'),
-  );
-  if (dropoutIds.length > 0) {
-    const noWin = dropoutIds.filter((id) => COMPARED.every((k) => v[id][k].verdict !== 'better'));
-    paragraphs.push(
-      `**Dropout family.** ${dropoutIds.length - dropoutLosers.length} of ${dropoutIds.length} dropout-style ` +
-        `configurations beat the baseline on every compared metric` +
-        (dropoutLosers.length > 0
-          ? `; ${dropoutLosers.map((id) => labelOf(input, id)).join(', ')} do${dropoutLosers.length === 1 ? 'es' : ''} not ` +
-            '(see the list above for the metrics).'
-          : '.') +
-        (noWin.length > 0
-          ? ` ${noWin.map((id) => labelOf(input, id)).join(', ')} beat${noWin.length === 1 ? 's' : ''} it on none.`
-          : ''),
-    );
+  const family = others.filter((c) => c.dropoutFamily);
+  if (family.length > 0) {
+    const winsOf = (id: string) => COMPARED.filter((k) => v[id][k].verdict === 'better').length;
+    const all = family.filter((c) => winsOf(c.id) === COMPARED.length);
+    const none = family.filter((c) => winsOf(c.id) === 0);
+    const some = family.filter((c) => winsOf(c.id) > 0 && winsOf(c.id) < COMPARED.length);
+    const names = (cs: typeof family) => cs.map((c) => c.label).join(', ');
+    const sentences = [
+      `Of the ${family.length} dropout-style configurations, ${all.length} beat${all.length === 1 ? 's' : ''} ` +
+        `the baseline on all ${COMPARED.length} compared metrics${all.length > 0 ? ` (${names(all)})` : ''}.`,
+    ];
+    if (some.length > 0) {
+      sentences.push(
+        `${names(some)} beat${some.length === 1 ? 's' : ''} it on some metrics only: ` +
+          some.map((c) => `${c.label} on ${winsOf(c.id)} of ${COMPARED.length}`).join(', ') +
+          '.',
+      );
+    }
+    if (none.length > 0) {
+      sentences.push(`${names(none)} beat${none.length === 1 ? 's' : ''} it on none.`);
+    }
+    paragraphs.push(`**Dropout family.** ${sentences.join(' ')}`);
   }
 
-  for (const a of input.agreements) {
-    const info = metricInfo(a.metric);
-    const sa = stats[a.a][a.metric];
-    const sb = stats[a.b][a.metric];
+  const pairs = [...new Set(input.agreements.map((a) => `${a.a}|${a.b}`))];
+  for (const pair of pairs) {
+    const [aId, bId] = pair.split('|');
+    const items = input.agreements.filter((a) => a.a === aId && a.b === bId);
+    const parts = items.map((a) => {
+      const info = metricInfo(a.metric);
+      const verdict = a.singleSeed
+        ? 'one seed, no spread to judge by'
+        : a.agree
+          ? `**agree** within the seed-to-seed spread (|Δ| ${fmt(Math.abs(a.delta))} ≤ ${fmt(a.spread)})`
+          : `do **not** agree within the seed-to-seed spread (|Δ| ${fmt(Math.abs(a.delta))} > ${fmt(a.spread)})`;
+      return `${info.label} ${showPair(stats[aId][a.metric], stats[bId][a.metric])}: ${verdict}`;
+    });
+    const diffs = items[0].differences.map((d) => fmt(d)).join(', ');
     paragraphs.push(
-      `**${labelOf(input, a.a)} vs ${labelOf(input, a.b)}** (same configuration otherwise): ${info.label} ` +
-        `${showStat(sa)} vs ${showStat(sb)}, difference ${fmt(a.delta)}. ` +
-        (a.singleSeed
-          ? 'With one seed there is no spread to judge agreement by; run more seeds.'
-          : a.agree
-            ? `They agree within the seed-to-seed spread (|Δ| ≤ ${fmt(a.spread)}).`
-            : `They do **not** agree within the seed-to-seed spread (|Δ| > ${fmt(a.spread)}).`),
+      `**${labelOf(input, aId)} vs ${labelOf(input, bId)}** (otherwise the same network, rate and ` +
+        `seeds): ${parts.join('; ')}. Per-seed differences of ${metricInfo(items[0].metric).label}: ${diffs}.`,
     );
   }
 
   if (input.mc) {
-    const { mc, deterministic, samples } = input.mc;
+    const { mc, deterministic, samples, perSeed } = input.mc;
     const separates = mc.meanEntropyWrong > mc.meanEntropyCorrect;
-    const aurocCmp =
-      mc.errorAuroc > deterministic.errorAuroc
+    const mcAuroc = stat(perSeed.map((s) => s.mcAuroc));
+    const detAuroc = stat(perSeed.map((s) => s.deterministicAuroc));
+    const c = compare(mcAuroc, detAuroc, 'higher');
+    const aurocVerdict =
+      c.verdict === 'better'
         ? 'better than'
-        : mc.errorAuroc < deterministic.errorAuroc
+        : c.verdict === 'worse'
           ? 'worse than'
-          : 'the same as';
+          : c.singleSeed
+            ? 'equal to'
+            : 'no different (within the seed-to-seed spread) from';
     paragraphs.push(
-      `**Monte-Carlo dropout** (${labelOf(input, input.mc.config)}, ${samples} samples per digit, all seeds pooled): ` +
-        `mean predictive entropy ${fmt(mc.meanEntropyWrong)} nats on the ${mc.nWrong} wrongly classified ` +
-        `held-out digits vs ${fmt(mc.meanEntropyCorrect)} on the ${mc.nCorrect} correct ones` +
+      `**Monte-Carlo dropout** (${labelOf(input, input.mc.config)} model, ${samples} samples per digit, ` +
+        `${perSeed.length} seed(s) pooled): mean predictive entropy ${fmt(mc.meanEntropyWrong)} nats on the ` +
+        `${mc.nWrong} wrongly classified held-out digits vs ${fmt(mc.meanEntropyCorrect)} on the ${mc.nCorrect} ` +
+        'correct ones' +
         (separates
           ? ` (${fmt(mc.meanEntropyWrong / mc.meanEntropyCorrect)}× higher): the averaged prediction is less sure where it is wrong.`
           : ': the entropy does **not** flag the errors.') +
-        ` As a detector of errors, entropy has AUROC ${fmt(mc.errorAuroc)} (0.5 is chance), ${aurocCmp} ` +
-        `the deterministic prediction's entropy of the same model (AUROC ${fmt(deterministic.errorAuroc)}). ` +
-        `MC accuracy ${fmt(mc.accuracy)} vs deterministic ${fmt(deterministic.accuracy)}.`,
+        ` As a detector of errors, MC entropy has AUROC ${showStat(mcAuroc)} per seed (0.5 is chance), ` +
+        `${aurocVerdict} the deterministic prediction's entropy of the same models (${showStat(detAuroc)}). ` +
+        `Accuracy of the MC mean ${fmt(mc.accuracy)} vs the deterministic prediction ${fmt(deterministic.accuracy)}.`,
     );
   }
   return paragraphs;
