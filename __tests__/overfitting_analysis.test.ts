@@ -13,6 +13,7 @@ import {
   InterpretationInput,
   runMetrics,
   RunMetrics,
+  showPair,
   stat,
 } from '../examples/overfitting/analysis';
 
@@ -79,6 +80,15 @@ describe('compare', () => {
     expect(a.spread).toBeCloseTo(Math.sqrt(2) * 0.01, 12);
     const b = agreement('a', s([0.9, 0.91, 0.89]), 'b', s([0.93, 0.94, 0.92]), 'finalHeldOutAcc');
     expect(b.agree).toBe(false);
+  });
+});
+
+describe('showPair', () => {
+  it('prints both means with the decimals that show which is larger', () => {
+    expect(showPair(stat([0.904]), stat([0.8996]))).toBe('0.904 vs 0.9');
+    expect(showPair(stat([0.9005]), stat([0.9003]))).toBe('0.9005 vs 0.9003');
+    expect(showPair(stat([0.9005]), stat([0.90049996]))).toBe('0.9005 vs 0.9005');
+    expect(showPair(stat([0.35, 0.37]), stat([0.45, 0.47]))).toBe('0.36 ± 0.0141 vs 0.46 ± 0.0141');
   });
 });
 

@@ -327,7 +327,7 @@ async function main(): Promise<void> {
   // Long configuration names on the bar axes: vega-lite cuts labels at 180 px by default.
   const wideLabels = (spec: VegaLiteSpec): VegaLiteSpec => ({
     ...spec,
-    config: { axis: { labelLimit: 320 } },
+    config: { axis: { labelLimit: 320 }, legend: { labelLimit: 320 } },
   });
   const lossCurves = smallMultiples(
     lineChart(curvePoints, { xTitle: 'epoch', yTitle: 'cross-entropy (log)', logY: true }),
@@ -341,16 +341,19 @@ async function main(): Promise<void> {
   (lossCurves.facet as Record<string, unknown>).sort = configs.map((c) => labelOf(c.id));
   const charts: Record<string, VegaLiteSpec> = {
     loss_curves: lossCurves,
-    held_out_loss: lineChart(
-      configs.flatMap((c) =>
-        curves[c.id].map((p, e) => ({ series: labelOf(c.id), x: e + 1, y: p.heldOutLoss })),
+    held_out_loss: wideLabels(
+      lineChart(
+        configs.flatMap((c) =>
+          curves[c.id].map((p, e) => ({ series: labelOf(c.id), x: e + 1, y: p.heldOutLoss })),
+        ),
+        {
+          title: `Held-out loss, all configurations (mean over ${seeds.length} seed(s))`,
+          xTitle: 'epoch',
+          yTitle: 'held-out cross-entropy (log)',
+          logY: true,
+          width: 560,
+        },
       ),
-      {
-        title: 'Held-out loss, all configurations',
-        xTitle: 'epoch',
-        yTitle: 'held-out cross-entropy',
-        width: 560,
-      },
     ),
     gap_loss: wideLabels(
       barChart(

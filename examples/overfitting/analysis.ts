@@ -326,18 +326,24 @@ export function showStat(s: Stat): string {
 }
 
 /**
- * Two stats for a sentence "a vs b": with more significant digits when 3 would print the same
- * mean twice, so a reader can see which is larger.
+ * Two stats for a sentence "a vs b", both means with the same number of decimals: 3 significant
+ * digits of the larger, more (up to 6 decimals) while the difference is smaller than one unit of
+ * the last decimal, so that a reader sees which is larger; equal means print equal.
  */
 export function showPair(a: Stat, b: Stat): string {
-  for (const digits of [3, 4, 5, 6]) {
-    const show = (s: Stat) =>
-      s.n > 1 ? `${fmt(s.mean, digits)} ± ${fmt(s.std, 3)}` : fmt(s.mean, digits);
-    if (fmt(a.mean, digits) !== fmt(b.mean, digits) || a.mean === b.mean || digits === 6) {
-      return `${show(a)} vs ${show(b)}`;
-    }
+  const big = Math.max(Math.abs(a.mean), Math.abs(b.mean));
+  if (!Number.isFinite(big) || big === 0 || big >= 1e5 || big < 1e-3) {
+    return `${showStat(a)} vs ${showStat(b)}`;
   }
-  return '';
+  const delta = Math.abs(a.mean - b.mean);
+  const same = delta <= 1e-9 * big;
+  let decimals = Math.max(0, 2 - Math.floor(Math.log10(big)));
+  while (!same && decimals < 6 && delta < 10 ** -decimals) decimals++;
+  const show = (s: Stat) => {
+    const mean = String(Number((same ? a.mean : s.mean).toFixed(decimals)));
+    return s.n > 1 ? `${mean} ± ${fmt(s.std)}` : mean;
+  };
+  return `${show(a)} vs ${show(b)}`;
 }
 
 /** Monte-Carlo summaries: pooled over seeds, and per seed for the seed-to-seed spread. */
@@ -533,8 +539,11 @@ export function interpret(input: InterpretationInput): string[] {
     const some = family.filter((c) => winsOf(c.id) > 0 && winsOf(c.id) < COMPARED.length);
     const names = (cs: typeof family) => cs.map((c) => c.label).join(', ');
     const sentences = [
-      `Of the ${family.length} dropout-style configurations, ${all.length} beat${all.length === 1 ? 's' : ''} ` +
-        `the baseline on all ${COMPARED.length} compared metrics${all.length > 0 ? ` (${names(all)})` : ''}.`,
+      all.length === 0
+        ? `None of the ${family.length} dropout-style configurations beats the baseline on all ` +
+          `${COMPARED.length} compared metrics.`
+        : `Of the ${family.length} dropout-style configurations, ${all.length} beat${all.length === 1 ? 's' : ''} ` +
+          `the baseline on all ${COMPARED.length} compared metrics (${names(all)}).`,
     ];
     if (some.length > 0) {
       sentences.push(

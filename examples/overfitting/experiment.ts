@@ -279,8 +279,10 @@ export function evaluate(model: tf.LayersModel, d: SeedData): EpochMetrics {
     const logP = tf.log(tf.clipByValue(probs, EPSILON, 1 - EPSILON));
     const loss = tf.neg(tf.sum(tf.mul(d.yAll, logP), 1));
     const correct = tf.cast(tf.equal(tf.argMax(probs, 1), tf.argMax(d.yAll, 1)), 'float32');
+    // Sums, divided in double precision below: a float32 mean of 0/1 values prints 0.9005 as
+    // 0.90049994.
     const part = (t: tf.Tensor, start: number, size: number) =>
-      tf.mean(tf.slice(t, [start], [size]));
+      tf.sum(tf.slice(t, [start], [size]));
     return tf
       .stack([
         part(loss, 0, d.nTrain),
@@ -291,10 +293,10 @@ export function evaluate(model: tf.LayersModel, d: SeedData): EpochMetrics {
       .dataSync();
   });
   return {
-    trainLoss: values[0],
-    trainAcc: values[1],
-    heldOutLoss: values[2],
-    heldOutAcc: values[3],
+    trainLoss: values[0] / d.nTrain,
+    trainAcc: values[1] / d.nTrain,
+    heldOutLoss: values[2] / d.nHeldOut,
+    heldOutAcc: values[3] / d.nHeldOut,
   };
 }
 
