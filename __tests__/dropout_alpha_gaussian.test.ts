@@ -49,8 +49,8 @@ describe('AlphaDropout (Klambauer et al. 2017)', () => {
 
   test('the built-in tf.layers.alphaDropout (tfjs 4.22) shifts the mean by 2·a·q·λα', () => {
     // It gives dropped units +λα instead of −λα, so E[y] = a·q·(λα) − a·q·α′ = 2·a·q·λα:
-    // +0.32 at q = 0.1 and +0.91 at q = 0.3. If tfjs fixes the sign this test fails: then
-    // convert-to-built-in can stop warning about it.
+    // +0.32 at q = 0.1 and +0.91 at q = 0.3. If tfjs fixes the sign this test fails, and the
+    // documentation of the difference must go.
     for (const [rate, documented] of [
       [0.1, 0.32],
       [0.3, 0.91],

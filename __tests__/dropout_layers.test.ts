@@ -225,6 +225,23 @@ test('dropConnectDense weights are interchangeable with tf.layers.dense (shapes,
   expect(ours.batchInputShape).toEqual([null, 5]);
 });
 
+test('dropConnectDense on rank-3 input matches tf.layers.dense (inference) and keeps the shape', () => {
+  const x = tf.randomNormal([2, 3, 5], 0, 1, 'float32', 14);
+  const ours = layers.dropConnectDense({ units: 4, rate: 0.5, activation: 'tanh', seed: 1 });
+  const dense = tf.layers.dense({ units: 4, activation: 'tanh' });
+  const yt = ours.apply(x, { training: true }) as tf.Tensor;
+  expect(yt.shape).toEqual([2, 3, 4]);
+  dense.apply(x);
+  dense.setWeights(ours.getWeights());
+  const y = ours.apply(x) as tf.Tensor;
+  const yd = dense.apply(x) as tf.Tensor;
+  expect(maxAbsDiff(y, yd)).toBeLessThan(1e-6);
+  expect(maxAbsDiff(yt, yd)).toBeGreaterThan(0);
+  const symbolic = ours.apply(tf.input({ shape: [3, 5] })) as tf.SymbolicTensor;
+  expect(symbolic.shape).toEqual([null, 3, 4]);
+  tf.dispose([x, yt, y, yd]);
+});
+
 describe('bad input: clear errors', () => {
   const FACTORIES: [string, (rate: number) => tf.layers.Layer][] = [
     ['dropout', (rate) => layers.dropout({ rate })],
@@ -357,6 +374,14 @@ describe('bad input: clear errors', () => {
     expect(() =>
       layers.dropConnectDense({ rate: 0.1, units: 2, activation: 'nope' as never }),
     ).toThrow(/received: activation="nope"/);
+  });
+
+  test('dropPath needs a sample axis', () => {
+    const v = tf.zeros([5]);
+    expect(() => layers.dropPath({ rate: 0.1 }).apply(v)).toThrow(
+      /expected input rank to be at least 2 \(\[batch, …\]\), received: input rank=1/,
+    );
+    v.dispose();
   });
 
   test('messages name the layer', () => {

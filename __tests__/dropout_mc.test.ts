@@ -171,6 +171,18 @@ test('a model with only built-in dropout layers: an error naming them and the fi
   expect(() => mcPredict(plain, x)).toThrow(
     /expected dropout layers of tfjs-dropnorm in the model to exist/,
   );
+  const input = tf.input({ shape: [8] });
+  const hidden = layers.dropout({ rate: 0.5 }).apply(input) as tf.SymbolicTensor;
+  const twoHeads = tf.model({
+    inputs: input,
+    outputs: [
+      tf.layers.dense({ units: 1 }).apply(hidden),
+      tf.layers.dense({ units: 2 }).apply(hidden),
+    ] as tf.SymbolicTensor[],
+  });
+  expect(() => mcPredict(twoHeads, x)).toThrow(
+    /expected number of model outputs to be 1, received: number of model outputs=2/,
+  );
   const { model: ok } = bnModel();
   expect(() => mcPredict(ok, x, { samples: 0 })).toThrow(
     /expected samples to be a positive integer, received: samples=0/,

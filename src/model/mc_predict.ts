@@ -5,7 +5,7 @@
  * an uncertainty estimate.
  */
 import * as tf from '@tensorflow/tfjs';
-import { invalidArgument } from '../errors';
+import { DropnormValueError, invalidArgument } from '../errors';
 import { StochasticLayer } from '../layers/stochastic';
 import { SeedStream, mixSeed } from '../random';
 
@@ -99,15 +99,12 @@ export function mcPredict(
     const builtins = layers.filter((l) => BUILTIN_DROPOUT_CLASSES.includes(l.getClassName()));
     if (builtins.length > 0) {
       const names = builtins.map((l) => `'${l.name}' (${l.getClassName()})`).join(', ');
-      throw invalidArgument(
-        owner,
-        'dropout layers of tfjs-dropnorm in the model',
-        `none; tfjs built-ins: ${names}`,
-        'to exist',
-        'tfjs built-in dropout layers can only run in training mode, which would also switch ' +
-          'BatchNorm and every other layer to training. Build the model with the pack’s layers ' +
-          '(layers.dropout, layers.spatialDropout1d, layers.gaussianDropout, layers.alphaDropout, …), ' +
-          'or convert it with convertToDropnorm.',
+      throw new DropnormValueError(
+        `${owner}: the model's dropout layers are tfjs built-ins: ${names}. They cannot be ` +
+          'switched on alone: model.apply(x, {training: true}) would also switch BatchNorm and ' +
+          "every other layer to training mode. Build the model with the pack's layers " +
+          '(layers.dropout, layers.spatialDropout1d, layers.gaussianDropout, layers.alphaDropout, ' +
+          '…), or convert it with convertToDropnorm.',
       );
     }
     throw invalidArgument(
