@@ -33,3 +33,21 @@ export { SeedStream, mixSeed } from './random';
 export * as ops from './ops';
 export { DropnormValueError } from './errors';
 export { PACK_CLASS_NAMES } from './register';
+export {
+  clipOptimizer,
+  ClipOptimizer,
+  gradientNorms,
+  firstLastRatio,
+  GradientFlow,
+  activationStats,
+} from './train';
+export type {
+  ClipOptions,
+  NonFiniteAction,
+  GradientNormsOptions,
+  LayerGradientNorm,
+  LossSpec,
+  GradientFlowOptions,
+  GradientFlowRecord,
+  LayerActivationStats,
+} from './train';

@@ -12,6 +12,7 @@ import { DropPath } from './layers/drop_path';
 import { Dropout } from './layers/dropout';
 import { GaussianDropout } from './layers/gaussian_dropout';
 import { SpatialDropout1D, SpatialDropout2D, SpatialDropout3D } from './layers/spatial_dropout';
+import { ClipOptimizer } from './train/clip_optimizer';
 
 /** The pack's serializable classes. */
 export const PACK_CLASSES = [
@@ -25,6 +26,7 @@ export const PACK_CLASSES = [
   DropConnectDense,
   DropBlock2D,
   DropPath,
+  ClipOptimizer,
 ] as const;
 
 /** The className of each of the pack's classes (what a model.json names). */

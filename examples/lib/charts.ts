@@ -92,11 +92,12 @@ function frame(options: ChartOptions, width = 480, height = 300): VegaLiteSpec {
 /**
  * One line per series. With `logY`, points with y ≤ 0 or non-finite y are dropped (a log axis
  * cannot show them); otherwise only non-finite points are. Series keep the order of first
- * appearance in the legend and colors.
+ * appearance in the legend and colors. `points`: draw point marks too (a number is their area in
+ * px², useful to keep isolated points visible).
  */
 export function lineChart(
   data: readonly LinePoint[],
-  options: ChartOptions & { logY?: boolean; points?: boolean; xLogOrdinal?: boolean } = {},
+  options: ChartOptions & { logY?: boolean; points?: boolean | number } = {},
 ): VegaLiteSpec {
   const values = data.filter(
     (p) => Number.isFinite(p.x) && Number.isFinite(p.y) && (!options.logY || p.y > 0),
@@ -105,7 +106,12 @@ export function lineChart(
   return {
     ...frame(options),
     data: { values },
-    mark: { type: 'line', point: options.points ?? false, strokeWidth: 1.5 },
+    mark: {
+      type: 'line',
+      point:
+        typeof options.points === 'number' ? { size: options.points } : (options.points ?? false),
+      strokeWidth: 1.5,
+    },
     encoding: {
       x: { field: 'x', type: 'quantitative', title: options.xTitle ?? 'x' },
       y: {
@@ -115,7 +121,14 @@ export function lineChart(
         scale: options.logY ? { type: 'log' } : { zero: false },
         axis: options.logY ? { format: '.0e' } : {},
       },
-      color: { field: 'series', type: 'nominal', title: null, sort: order },
+      color: {
+        field: 'series',
+        type: 'nominal',
+        title: null,
+        sort: order,
+        // More than 10 series would reuse category10's colors.
+        scale: { scheme: order.length > 10 ? 'tableau20' : 'tableau10' },
+      },
     },
   };
 }
@@ -196,8 +209,8 @@ export function histogram(
 
 /**
  * Small multiples: the same chart once per value of `field` (e.g. one panel per configuration),
- * `columns` panels per row. `spec` is a chart from this module (its data must carry `field`).
- * Scales are shared unless `independentY`.
+ * `columns` panels per row, panels in order of first appearance in the data. `spec` is a chart
+ * from this module (its data must carry `field`). Scales are shared unless `independentY`.
  */
 export function smallMultiples(
   spec: VegaLiteSpec,
@@ -211,13 +224,15 @@ export function smallMultiples(
   } = {},
 ): VegaLiteSpec {
   const { $schema, title, data, background, ...inner } = spec;
+  const values = (data as { values?: Record<string, unknown>[] } | undefined)?.values ?? [];
+  const order = [...new Set(values.map((v) => v[field]))];
   return {
     $schema,
     title: options.title ?? title,
     background,
     data,
     columns: options.columns ?? 3,
-    facet: { field, type: 'nominal', title: null },
+    facet: { field, type: 'nominal', title: null, sort: order },
     spec: {
       ...inner,
       width: options.panelWidth ?? 200,
