@@ -337,8 +337,6 @@ async function main(): Promise<void> {
       title: `Train vs held-out loss per configuration (mean over ${seeds.length} seed(s))`,
     },
   );
-  // Panels in the report's order (baseline first), not alphabetical.
-  (lossCurves.facet as Record<string, unknown>).sort = configs.map((c) => labelOf(c.id));
   const charts: Record<string, VegaLiteSpec> = {
     loss_curves: lossCurves,
     held_out_loss: wideLabels(
