@@ -464,7 +464,12 @@ export function interpret(input: InterpretationInput): string[] {
       `and train loss ${showStat(base.finalTrainLoss)}. Its held-out loss is lowest at epoch ` +
       `${showStat(base.bestLossEpoch)} (${showStat(base.minHeldOutLoss)}) and ends at ` +
       `${showStat(base.finalHeldOutLoss)}, ${fmt(ratio)}× its minimum; the final loss gap is ` +
-      `${showStat(base.lossGap)} and the accuracy gap ${showStat(base.accGap)}. ` +
+      `${showStat(base.lossGap)} and the accuracy gap ${showStat(base.accGap)}` +
+      (single
+        ? '. '
+        : ` (final held-out loss > ${input.overfit.lossRatio}× its minimum in ` +
+          `${base.overfitRatio.values.filter((r) => r > input.overfit.lossRatio).length} of ` +
+          `${base.overfitRatio.n} seeds). `) +
       (overfits
         ? `It overfits: it fits the training set (train accuracy ≥ ${input.overfit.trainAcc}) while its ` +
           `held-out loss climbs back up after its minimum (final > ${input.overfit.lossRatio}× minimum).`
