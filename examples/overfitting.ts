@@ -5,7 +5,7 @@
  * each, with the same initial weights, data order and epochs for every configuration of a seed;
  * then Monte-Carlo dropout uncertainty on the held-out digits.
  *
- *   npm run example:overfitting                      # defaults below, ~6-8 min on 2 cores (wasm)
+ *   npm run example:overfitting                      # defaults below: ~5 min on 2 idle cores (wasm)
  *   npx tsx examples/overfitting.ts --quick           # < 1 min smoke run, 1 seed, smaller MLP
  *   npx tsx examples/overfitting.ts --seeds 5 --epochs 40 --hidden 512 --out reports/big
  *
@@ -103,6 +103,7 @@ function validate(o: Options): void {
   int('hidden', 1);
   int('batchSize', 1);
   int('mcSamples', 2);
+  int('jobs', 1);
   if (o.trainSize % 10 !== 0 || o.trainSize < 10) {
     throw new Error(
       `overfitting: expected --train-size a multiple of 10 (class-balanced), received: ${o.trainSize}.`,
@@ -178,6 +179,7 @@ async function runTasks(
       (m) => onEpoch(m, m.epoch, m.heldOutLoss),
       onDone,
     );
+    console.error(`tfjs backend: ${backend} (tfjs ${tf.version.tfjs}), ${o.jobs} worker processes`);
     return { results, backend };
   }
   const backend = await pickBackend({ backend: o.backend || undefined });
