@@ -23,7 +23,7 @@ function snippets(): Snippet[] {
       expect(IMPORTS).toContain(line);
     const body = lines.filter((l) => !l.startsWith('import ')).join('\n');
     // The BatchNorm snippet prints asynchronously (after fit); readme.test.ts runs it on its own.
-    if (m[1] !== 'batchnorm') found.push({ name: m[1], body, output: m[3] });
+    if (!['batchnorm', 'training'].includes(m[1])) found.push({ name: m[1], body, output: m[3] });
   }
   return found;
 }

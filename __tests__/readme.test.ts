@@ -16,22 +16,26 @@ function snippet(name: string): { code: string; output: string } {
 }
 
 describe('README', () => {
-  test('the BatchNorm snippet runs as shown and prints what the README says', () => {
-    const { code, output } = snippet('batchnorm');
-    const file = path.join(root, '.tmp', `readme-snippet-${process.pid}.ts`);
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    // Inside the repo so tsx maps 'tfjs-dropnorm' to src/ (tsconfig paths), as a user's import.
-    fs.writeFileSync(file, code);
-    try {
-      const stdout = execFileSync(path.join(root, 'node_modules', '.bin', 'tsx'), [file], {
-        cwd: root,
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'pipe'],
-        timeout: 60000,
-      });
-      expect(stdout).toBe(output);
-    } finally {
-      fs.rmSync(file, { force: true });
-    }
-  });
+  // These two print after model.fit resolves, so each runs in a process of its own.
+  test.each(['batchnorm', 'training'])(
+    'the %s snippet runs as shown and prints what the README says',
+    (name) => {
+      const { code, output } = snippet(name);
+      const file = path.join(root, '.tmp', `readme-snippet-${name}-${process.pid}.ts`);
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      // Inside the repo so tsx maps 'tfjs-dropnorm' to src/ (tsconfig paths), as a user's import.
+      fs.writeFileSync(file, code);
+      try {
+        const stdout = execFileSync(path.join(root, 'node_modules', '.bin', 'tsx'), [file], {
+          cwd: root,
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe'],
+          timeout: 60000,
+        });
+        expect(stdout).toBe(output);
+      } finally {
+        fs.rmSync(file, { force: true });
+      }
+    },
+  );
 });
