@@ -1,8 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
-import { alphaDropout, resolveNoiseShape } from '../ops/dropout';
-import { StochasticLayer, StochasticLayerArgs } from './stochastic';
-import { Kwargs, singleShape, singleTensor } from './util';
-import { invalidArgument } from '../errors';
+import {
+  alphaDropout,
+  checkNoiseShapeArg,
+  checkNoiseShapeFits,
+  resolveNoiseShape,
+} from '../ops/dropout';
+import { ActivationNoiseLayer, StochasticLayerArgs } from './stochastic';
+import { singleShape } from './util';
 
 /** Arguments of {@link AlphaDropout}. */
 export interface AlphaDropoutArgs extends StochasticLayerArgs {
@@ -22,7 +26,7 @@ export interface AlphaDropoutArgs extends StochasticLayerArgs {
  * instead of −λα, so on standard-normal input its output mean is +0.32 at q = 0.1 and +0.91 at
  * q = 0.3 (tested); here mean and variance stay 0 and 1.
  */
-export class AlphaDropout extends StochasticLayer {
+export class AlphaDropout extends ActivationNoiseLayer {
   /** Serialization name: distinct from the built-in's 'AlphaDropout'. */
   static className = 'DropnormAlphaDropout';
 
@@ -31,40 +35,20 @@ export class AlphaDropout extends StochasticLayer {
   constructor(args: AlphaDropoutArgs) {
     super(args);
     this.noiseShape = args.noiseShape ?? null;
-    if (
-      this.noiseShape != null &&
-      (!Array.isArray(this.noiseShape) ||
-        this.noiseShape.some((d) => d != null && !(Number.isInteger(d) && d >= 1)))
-    ) {
-      throw invalidArgument(
-        this.describe(),
-        'noiseShape',
-        args.noiseShape,
-        'to be an array of positive integers or nulls',
-      );
-    }
+    checkNoiseShapeArg(this.describe(), args.noiseShape);
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
-    const shape = singleShape(inputShape);
-    if (this.noiseShape != null) {
-      const known = shape.map((d, i) => d ?? this.noiseShape?.[i] ?? 1);
-      resolveNoiseShape(known, this.noiseShape, this.describe());
-    }
+    checkNoiseShapeFits(this.describe(), singleShape(inputShape), this.noiseShape);
     this.built = true;
   }
 
-  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
-    return tf.tidy(() => {
-      const x = singleTensor(inputs);
-      if (!this.noiseActive(kwargs)) return x;
-      const seed = this.nextSeed();
-      if (this.rate === 0) return x;
-      const noiseShape = resolveNoiseShape(x.shape, this.noiseShape, this.describe());
-      return alphaDropout(x, this.rate, { noiseShape, seed });
-    });
+  protected override noise(x: tf.Tensor, seed: number | undefined): tf.Tensor {
+    const noiseShape = resolveNoiseShape(x.shape, this.noiseShape, this.describe());
+    return alphaDropout(x, this.rate, { noiseShape, seed });
   }
 
+  /** The layer's config: rate, seed and `noiseShape`, plus the base Layer config. */
   override getConfig(): tf.serialization.ConfigDict {
     return { ...super.getConfig(), noiseShape: this.noiseShape };
   }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { dropPath } from '../ops/dropout';
-import { StochasticLayer, StochasticLayerArgs } from './stochastic';
-import { Kwargs, singleShape, singleTensor } from './util';
+import { ActivationNoiseLayer, StochasticLayerArgs } from './stochastic';
+import { singleShape } from './util';
 import { invalidArgument } from '../errors';
 
 /** Arguments of {@link DropPath}. */
@@ -14,7 +14,7 @@ export type DropPathArgs = StochasticLayerArgs;
  * Put it on a residual branch, `add([shortcut, dropPath.apply(branch)])`, so a dropped sample
  * skips the block. Inference is the identity. tfjs has no built-in equivalent.
  */
-export class DropPath extends StochasticLayer {
+export class DropPath extends ActivationNoiseLayer {
   /** Serialization name of the pack's DropPath. */
   static className = 'DropnormDropPath';
 
@@ -36,13 +36,7 @@ export class DropPath extends StochasticLayer {
     this.built = true;
   }
 
-  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
-    return tf.tidy(() => {
-      const x = singleTensor(inputs);
-      if (!this.noiseActive(kwargs)) return x;
-      const seed = this.nextSeed();
-      if (this.rate === 0) return x;
-      return dropPath(x, this.rate, seed);
-    });
+  protected override noise(x: tf.Tensor, seed: number | undefined): tf.Tensor {
+    return dropPath(x, this.rate, seed);
   }
 }

@@ -1,8 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { invalidArgument } from '../errors';
-import { dropout, resolveNoiseShape } from '../ops/dropout';
-import { StochasticLayer, StochasticLayerArgs } from './stochastic';
-import { Kwargs, singleShape, singleTensor } from './util';
+import {
+  checkNoiseShapeArg,
+  checkNoiseShapeFits,
+  dropout,
+  resolveNoiseShape,
+} from '../ops/dropout';
+import { ActivationNoiseLayer, StochasticLayerArgs } from './stochastic';
+import { singleShape } from './util';
 
 /** How dropout keeps the expected activation: scale in training, or scale at inference. */
 export type DropoutMode = 'inverted' | 'classic';
@@ -36,7 +41,7 @@ export interface DropoutArgs extends StochasticLayerArgs {
  * mask equals the built-in's. Also: classic mode, and rates outside [0, 1) or a `noiseShape` that
  * does not broadcast are errors (the built-in clamps the rate).
  */
-export class Dropout extends StochasticLayer {
+export class Dropout extends ActivationNoiseLayer {
   /** Serialization name: distinct from the built-in's 'Dropout', which it must not replace. */
   static className = 'DropnormDropout';
 
@@ -56,43 +61,25 @@ export class Dropout extends StochasticLayer {
         "'inverted' scales by 1/(1−rate) in training; 'classic' scales by (1−rate) at inference.",
       );
     }
-    if (
-      this.noiseShape != null &&
-      (!Array.isArray(this.noiseShape) ||
-        this.noiseShape.some((d) => d != null && !(Number.isInteger(d) && d >= 1)))
-    ) {
-      throw invalidArgument(
-        this.describe(),
-        'noiseShape',
-        args.noiseShape,
-        'to be an array of positive integers or nulls',
-      );
-    }
+    checkNoiseShapeArg(this.describe(), args.noiseShape);
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
-    const shape = singleShape(inputShape);
-    if (this.noiseShape != null) {
-      // Unknown (null) input dimensions are checked again on the real tensor in call().
-      const known = shape.map((d, i) => d ?? this.noiseShape?.[i] ?? 1);
-      resolveNoiseShape(known, this.noiseShape, this.describe());
-    }
+    checkNoiseShapeFits(this.describe(), singleShape(inputShape), this.noiseShape);
     this.built = true;
   }
 
-  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
-    return tf.tidy(() => {
-      const x = singleTensor(inputs);
-      if (!this.noiseActive(kwargs)) {
-        return this.mode === 'classic' ? tf.mul(x, 1 - this.rate) : x;
-      }
-      const seed = this.nextSeed();
-      if (this.rate === 0) return x;
-      const noiseShape = resolveNoiseShape(x.shape, this.noiseShape, this.describe());
-      return dropout(x, this.rate, { noiseShape, seed, mode: this.mode });
-    });
+  /** Classic dropout scales by (1 − rate) at inference; inverted dropout is the identity. */
+  protected override inference(x: tf.Tensor): tf.Tensor {
+    return this.mode === 'classic' ? tf.mul(x, 1 - this.rate) : x;
   }
 
+  protected override noise(x: tf.Tensor, seed: number | undefined): tf.Tensor {
+    const noiseShape = resolveNoiseShape(x.shape, this.noiseShape, this.describe());
+    return dropout(x, this.rate, { noiseShape, seed, mode: this.mode });
+  }
+
+  /** The layer's config: rate, seed, `noiseShape` and `mode`, plus the base Layer config. */
   override getConfig(): tf.serialization.ConfigDict {
     return { ...super.getConfig(), noiseShape: this.noiseShape, mode: this.mode };
   }

@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { gaussianDropout } from '../ops/dropout';
-import { StochasticLayer, StochasticLayerArgs } from './stochastic';
-import { Kwargs, singleTensor } from './util';
+import { ActivationNoiseLayer, StochasticLayerArgs } from './stochastic';
 
 /** Arguments of {@link GaussianDropout}. */
 export type GaussianDropoutArgs = StochasticLayerArgs;
@@ -14,7 +13,7 @@ export type GaussianDropoutArgs = StochasticLayerArgs;
  * Same distribution as `tf.layers.gaussianDropout` (tested); in addition it takes a seed that gives
  * a reproducible sequence of noise draws, and rejects rates outside [0, 1).
  */
-export class GaussianDropout extends StochasticLayer {
+export class GaussianDropout extends ActivationNoiseLayer {
   /** Serialization name: distinct from the built-in's 'GaussianDropout'. */
   static className = 'DropnormGaussianDropout';
 
@@ -22,13 +21,7 @@ export class GaussianDropout extends StochasticLayer {
     super(args);
   }
 
-  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
-    return tf.tidy(() => {
-      const x = singleTensor(inputs);
-      if (!this.noiseActive(kwargs)) return x;
-      const seed = this.nextSeed();
-      if (this.rate === 0) return x;
-      return gaussianDropout(x, this.rate, seed);
-    });
+  protected override noise(x: tf.Tensor, seed: number | undefined): tf.Tensor {
+    return gaussianDropout(x, this.rate, seed);
   }
 }

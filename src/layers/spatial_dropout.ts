@@ -5,8 +5,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { invalidArgument } from '../errors';
 import { DataFormat, spatialDropout } from '../ops/dropout';
-import { StochasticLayer, StochasticLayerArgs } from './stochastic';
-import { Kwargs, singleShape, singleTensor } from './util';
+import { ActivationNoiseLayer, StochasticLayerArgs } from './stochastic';
+import { singleShape } from './util';
 
 const DATA_FORMATS: readonly DataFormat[] = ['channelsLast', 'channelsFirst'];
 
@@ -32,7 +32,7 @@ export function checkDataFormat(owner: string, value: unknown): DataFormat {
  * of a feature map are strongly correlated, so element-wise dropout barely regularizes them.
  * Inference is the identity.
  */
-abstract class SpatialDropoutBase extends StochasticLayer {
+abstract class SpatialDropoutBase extends ActivationNoiseLayer {
   readonly dataFormat: DataFormat;
   /** Number of spatial axes: 1, 2 or 3. */
   protected abstract readonly spatialRank: number;
@@ -66,14 +66,8 @@ abstract class SpatialDropoutBase extends StochasticLayer {
     this.built = true;
   }
 
-  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
-    return tf.tidy(() => {
-      const x = singleTensor(inputs);
-      if (!this.noiseActive(kwargs)) return x;
-      const seed = this.nextSeed();
-      if (this.rate === 0) return x;
-      return spatialDropout(x, this.rate, { dataFormat: this.dataFormat, seed });
-    });
+  protected override noise(x: tf.Tensor, seed: number | undefined): tf.Tensor {
+    return spatialDropout(x, this.rate, { dataFormat: this.dataFormat, seed });
   }
 
   /** The layer's config: rate, seed and `dataFormat`, plus the base Layer config. */

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { invalidArgument } from '../errors';
 import { checkRate } from '../ops/dropout';
 import { SeedStream } from '../random';
-import { Kwargs } from './util';
+import { Kwargs, singleTensor } from './util';
 
 /** Arguments every `tf.layers.Layer` takes (name, inputShape, trainable, dtype, …). */
 export type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
@@ -90,5 +90,31 @@ export abstract class StochasticLayer extends tf.layers.Layer {
 
   override getConfig(): tf.serialization.ConfigDict {
     return { ...super.getConfig(), rate: this.rate, seed: this.seed ?? null };
+  }
+}
+
+/**
+ * A {@link StochasticLayer} that perturbs its activations: at inference {@link inference} (the
+ * identity unless overridden), in training (or a Monte-Carlo prediction) {@link noise} with this
+ * call's seed, and the identity at rate 0. Every call in training advances the seed stream, rate 0
+ * included, so a layer's mask sequence does not depend on its rate.
+ */
+export abstract class ActivationNoiseLayer extends StochasticLayer {
+  /** The training-time transform of `x` with this call's seed (rate > 0). */
+  protected abstract noise(x: tf.Tensor, seed: number | undefined): tf.Tensor;
+
+  /** The inference-time transform of `x`: the identity, unless a subclass scales (classic dropout). */
+  protected inference(x: tf.Tensor): tf.Tensor {
+    return x;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+    return tf.tidy(() => {
+      const x = singleTensor(inputs);
+      if (!this.noiseActive(kwargs)) return this.inference(x);
+      const seed = this.nextSeed();
+      if (this.rate === 0) return x;
+      return this.noise(x, seed);
+    });
   }
 }

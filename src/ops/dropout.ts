@@ -50,6 +50,39 @@ export function keepMask(shape: number[], rate: number, seed?: number): tf.Tenso
 }
 
 /**
+ * Throws unless `noiseShape` is null/undefined or an array of positive integers and nulls (the
+ * `noiseShape` argument of `tf.layers.dropout`).
+ */
+export function checkNoiseShapeArg(owner: string, noiseShape: unknown): void {
+  if (
+    noiseShape != null &&
+    (!Array.isArray(noiseShape) ||
+      noiseShape.some((d) => d != null && !(Number.isInteger(d) && d >= 1)))
+  ) {
+    throw invalidArgument(
+      owner,
+      'noiseShape',
+      noiseShape,
+      'to be an array of positive integers or nulls',
+    );
+  }
+}
+
+/**
+ * At build time: throws when `noiseShape` cannot broadcast against the (partly known) input shape.
+ * Unknown (null) input dimensions are checked again on the real tensor, by {@link resolveNoiseShape}.
+ */
+export function checkNoiseShapeFits(
+  owner: string,
+  inputShape: readonly (number | null)[],
+  noiseShape: readonly (number | null)[] | null,
+): void {
+  if (noiseShape == null) return;
+  const known = inputShape.map((d, i) => d ?? noiseShape[i] ?? 1);
+  resolveNoiseShape(known, noiseShape, owner);
+}
+
+/**
  * The concrete noise shape for an input of `shape`: `noiseShape` with `null` entries replaced by
  * the input's dimension (the tf.layers convention). Throws when it does not broadcast against the
  * input (each entry must be 1 or the input's dimension, and the ranks must agree).
