@@ -168,16 +168,30 @@ class Folder {
     if (stats.movingMean.size !== outputChannels(edit.kernel.shape, edit.layout)) {
       return `the BN's ${stats.movingMean.size} channels differ from the outputs of ${describe(layer)}`;
     }
+    this.commit(bn, layer, edit, stats, 'backward', (affine) =>
+      foldAffineIntoKernel(edit.kernel, edit.bias, affine, edit.layout),
+    );
+    return null;
+  }
+
+  /** Applies one fold: the new kernel and bias replace the layer's, and the BN goes. */
+  private commit(
+    bn: GraphNode,
+    layer: Layer,
+    edit: LinearEdit,
+    stats: ReturnType<typeof readBatchNormStatistics>,
+    direction: FoldedBatchNorm['direction'],
+    fold: (affine: ReturnType<typeof batchNormAffine>) => { kernel: tf.Tensor; bias: tf.Tensor },
+  ): void {
     const affine = batchNormAffine(stats);
-    const { kernel, bias } = foldAffineIntoKernel(edit.kernel, edit.bias, affine, edit.layout);
+    const { kernel, bias } = fold(affine);
     tf.dispose([affine.scale, affine.shift]);
     this.owned.push(kernel, bias);
     edit.kernel = kernel;
     edit.bias = bias;
     edit.changed = true;
     this.removed.add(bn.layer);
-    this.folded.push({ batchNorm: bn.layer.name, into: layer.name, direction: 'backward' });
-    return null;
+    this.folded.push({ batchNorm: bn.layer.name, into: layer.name, direction });
   }
 
   private tryForward(bn: GraphNode): string | null {
@@ -207,20 +221,10 @@ class Folder {
     if (stats.movingMean.size !== inputChannels(edit.kernel.shape, edit.layout)) {
       return `the BN's ${stats.movingMean.size} channels differ from the inputs of ${describe(layer)}`;
     }
-    const affine = batchNormAffine(stats);
-    const { kernel, bias } = foldAffineIntoNextKernel(
-      edit.kernel,
-      edit.bias,
-      affine,
-      edit.layout as Exclude<KernelLayout, 'conv2dTranspose'>,
+    const layout = edit.layout as Exclude<KernelLayout, 'conv2dTranspose'>;
+    this.commit(bn, layer, edit, stats, 'forward', (affine) =>
+      foldAffineIntoNextKernel(edit.kernel, edit.bias, affine, layout),
     );
-    tf.dispose([affine.scale, affine.shift]);
-    this.owned.push(kernel, bias);
-    edit.kernel = kernel;
-    edit.bias = bias;
-    edit.changed = true;
-    this.removed.add(bn.layer);
-    this.folded.push({ batchNorm: bn.layer.name, into: layer.name, direction: 'forward' });
     return null;
   }
 
