@@ -1,0 +1,66 @@
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { interleaved, summarize } from '../bench/timing';
+
+const root = path.resolve(__dirname, '..');
+
+describe('bench', () => {
+  test('summarize: median and quartiles by linear interpolation', () => {
+    expect(summarize([4, 1, 3, 2])).toEqual({ median: 2.5, q1: 1.75, q3: 3.25, runs: 4 });
+  });
+
+  test('interleaved runs each candidate the same number of times and alternates the order', async () => {
+    const order: string[] = [];
+    const r = await interleaved(
+      () => order.push('a'),
+      () => order.push('b'),
+      { runs: 4, warmup: 1 },
+    );
+    expect(order).toEqual(['a', 'b', 'a', 'b', 'b', 'a', 'a', 'b', 'b', 'a']);
+    expect(r.a.runs).toBe(4);
+    expect(r.b.runs).toBe(4);
+  });
+
+  test('npm run bench -- --quick runs every pair and the fold measurement (wasm)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dropnorm-bench-'));
+    try {
+      execFileSync(
+        path.join(root, 'node_modules', '.bin', 'tsx'),
+        [
+          'bench/bench.ts',
+          '--quick',
+          '--backends',
+          'wasm',
+          '--out',
+          path.join(dir, 'B.md'),
+          '--json',
+          path.join(dir, 'b.json'),
+        ],
+        { cwd: root, stdio: 'pipe', timeout: 120000 },
+      );
+      const { measurements } = JSON.parse(fs.readFileSync(path.join(dir, 'b.json'), 'utf8'));
+      const trained = new Set(
+        measurements
+          .filter((m: { kind: string }) => m.kind === 'train step')
+          .map((m: { pair: string }) => m.pair),
+      );
+      expect([...trained].sort()).toEqual([
+        'AlphaDropout 0.1',
+        'BatchNorm',
+        'Dropout 0.5',
+        'GaussianDropout 0.3',
+        'SpatialDropout1D 0.3',
+      ]);
+      expect(measurements.filter((m: { kind: string }) => m.kind === 'fold predict')).toHaveLength(
+        2,
+      );
+      for (const m of measurements)
+        expect(Number.isFinite(m.result.ratio) && m.result.ratio > 0).toBe(true);
+      expect(fs.readFileSync(path.join(dir, 'B.md'), 'utf8')).toMatch(/## Targets/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120000);
+});
