@@ -68,6 +68,18 @@ function inferenceRow(pair: string, ours: AnyLayer, builtin: AnyLayer, x: tf.Ten
   };
 }
 
+/** Both layers' gradients are exactly mask × 1/(1−rate): max error for each. */
+function gradientRow(pair: string, ours: AnyLayer, builtin: AnyLayer, x: tf.Tensor): Row {
+  return {
+    pair,
+    property: 'gradient = mask × 1/(1−rate): max error',
+    pack: gradientIsMaskTimesScale(ours, x),
+    builtin: gradientIsMaskTimesScale(builtin, x),
+    tolerance: 1e-5,
+    expectedDifference: null,
+  };
+}
+
 function dropoutRows(): Row[] {
   const pair = 'Dropout (rate 0.3, seed 7)';
   const rate = 0.3;
@@ -108,14 +120,7 @@ function dropoutRows(): Row[] {
       expectedDifference:
         'a seeded built-in draws the same mask at every call (not dropout); the pack draws a new mask per call from a seeded sequence (2·p·(1−p) = 0.42 expected)',
     },
-    {
-      pair,
-      property: 'gradient = mask × 1/(1−rate): max error',
-      pack: gradientIsMaskTimesScale(ours, x),
-      builtin: gradientIsMaskTimesScale(builtin, x),
-      tolerance: 1e-5,
-      expectedDifference: null,
-    },
+    gradientRow(pair, ours, builtin, x),
     {
       pair,
       property: "mode 'classic' inference: max |y − (1−rate)·x|",
@@ -170,14 +175,7 @@ function spatialRows(): Row[] {
       tolerance: 1e-5,
       expectedDifference: null,
     },
-    {
-      pair,
-      property: 'gradient = mask × 1/(1−rate): max error',
-      pack: gradientIsMaskTimesScale(ours, x),
-      builtin: gradientIsMaskTimesScale(builtin, x),
-      tolerance: 1e-5,
-      expectedDifference: null,
-    },
+    gradientRow(pair, ours, builtin, x),
   ];
 }
 

@@ -608,25 +608,19 @@ async function main(): Promise<void> {
   const lossPoints: LinePoint[] = results.flatMap((r) =>
     r.lossPerBatch.map((y, s) => ({ series: r.name, x: s + 1, y })),
   );
+  const gradChart = (field: 'gradInit' | 'gradFinal', when: string) =>
+    lineChart(gradPoints(field), {
+      title: `‖∂L/∂W⁽ˡ⁾‖ per layer ${when} (depth ${DEPTH}, width ${WIDTH})`,
+      xTitle: 'layer l (1 = input side)',
+      yTitle: 'kernel gradient norm (log)',
+      logY: true,
+      points: true,
+      width: 620,
+      height: 380,
+    });
   const charts = {
-    'grad-norms-init': lineChart(gradPoints('gradInit'), {
-      title: `‖∂L/∂W⁽ˡ⁾‖ per layer at initialization (depth ${DEPTH}, width ${WIDTH})`,
-      xTitle: 'layer l (1 = input side)',
-      yTitle: 'kernel gradient norm (log)',
-      logY: true,
-      points: true,
-      width: 620,
-      height: 380,
-    }),
-    'grad-norms-trained': lineChart(gradPoints('gradFinal'), {
-      title: `‖∂L/∂W⁽ˡ⁾‖ per layer after ${EPOCHS} epochs`,
-      xTitle: 'layer l (1 = input side)',
-      yTitle: 'kernel gradient norm (log)',
-      logY: true,
-      points: true,
-      width: 620,
-      height: 380,
-    }),
+    'grad-norms-init': gradChart('gradInit', 'at initialization'),
+    'grad-norms-trained': gradChart('gradFinal', `after ${EPOCHS} epochs`),
     'loss-curves': smallMultiples(
       lineChart(lossPoints, {
         xTitle: 'step',
