@@ -38,3 +38,93 @@ export function invalidArgument(
     `${owner}: expected ${arg} ${expectation}, received: ${arg}=${show(value)}.${tail}`,
   );
 }
+
+/**
+ * The arguments of the base `tf.layers.Layer` (what every layer accepts and what tfjs's
+ * `Layer.getConfig` writes), accepted by every layer of the pack on top of its own.
+ */
+export const BASE_LAYER_ARGS: readonly string[] = [
+  'name',
+  'trainable',
+  'inputShape',
+  'batchInputShape',
+  'batchSize',
+  'dtype',
+  'weights',
+  'inputDType',
+];
+
+/** Edit distance between two strings (insertions, deletions, substitutions). */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length];
+}
+
+/**
+ * The accepted key a mistyped `key` most likely meant: the same letters up to case and `_`/`-`
+ * (Keras's `clipnorm`, `block_size`), else the nearest by edit distance within a third of its
+ * length; undefined when nothing is close.
+ */
+export function nearestKey(key: string, accepted: readonly string[]): string | undefined {
+  const norm = (s: string) => s.toLowerCase().replace(/[_-]/g, '');
+  const exact = accepted.find((a) => norm(a) === norm(key));
+  if (exact) return exact;
+  let best: string | undefined;
+  let bestDistance = Math.max(1, Math.floor(key.length / 3)) + 1;
+  for (const a of accepted) {
+    const d = editDistance(norm(key), norm(a));
+    if (d < bestDistance) [best, bestDistance] = [a, d];
+  }
+  return best;
+}
+
+/**
+ * Rejects option keys `owner` does not know (Keras rejects unknown keyword arguments; a silently
+ * ignored `clipnorm` or `block_size` would train with the default instead). Keys whose value is
+ * `undefined` count as absent. The message lists the accepted keys and suggests the nearest one.
+ * @param owner who complains, e.g. `clipOptimizer` or `Dropout 'drop_a'`.
+ * @param options what the user passed (not checked when null or not an object).
+ * @param accepted every key `owner` understands.
+ * @param what how the message calls the keys: 'option' (functions) or 'argument' (layers).
+ */
+export function checkOptionKeys(
+  owner: string,
+  options: unknown,
+  accepted: readonly string[],
+  what: 'option' | 'argument' = 'option',
+): void {
+  if (options == null || typeof options !== 'object' || Array.isArray(options)) return;
+  const unknown = Object.keys(options).filter(
+    (k) => !accepted.includes(k) && (options as Record<string, unknown>)[k] !== undefined,
+  );
+  if (unknown.length === 0) return;
+  const hints = unknown.map((k) => {
+    const near = nearestKey(k, accepted);
+    return near ? `'${k}' (did you mean '${near}'?)` : `'${k}'`;
+  });
+  const list = [...accepted].sort().join(', ');
+  throw new DropnormValueError(
+    `${owner}: unknown ${what}${unknown.length > 1 ? 's' : ''} ${hints.join(', ')}. ` +
+      `Accepted ${what}s: ${list}.`,
+  );
+}
+
+/** The public name of a layer class: the pack's serialization prefix `Dropnorm` removed. */
+export function publicClassName(className: string): string {
+  return className.startsWith('Dropnorm') ? className.slice('Dropnorm'.length) : className;
+}
+
+/**
+ * The owner of an error message about a layer, named as the user wrote it: the public class and
+ * the layer name, e.g. `Dropout 'drop_a'` (not the serialization name `DropnormDropout`).
+ */
+export function describeLayer(layer: { getClassName(): string; name: string }): string {
+  return `${publicClassName(layer.getClassName())} '${layer.name}'`;
+}
