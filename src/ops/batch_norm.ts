@@ -74,9 +74,22 @@ export function maskWeights(mask: tf.Tensor, axis: number): tf.Tensor {
  * {@link usableChannels} from `count` = n.
  */
 export function maskedBatchMoments(x: tf.Tensor, weights: tf.Tensor, axes: number[]): BatchMoments {
+  const axis = x.shape.findIndex((_, a) => !axes.includes(a));
   const [mean, variance, count] = tf.tidy(() => {
-    const n = tf.sum(weights, axes, true);
+    const n = tf.reshape(tf.sum(weights), new Array<number>(x.rank).fill(1));
     const divisor = tf.maximum(n, 1);
+    if (axis === x.rank - 1) {
+      // Channels last: the weighted sums over all positions are one [1, P]×[P, C] product, which
+      // tfjs runs far faster than a broadcast multiply followed by a reduction.
+      const channels = x.shape[axis];
+      const x2 = tf.reshape(x, [-1, channels]);
+      const w = tf.reshape(weights, [1, -1]);
+      const shape = channelShape(x.shape, axis);
+      const mu = tf.div(tf.reshape(tf.matMul(w, x2), shape), divisor);
+      const centered = tf.squaredDifference(x2, tf.reshape(mu, [1, channels]));
+      const s2 = tf.div(tf.reshape(tf.matMul(w, centered), shape), divisor);
+      return [mu, s2, n];
+    }
     const mu = tf.div(tf.sum(tf.mul(x, weights), axes, true), divisor);
     const s2 = tf.div(tf.sum(tf.mul(tf.squaredDifference(x, mu), weights), axes, true), divisor);
     return [mu, s2, n];
@@ -204,8 +217,21 @@ export function normalizeTraining(
         // A fully masked channel has w = 0 everywhere: max(n, 1) keeps 0/0 out of its dx.
         const m = typeof n === 'number' ? n : tf.maximum(n as tf.Tensor, 1);
         // Divide the per-channel sums, not the full-size tensor.
-        let centered = tf.add(tf.div(dBeta, m), tf.mul(xHat, tf.div(dGamma, m)));
-        if (w) centered = tf.mul(centered, w);
+        const a = tf.div(dBeta, m);
+        const b = tf.div(dGamma, m);
+        let centered: tf.Tensor;
+        if (!w) {
+          centered = tf.add(a, tf.mul(xHat, b));
+        } else if (lastAxis) {
+          // w·a and w·b as [P, 1]×[1, C] outer products: cheaper than broadcast multiplies.
+          const c = x.shape[axis];
+          const col = tf.reshape(w, [-1, 1]);
+          const wa = tf.matMul(col, tf.reshape(a, [1, c]));
+          const wb = tf.matMul(col, tf.reshape(b, [1, c]));
+          centered = tf.reshape(tf.add(wa, tf.mul(tf.reshape(xHat, [-1, c]), wb)), x.shape);
+        } else {
+          centered = tf.mul(tf.add(a, tf.mul(xHat, b)), w);
+        }
         const dx = tf.mul(tf.sub(dy, centered), gs ? tf.mul(gs, inv) : inv);
         const grads = [dx];
         if (gamma) grads.push(dGamma);
