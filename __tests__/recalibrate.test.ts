@@ -163,7 +163,7 @@ describe('recalibrateBatchNorm', () => {
       /expected data to be a tf.Tensor, an array of tf.Tensor/,
     );
     await expect(recalibrateBatchNorm(model, [tf.zeros([2, 2]), tf.zeros([2, 2])])).rejects.toThrow(
-      /number of input tensors to equal the model's 1 inputs/,
+      /number of input tensors in data to equal the model's 1 inputs/,
     );
     await expect(recalibrateBatchNorm(model, tf.zeros([2, 2]), { batchSize: 0 })).rejects.toThrow(
       /batchSize to be an integer/,
