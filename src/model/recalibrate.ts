@@ -425,9 +425,10 @@ async function recalibrateOne(
     );
     if (bad >= 0) {
       const cause = allFinite(inputs)
-        ? `the input of ${bn} is not finite in channel ${bad} although the data is: a layer ` +
-          'before it overflows (or its weights hold NaN/Infinity). Check the model, or ' +
-          'recalibrate with data scaled as in training.'
+        ? `the statistics of ${bn} are not finite in channel ${bad} (batch ${batch}) although ` +
+          'the data is: the values reaching it overflow float32 (a layer before it blows up, ' +
+          'or its weights hold NaN/Infinity). Check the model, or recalibrate with data scaled ' +
+          'as in training.'
         : `the data holds NaN or Infinity (in batch ${batch}), so the statistics of ${bn} would ` +
           'not be finite. Remove or impute the non-finite samples.';
       throw new DropnormValueError(`${OWNER}: ${cause} ${NOTHING_CHANGED}`);
