@@ -96,6 +96,41 @@ describe('BatchNorm: a non-finite batch statistic leaves that channel alone', ()
     expect(weightValues(layer, 'moving_mean')[1]).toBe(after1[1]);
   });
 
+  test('the training step reads nothing back from the backend (no GPU→CPU sync), masked or not', () => {
+    const backend = tf.backend();
+    const readSync = jest.spyOn(backend, 'readSync');
+    const read = jest.spyOn(backend, 'read');
+    try {
+      const layer = built(layers.batchNorm({ momentum: null }), [N, 3, C]);
+      const x = tf.tensor3d(
+        Array.from({ length: N * 3 * C }, (_, i) => (i === 5 ? NaN : Math.sin(i))),
+        [N, 3, C],
+      );
+      const mask = tf.tensor2d(
+        Array.from({ length: N * 3 }, (_, i) => i % 3 !== 2),
+        [N, 3],
+        'bool',
+      );
+      tf.tidy(() => {
+        layer.apply(x, { training: true });
+        layer.apply(x, { training: true, mask });
+        tf.grad((xx: tf.Tensor) => tf.sum(layer.apply(xx, { training: true, mask }) as tf.Tensor))(
+          x,
+        );
+      });
+      expect(readSync).not.toHaveBeenCalled();
+      expect(read).not.toHaveBeenCalled();
+    } finally {
+      readSync.mockRestore();
+      read.mockRestore();
+    }
+    // Not vacuous: reading a value does go through the spied method.
+    const spy = jest.spyOn(backend, 'readSync');
+    tf.scalar(1).dataSync();
+    expect(spy).toHaveBeenCalled();
+    spy.mockRestore();
+  });
+
   test('the built-in: its statistics become NaN after one NaN sample (recorded)', () => {
     const builtin = built(tf.layers.batchNormalization({ momentum: 0.9 }), [N, C]);
     builtin.apply(poisoned(NaN, [[2, 1]], 9), { training: true });
