@@ -8,7 +8,8 @@
  * the wasm backend has no Conv2DBackpropFilter). Each pair shares initial weights.
  *
  * Targets (benchmarks, not tests): pack / built-in median training-step ratio ≤ 1.05 for every
- * dropout variant, ≤ 1.00 for BatchNorm; folded / unfolded predict latency ≤ 0.8.
+ * dropout variant, ≤ 1.00 for BatchNorm; folded / unfolded predict latency ≤ 0.8; a BatchNorm
+ * training step on a masked rank-3 batch ≤ 1.3 × the same step unmasked.
  *
  * Flags: --backends cpu,wasm (default: both), --runs 20, --warmup 3, --quick (5 runs, 1 warm-up,
  * MLP only), --out BENCHMARKS.md, --json reports/bench.json.
@@ -130,11 +131,96 @@ function cnn(layer: LayerFactory | null): tf.LayersModel {
   return model;
 }
 
+/** A padded sequence batch [batch, 32, 256]: sequence i keeps its first 8…32 timesteps, rest 0. */
+function sequenceBatch(batch: number, seed: number) {
+  return tf.tidy(() => {
+    const lengths = tf.randomUniform([batch, 1], 8, 33, 'int32', seed);
+    const mask = tf.less(tf.range(0, 32, 1, 'int32').expandDims(0), lengths);
+    const x = tf.mul(
+      tf.randomNormal([batch, 32, 256], 0, 1, 'float32', seed + 1),
+      tf.expandDims(tf.cast(mask, 'float32'), 2),
+    );
+    return { x, mask, y: tf.randomNormal([batch, 32, 256], 0, 1, 'float32', seed + 2) };
+  });
+}
+
+/**
+ * The masked BatchNorm rows on a padded [64, 32, 256] batch.
+ * 1. BN training step (forward, backward to x, γ and β, statistics update) with the [64, 32] mask
+ *    tf.layers.masking would pass, against the same step without it: the cost of masked moments
+ *    and the masked backward (target ≤ 1.3).
+ * 2. For information, whole models Masking(0) → BN → ReLU vs BN → ReLU (trainOnBatch, MSE): adds
+ *    the cost of tfjs's Masking layer. Masking comes first because tfjs cannot train a Masking
+ *    layer placed after a trainable one (no gradient for its `any`).
+ */
+async function measureMaskedBn(
+  backend: string,
+  opts: { runs: number; warmup: number },
+): Promise<Measurement[]> {
+  const batch = sequenceBatch(64, 40);
+  const masked = dn.layers.batchNorm();
+  const plain = dn.layers.batchNorm();
+  const xv = tf.variable(batch.x);
+  for (const l of [masked, plain]) l.build(batch.x.shape);
+  const layerStep = (l: tf.layers.Layer, kwargs: Record<string, unknown>) => () => {
+    const { value, grads } = tf.variableGrads(
+      () =>
+        tf.sum(
+          tf.mul(l.apply(xv, { training: true, ...kwargs }) as tf.Tensor, batch.y),
+        ) as tf.Scalar,
+    );
+    grads[xv.name].dataSync();
+    tf.dispose([value, ...Object.values(grads)]);
+  };
+  const layer = await interleaved(
+    layerStep(masked, { mask: batch.mask }),
+    layerStep(plain, {}),
+    opts,
+  );
+  const sequenceModel = (withMasking: boolean) => {
+    const layers: tf.layers.Layer[] = [];
+    if (withMasking) layers.push(tf.layers.masking({ maskValue: 0, inputShape: [32, 256] }));
+    layers.push(
+      dn.layers.batchNorm(withMasking ? {} : { inputShape: [32, 256] }),
+      tf.layers.activation({ activation: 'relu' }),
+    );
+    const model = tf.sequential({ layers });
+    model.compile({ optimizer: tf.train.sgd(0.01), loss: 'meanSquaredError' });
+    return model;
+  };
+  const a = sequenceModel(true);
+  const b = sequenceModel(false);
+  const step = (m: tf.LayersModel) => () => m.trainOnBatch(batch.x, batch.y);
+  const model = await interleaved(step(a), step(b), opts);
+  a.dispose();
+  b.dispose();
+  // Never part of a model, so Layer.dispose would refuse: free their variables directly.
+  for (const l of [masked, plain]) l.weights.forEach((w) => w.dispose());
+  tf.dispose([xv, batch.x, batch.mask, batch.y]);
+  const common = { backend, kind: 'masked train step' as const };
+  return [
+    {
+      ...common,
+      model: 'BN layer step on [64, 32, 256], ragged lengths 8–32',
+      pair: 'BatchNorm with mask / without',
+      result: layer,
+      target: 1.3,
+    },
+    {
+      ...common,
+      model: 'Masking → BN → ReLU vs BN → ReLU, same batch',
+      pair: 'BatchNorm model with tf.layers.masking / without',
+      result: model,
+      target: null,
+    },
+  ];
+}
+
 interface Measurement {
   backend: string;
   model: string;
   pair: string;
-  kind: 'train step' | 'forward' | 'fold predict';
+  kind: 'train step' | 'forward' | 'fold predict' | 'masked train step';
   result: ABResult;
   target: number | null;
 }
@@ -262,6 +348,8 @@ async function main(): Promise<void> {
         )),
       );
     }
+    console.error(`${backend} masked BatchNorm…`);
+    all.push(...(await measureMaskedBn(backend, opts)));
     const bnMlp = mlp(() => dn.layers.batchNorm());
     all.push(
       await measureFold(backend, 'MLP 784-512-512-10 + BN, batch 128', bnMlp, mlpBatch.x, opts),
@@ -292,8 +380,8 @@ async function main(): Promise<void> {
     'model',
     'pair',
     'measured',
-    'pack / folded ms (IQR)',
-    'built-in / unfolded ms (IQR)',
+    'pack / folded / masked ms (IQR)',
+    'built-in / unfolded / unmasked ms (IQR)',
     'ratio',
     'target',
     'met',
@@ -318,7 +406,7 @@ async function main(): Promise<void> {
     'Generated by `npm run bench`' +
       (args.quick ? ' `--quick`' : '') +
       '. Medians of interleaved A/B runs (A and B alternate, which goes first alternates too)',
-    `after ${opts.warmup} warm-up run(s), ${opts.runs} measured runs each; IQR = interquartile range. Ratio = median(pack or folded) / median(built-in or unfolded).`,
+    `after ${opts.warmup} warm-up run(s), ${opts.runs} measured runs each; IQR = interquartile range. Ratio = median(pack, folded or masked) / median(built-in, unfolded or unmasked).`,
     '',
     `- machine: ${cpu[0]?.model ?? 'unknown'} × ${cpu.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.release()}`,
     `- Node ${process.version}, tfjs ${tf.version.tfjs}, backends: ${args.backends}`,

@@ -2,7 +2,8 @@
  * `npm run compare`: the pack's layers side by side with the tfjs built-ins they replace.
  *
  * For every pair (Dropout, SpatialDropout1D, GaussianDropout, AlphaDropout, BatchNorm 'unbiased'
- * and 'biased') it measures each property on both, and states a verdict from the numbers: "same"
+ * and 'biased', the latter also on a batch of one, a NaN sample and a masked padded batch) it
+ * measures each property on both, and states a verdict from the numbers: "same"
  * (within the row's tolerance) or "differs", with the reason and its reference. Every row also
  * declares what it expects; a row whose numbers contradict its expectation is UNEXPECTED and makes
  * the command exit 1, so this is a check, not only a report.
@@ -358,6 +359,116 @@ function batchNormRows(correction: 'unbiased' | 'biased'): Row[] {
   return rows;
 }
 
+/**
+ * Ordinary training data the built-in mishandles (issue 11): a batch of one, a NaN sample, and a
+ * padded sequence batch with its mask.
+ */
+function batchNormDataRows(correction: 'unbiased' | 'biased'): Row[] {
+  const pair = `BatchNorm '${correction}'`;
+  const C = 4;
+  const init = [
+    tf.randomNormal([C], 1, 0.3, 'float32', 50),
+    tf.randomNormal([C], 0, 0.3, 'float32', 51),
+    tf.zeros([C]),
+    tf.ones([C]),
+  ];
+  const fresh = (shape: number[]) => {
+    const ours = dn.layers.batchNorm({ varianceCorrection: correction, momentum: 0 });
+    const builtin = tf.layers.batchNormalization({ momentum: 0 });
+    return [ours, builtin].map((l) => {
+      l.build(shape);
+      l.setWeights(init);
+      return l;
+    });
+  };
+  const rows: Row[] = [];
+
+  // m = 1, the last batch of fit when samples % batchSize == 1.
+  const one = tf.randomNormal([1, C], 3, 2, 'float32', 52);
+  const [o1, b1] = fresh([1, C]);
+  rows.push({
+    pair,
+    property: 'batch of one (m = 1), training: max |y − β|',
+    pack: maxAbs(apply(o1, one, true), init[1]),
+    builtin: maxAbs(apply(b1, one, true), init[1]),
+    tolerance: 1e-6,
+    expectedDifference: null,
+  });
+  rows.push({
+    pair,
+    property: 'batch of one, momentum 0: mean moving_variance (initial 1)',
+    pack: meanOf(o1.getWeights()[3]),
+    builtin: meanOf(b1.getWeights()[3]),
+    tolerance: 1e-6,
+    expectedDifference:
+      correction === 'unbiased'
+        ? "m/(m−1) is undefined at m = 1: 'unbiased' leaves the running statistics unchanged (with a one-time warning); the built-in feeds σ²_B = 0"
+        : null,
+  });
+
+  // One NaN sample among 8.
+  const poisoned = tf.tidy(() => {
+    const v = tf.randomNormal([8, C], 0, 1, 'float32', 53).dataSync().slice();
+    v.fill(NaN, 2 * C, 3 * C);
+    return tf.tensor2d(v, [8, C]);
+  });
+  const [oNaN, bNaN] = fresh([8, C]);
+  apply(oNaN, poisoned, true);
+  apply(bNaN, poisoned, true);
+  const nonFinite = (l: AnyLayer) =>
+    tf.tidy(() =>
+      scalar(
+        tf.addN(
+          l
+            .getWeights()
+            .slice(2, 4)
+            .map((w) => tf.sum(tf.cast(tf.logicalNot(tf.isFinite(w)), 'float32'))),
+        ),
+      ),
+    );
+  rows.push({
+    pair,
+    property: `one NaN sample: non-finite entries of moving_mean and moving_variance (of ${2 * C})`,
+    pack: nonFinite(oNaN),
+    builtin: nonFinite(bNaN),
+    tolerance: 0,
+    expectedDifference:
+      'the pack keeps a channel whose batch statistics are not finite (tf.where on the device, no read-back); the built-in writes NaN, and every later prediction is NaN',
+  });
+
+  // A padded sequence batch [4, 6, C] with its mask, padding zeroed as tf.layers.masking outputs it.
+  const lengths = [6, 2, 4, 1];
+  const mask = tf.tidy(() =>
+    tf.less(tf.tile(tf.range(0, 6).expandDims(0), [4, 1]), tf.tensor1d(lengths).expandDims(1)),
+  );
+  const padded = tf.tidy(() =>
+    tf.mul(
+      tf.randomNormal([4, 6, C], 2, 1, 'float32', 54),
+      tf.expandDims(tf.cast(mask, 'float32'), 2),
+    ),
+  );
+  const realMean = tf.tidy(() =>
+    tf.div(
+      tf.sum(padded, [0, 1]),
+      lengths.reduce((a, b) => a + b, 0),
+    ),
+  );
+  const [oMask, bMask] = fresh([4, 6, C]);
+  oMask.apply(padded, { training: true, mask });
+  bMask.apply(padded, { training: true, mask });
+  rows.push({
+    pair,
+    property:
+      'padded batch with its mask, momentum 0: max |moving_mean − mean over real timesteps|',
+    pack: maxAbs(oMask.getWeights()[2], realMean),
+    builtin: maxAbs(bMask.getWeights()[2], realMean),
+    tolerance: 1e-5,
+    expectedDifference:
+      'masked positions are excluded from μ_B, σ²_B and m (Keras 3 BatchNormalization); the built-in ignores the mask and learns the padding',
+  });
+  return rows;
+}
+
 async function frozenRows(): Promise<Row[]> {
   const pair = 'BatchNorm frozen (trainable = false)';
   const movement = async (bn: AnyLayer) => {
@@ -424,7 +535,9 @@ async function main(): Promise<void> {
     gaussianRows,
     alphaRows,
     () => batchNormRows('unbiased'),
+    () => batchNormDataRows('unbiased'),
     () => batchNormRows('biased'),
+    () => batchNormDataRows('biased'),
   ]) {
     tf.tidy(() => {
       raw.push(...section());

@@ -1,11 +1,17 @@
 import * as tf from '@tensorflow/tfjs';
 import { BASE_LAYER_ARGS, describeLayer, invalidArgument, optionKeys } from '../errors';
 import {
+  BatchMoments,
   batchMoments,
-  besselFactor,
+  countUsableBatch,
+  guardedMovingAverage,
+  maskedBatchMoments,
+  maskWeights,
   normalizeInference,
   normalizeTraining,
   reductionAxes,
+  unbiasedVariance,
+  usableChannels,
   VarianceCorrection,
 } from '../ops/batch_norm';
 import {
@@ -26,7 +32,10 @@ export interface BatchNormArgs extends Omit<BuiltinBatchNormArgs, 'momentum'> {
   /**
    * Weight of the old value in the running averages, `moving ← momentum·moving + (1−momentum)·batch`
    * (the Keras convention; PyTorch's momentum is 1 − this). Default 0.99. `null` means an exact
-   * cumulative average of every batch statistic seen so far (PyTorch's `momentum=None`).
+   * cumulative average of every batch statistic seen so far (PyTorch's `momentum=None`). Its count
+   * `num_batches_tracked` is one scalar, as in PyTorch: a batch is counted when at least one
+   * channel was updated, so a skipped batch (m = 1, fully masked, non-finite everywhere) is not
+   * counted; a channel skipped alone then treats its running value as that batch's value.
    */
   momentum?: number | null;
   /**
@@ -46,6 +55,17 @@ const VARIANCE_CORRECTIONS: readonly VarianceCorrection[] = ['unbiased', 'biased
  * Training: `y = γ·(x−μ_B)/√(σ²_B+ε) + β` with the batch's per-channel mean μ_B and biased variance
  * σ²_B (two-pass moments), differentiated by a fused analytic backward; the running statistics are
  * then updated with μ_B and, under `'unbiased'`, m/(m−1)·σ²_B.
+ * - With a mask (`[batch, time]` for a `[batch, time, channels]` input, after `tf.layers.masking`
+ *   or an embedding with `maskZero`), μ_B, σ²_B and m count the unmasked positions only, as in
+ *   Keras 3; every position is still normalized with those statistics.
+ * - A batch of one (m = 1: x̂ = 0, the output is β, as the built-in's) leaves the running statistics
+ *   unchanged under `'unbiased'` (m/(m−1) is undefined), with a one-time `console.warn`; under
+ *   `'biased'` it updates them with σ²_B = 0, as the built-in does. Under a mask the same rule
+ *   holds per channel for fewer than 2 (or, `'biased'`, 0) unmasked elements, silently: the count
+ *   lives on the device and is never read back.
+ * - A channel whose μ_B or fed variance is NaN or ±Infinity keeps its running statistics, so a
+ *   poisoned batch cannot poison the model (pair with `clipOptimizer(opt, {nonFinite: 'skip'})`,
+ *   which skips the weight update of the same step).
  * Inference: the same transform with `moving_mean` and `moving_variance`.
  *
  * Differences from `tf.layers.batchNormalization` (tfjs 4.22), each tested:
@@ -56,7 +76,9 @@ const VARIANCE_CORRECTIONS: readonly VarianceCorrection[] = ['unbiased', 'biased
  * - `trainable = false` means inference mode, as in Keras ≥ 2.1.3: moving statistics are used and
  *   never updated (the built-in keeps normalizing with batch statistics and updating them);
  * - `momentum: null` gives an exact cumulative average; the batch count is then a fifth,
- *   non-trainable weight `num_batches_tracked`, so it survives save/load.
+ *   non-trainable weight `num_batches_tracked`, so it survives save/load;
+ * - a mask is honoured in the batch statistics (the built-in ignores it and learns the padding);
+ * - non-finite batch statistics never reach the running statistics (the built-in's become NaN).
  *
  * Weights are `[gamma, beta, moving_mean, moving_variance]` (gamma/beta only when scale/center), as
  * the built-in's, so `setWeights(builtin.getWeights())` works both ways.
@@ -108,6 +130,7 @@ export class BatchNorm extends tf.layers.Layer {
   private movingMean!: tf.LayerVariable;
   private movingVariance!: tf.LayerVariable;
   private numBatchesTracked: tf.LayerVariable | null = null;
+  private warnedSkippedBatch = false;
 
   constructor(args: BatchNormArgs = {}) {
     super(args as tf.serialization.ConfigDict);
@@ -271,19 +294,12 @@ export class BatchNorm extends tf.layers.Layer {
         ),
       );
     }
+    const mask = this.trainingMask(x, kwargs['mask'], axis);
     const axes = reductionAxes(x.rank, axis);
-    const m = axes.reduce((n, a) => n * x.shape[a], 1);
-    if (this.varianceCorrection === 'unbiased' && m < 2) {
-      throw invalidArgument(
-        this.describe(),
-        'elements per channel m (batch × spatial size)',
-        m,
-        "to be at least 2 under varianceCorrection 'unbiased' (m/(m−1) is undefined for m = 1)",
-        `Train with batches of 2 or more, or use varianceCorrection 'biased'. Input shape ${JSON.stringify(x.shape)}.`,
-      );
-    }
     return tf.tidy(() => {
-      const moments = batchMoments(x, axes);
+      const moments = mask
+        ? maskedBatchMoments(x, maskWeights(mask, axis), axes)
+        : batchMoments(x, axes);
       const y = normalizeTraining(
         x,
         moments,
@@ -292,25 +308,74 @@ export class BatchNorm extends tf.layers.Layer {
         this.epsilon,
         axis,
       );
-      const channels = [x.shape[axis]];
-      let variance = tf.reshape(moments.variance, channels);
-      if (this.varianceCorrection === 'unbiased') variance = tf.mul(variance, besselFactor(m));
-      this.updateMovingStatistics(tf.reshape(moments.mean, channels), variance);
+      const minCount = this.varianceCorrection === 'unbiased' ? 2 : 1;
+      if (typeof moments.count === 'number' && moments.count < minCount) {
+        // m is static here, so the skip costs nothing; under a mask it is decided on the device.
+        this.warnSkippedBatch(x.shape, moments.count);
+      } else {
+        this.updateMovingStatistics(moments, x.shape[axis], minCount);
+      }
       return y;
     });
   }
 
   /**
+   * The mask tf.layers passes after `tf.layers.masking` or an embedding with `maskZero`, checked
+   * against the input: one entry per position, i.e. the input's shape without the channel axis.
+   */
+  private trainingMask(x: tf.Tensor, mask: unknown, axis: number): tf.Tensor | null {
+    const m = Array.isArray(mask) ? mask[0] : mask;
+    if (m == null) return null;
+    const expected = x.shape.filter((_, i) => i !== axis);
+    const shape = (m as tf.Tensor).shape;
+    if (shape.length !== expected.length || shape.some((d, i) => d !== expected[i])) {
+      throw invalidArgument(
+        this.describe(),
+        'mask shape',
+        shape,
+        `to be the input shape without the channel axis ${this.axis}, ${JSON.stringify(expected)}`,
+        `Received input shape ${JSON.stringify(x.shape)}. A mask marks positions (e.g. timesteps), ` +
+          'never channels: put BatchNorm where the mask is [batch, time] and the input ' +
+          '[batch, time, channels], or remove the masking layer.',
+      );
+    }
+    return m as tf.Tensor;
+  }
+
+  /** Says once per layer why a batch with m < 2 leaves the running statistics alone. */
+  private warnSkippedBatch(shape: number[], m: number): void {
+    if (this.warnedSkippedBatch || this.varianceCorrection !== 'unbiased') return;
+    this.warnedSkippedBatch = true;
+    console.warn(
+      `${this.describe()}: a training batch has m = ${m} element(s) per channel ` +
+        `(input shape ${JSON.stringify(shape)}); under varianceCorrection 'unbiased' the ` +
+        'factor m/(m−1) is undefined for m < 2, so moving_mean and moving_variance are left ' +
+        'unchanged for such batches (the output is β, as with tf.layers.batchNormalization). ' +
+        'model.fit makes such a batch when samples % batchSize == 1. This warning is shown ' +
+        "once per layer; use varianceCorrection 'biased' to update with σ²_B = 0 instead.",
+    );
+  }
+
+  /**
    * moving ← moving − (moving − value)·d, with d = 1 − momentum (the built-in's formula), or
    * d = 1/n for the n-th batch in cumulative mode, which makes moving the mean of all n values.
+   * Per channel, a non-finite μ_B or fed variance, or fewer than `minCount` unmasked elements,
+   * leaves that channel as it was (selected on the device, never read back).
    */
-  private updateMovingStatistics(mean: tf.Tensor, variance: tf.Tensor): void {
+  private updateMovingStatistics(moments: BatchMoments, channels: number, minCount: number): void {
     tf.tidy(() => {
+      const mean = tf.reshape(moments.mean, [channels]);
+      let variance = tf.reshape(moments.variance, [channels]);
+      const count =
+        typeof moments.count === 'number' ? moments.count : tf.reshape(moments.count, [1]);
+      if (this.varianceCorrection === 'unbiased') variance = unbiasedVariance(variance, count);
+      const usable = usableChannels(mean, variance, count, minCount);
       let decay: tf.Tensor | number;
       if (this.numBatchesTracked) {
-        const n = tf.add(this.numBatchesTracked.read(), 1);
+        const n = countUsableBatch(this.numBatchesTracked.read(), usable);
         this.numBatchesTracked.write(n);
-        decay = tf.reciprocal(n);
+        // n = 0 only when no channel is usable, and then no channel reads the decay.
+        decay = tf.reciprocal(tf.maximum(n, 1));
       } else {
         decay = 1 - (this.momentum as number);
       }
@@ -318,8 +383,7 @@ export class BatchNorm extends tf.layers.Layer {
         [this.movingMean, mean],
         [this.movingVariance, variance],
       ] as const) {
-        const old = variable.read();
-        variable.write(tf.sub(old, tf.mul(tf.sub(old, value), decay)));
+        variable.write(guardedMovingAverage(variable.read(), value, decay, usable));
       }
     });
   }

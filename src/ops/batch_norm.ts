@@ -30,10 +30,18 @@ export function besselFactor(m: number): number {
 /** Batch moments of one channel layout; `mean` and `variance` keep dims to broadcast against x. */
 export interface BatchMoments {
   mean: tf.Tensor;
-  /** Biased batch variance σ²_B = E[(x−μ_B)²]. */
+  /** Biased batch variance σ²_B = E[(x−μ_B)²] over the elements that count. */
   variance: tf.Tensor;
-  /** m: elements reduced per channel (batch × spatial size). */
-  count: number;
+  /**
+   * m: elements reduced per channel. A number when every element counts (batch × spatial size,
+   * known from the shape); under a mask, a keepDims tensor holding the number of unmasked elements.
+   */
+  count: number | tf.Tensor;
+  /**
+   * Under a mask only: 1 where an element counts and 0 where it is masked, with x's shape and 1
+   * along the channel axis (see {@link maskWeights}).
+   */
+  weights?: tf.Tensor;
 }
 
 /**
@@ -50,11 +58,111 @@ export function batchMoments(x: tf.Tensor, axes: number[]): BatchMoments {
 }
 
 /**
+ * A layer mask (x's shape without the channel axis: `[batch, time]` for a `[batch, time,
+ * channels]` input after `tf.layers.masking` or an embedding with `maskZero`) as float weights
+ * w ∈ {0, 1} with a unit channel axis, so they broadcast against x.
+ */
+export function maskWeights(mask: tf.Tensor, axis: number): tf.Tensor {
+  return tf.tidy(() => tf.expandDims(tf.cast(mask, 'float32'), axis));
+}
+
+/**
+ * Per-channel moments over the unmasked elements only (Keras 3 `BatchNormalization._moments` with
+ * a mask), by two passes: n = Σw, μ = Σw·x / n, σ² = Σw·(x−μ)² / n, w the {@link maskWeights}.
+ * A channel with n = 0 gets μ = σ² = 0 (the divisor is max(n, 1); Keras adds 1e-7 instead), so the
+ * forward pass stays finite; whether the statistics may feed the running averages is decided by
+ * {@link usableChannels} from `count` = n.
+ */
+export function maskedBatchMoments(x: tf.Tensor, weights: tf.Tensor, axes: number[]): BatchMoments {
+  const axis = x.shape.findIndex((_, a) => !axes.includes(a));
+  const [mean, variance, count] = tf.tidy(() => {
+    const n = tf.reshape(tf.sum(weights), new Array<number>(x.rank).fill(1));
+    const divisor = tf.maximum(n, 1);
+    if (axis === x.rank - 1) {
+      // Channels last: the weighted sums over all positions are one [1, P]×[P, C] product, which
+      // tfjs runs far faster than a broadcast multiply followed by a reduction.
+      const channels = x.shape[axis];
+      const x2 = tf.reshape(x, [-1, channels]);
+      const w = tf.reshape(weights, [1, -1]);
+      const shape = channelShape(x.shape, axis);
+      const mu = tf.div(tf.reshape(tf.matMul(w, x2), shape), divisor);
+      const centered = tf.squaredDifference(x2, tf.reshape(mu, [1, channels]));
+      const s2 = tf.div(tf.reshape(tf.matMul(w, centered), shape), divisor);
+      return [mu, s2, n];
+    }
+    const mu = tf.div(tf.sum(tf.mul(x, weights), axes, true), divisor);
+    const s2 = tf.div(tf.sum(tf.mul(tf.squaredDifference(x, mu), weights), axes, true), divisor);
+    return [mu, s2, n];
+  });
+  return { mean, variance, count, weights };
+}
+
+/**
+ * The unbiased variance m/(m−1)·σ²_B (Bessel). With a tensor count (masked moments) the factor is
+ * computed per channel; a count below 2 gives a non-finite value, which {@link usableChannels}
+ * then rejects.
+ */
+export function unbiasedVariance(variance: tf.Tensor, count: number | tf.Tensor): tf.Tensor {
+  if (typeof count === 'number') return tf.mul(variance, besselFactor(count));
+  return tf.tidy(() => tf.div(tf.mul(variance, count), tf.sub(count, 1)));
+}
+
+/**
+ * Which channels' batch statistics may enter the running averages (boolean, one per channel):
+ * μ_B and the variance to be fed are both finite, and at least `minCount` elements counted
+ * (2 for the unbiased variance, whose m/(m−1) is undefined at m = 1; 1 for the biased one).
+ * Computed on the device: the training step never reads a tensor back.
+ */
+export function usableChannels(
+  mean: tf.Tensor,
+  variance: tf.Tensor,
+  count: number | tf.Tensor,
+  minCount: number,
+): tf.Tensor {
+  return tf.tidy(() => {
+    const finite = tf.logicalAnd(tf.isFinite(mean), tf.isFinite(variance));
+    if (typeof count === 'number') return count >= minCount ? finite : tf.zerosLike(finite);
+    return tf.logicalAnd(finite, tf.greaterEqual(count, minCount));
+  });
+}
+
+/**
+ * One step of a running average, moving − (moving − value)·decay (tfjs's and Keras's update with
+ * decay = 1 − momentum; 1/n for the n-th value of a cumulative average), applied only where
+ * `usable` is true: every other channel keeps its old value bit for bit, even when `value` is NaN
+ * or ±Infinity there (the selection, not arithmetic, discards it).
+ */
+export function guardedMovingAverage(
+  moving: tf.Tensor,
+  value: tf.Tensor,
+  decay: number | tf.Tensor,
+  usable: tf.Tensor,
+): tf.Tensor {
+  return tf.tidy(() =>
+    tf.where(usable, tf.sub(moving, tf.mul(tf.sub(moving, value), decay)), moving),
+  );
+}
+
+/**
+ * The batch count of a cumulative average after one more batch: n + 1 when at least one channel
+ * was usable, n when the whole batch was skipped (a scalar count cannot record a per-channel skip;
+ * see BatchNorm's `momentum: null`).
+ */
+export function countUsableBatch(count: tf.Tensor, usable: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.add(count, tf.cast(tf.any(usable), count.dtype)));
+}
+
+/**
  * The training transform y = γ·(x−μ_B)/√(σ²_B+ε) + β with batch statistics, differentiated
  * analytically through the statistics (a fused backward, one pass over dy):
  *
  *   x̂ = (x−μ)/√(σ²+ε),  dβ = Σ dy,  dγ = Σ dy·x̂,
- *   dx = γ/√(σ²+ε) · (dy − dβ/m − x̂·dγ/m)            (sums over the reduced axes)
+ *   dx = γ/√(σ²+ε) · (dy − w·(dβ + x̂·dγ)/n)            (sums over the reduced axes)
+ *
+ * Without a mask w = 1 and n = m. Under a mask (moments from {@link maskedBatchMoments}) every
+ * position is still normalized, as in Keras 3, but μ and σ² depend only on the unmasked x, so
+ * ∂μ/∂xᵢ = wᵢ/n and ∂σ²/∂xᵢ = 2wᵢ(xᵢ−μ)/n: the correction term reaches unmasked positions only,
+ * while the sums dβ, dγ run over every position (each output depends on μ and σ²).
  *
  * `mean` and `variance` must be the biased moments of `x` over `axes` (keepDims); the gradient with
  * respect to them is already folded into dx, so they are not inputs of the gradient.
@@ -68,7 +176,7 @@ export function normalizeTraining(
   epsilon: number,
   axis: number,
 ): tf.Tensor {
-  const { mean, variance, count } = moments;
+  const { mean, variance, count, weights } = moments;
   const axes = reductionAxes(x.rank, axis);
   const shape = channelShape(x.shape, axis);
   const lastAxis = axis === x.rank - 1;
@@ -93,16 +201,37 @@ export function normalizeTraining(
       if (b) value = tf.add(value, b);
     }
     // Save only tensors that exist outside this kernel; 1/√(σ²+ε) is per channel and cheap to redo.
-    save(g ? [xIn, mean, variance, g] : [xIn, mean, variance]);
+    // Closure-held tensors die with the caller's tidy, so the mask's weights and count are saved too.
+    const masked = weights ? [weights, count as tf.Tensor] : [];
+    save([xIn, mean, variance, ...masked, ...(g ? [g] : [])]);
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xs, mu, v, gs] = saved;
+        const [xs, mu, v] = saved;
+        const [w, n] = weights ? [saved[3], saved[4]] : [null, count];
+        const gs = g ? saved[saved.length - 1] : null;
         const inv = tf.rsqrt(tf.add(v, epsilon));
         const xHat = tf.mul(tf.sub(xs, mu), inv);
         const dBeta = tf.sum(dy, axes, true);
         const dGamma = tf.sum(tf.mul(dy, xHat), axes, true);
-        const centered = tf.add(tf.div(dBeta, count), tf.mul(xHat, tf.div(dGamma, count)));
+        // A fully masked channel has w = 0 everywhere: max(n, 1) keeps 0/0 out of its dx.
+        const m = typeof n === 'number' ? n : tf.maximum(n as tf.Tensor, 1);
+        // Divide the per-channel sums, not the full-size tensor.
+        const a = tf.div(dBeta, m);
+        const b = tf.div(dGamma, m);
+        let centered: tf.Tensor;
+        if (!w) {
+          centered = tf.add(a, tf.mul(xHat, b));
+        } else if (lastAxis) {
+          // w·a and w·b as [P, 1]×[1, C] outer products: cheaper than broadcast multiplies.
+          const c = x.shape[axis];
+          const col = tf.reshape(w, [-1, 1]);
+          const wa = tf.matMul(col, tf.reshape(a, [1, c]));
+          const wb = tf.matMul(col, tf.reshape(b, [1, c]));
+          centered = tf.reshape(tf.add(wa, tf.mul(tf.reshape(xHat, [-1, c]), wb)), x.shape);
+        } else {
+          centered = tf.mul(tf.add(a, tf.mul(xHat, b)), w);
+        }
         const dx = tf.mul(tf.sub(dy, centered), gs ? tf.mul(gs, inv) : inv);
         const grads = [dx];
         if (gamma) grads.push(dGamma);

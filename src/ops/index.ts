@@ -7,9 +7,15 @@ export {
   batchMoments,
   besselFactor,
   channelShape,
+  countUsableBatch,
+  guardedMovingAverage,
+  maskedBatchMoments,
+  maskWeights,
   normalizeInference,
   normalizeTraining,
   reductionAxes,
+  unbiasedVariance,
+  usableChannels,
 } from './batch_norm';
 export type { BatchMoments, VarianceCorrection } from './batch_norm';
 export {
