@@ -31,7 +31,7 @@ export class KernelScope {
   /** Runs the wasm kernel `kernelName` and owns its result. */
   run(
     kernelName: string,
-    inputs: tf.NamedTensorInfoMap | tf.TensorInfo[],
+    inputs: tf.NamedTensorInfoMap,
     attrs: tf.NamedAttrMap = {},
   ): tf.TensorInfo {
     const config = tf.getKernel(kernelName, 'wasm');
@@ -41,12 +41,7 @@ export class KernelScope {
           `built on. Use @tensorflow/tfjs-backend-wasm ^4.22 (or train on the 'cpu' backend).`,
       );
     }
-    // Concat takes an array of inputs, the others a map; the kernel signature types only the map.
-    const out = config.kernelFunc({
-      inputs: inputs as tf.NamedTensorInfoMap,
-      backend: this.backend,
-      attrs,
-    }) as tf.TensorInfo;
+    const out = config.kernelFunc({ inputs, backend: this.backend, attrs }) as tf.TensorInfo;
     this.owned.push(out);
     return out;
   }

@@ -142,9 +142,7 @@ function depthwiseBackpropFilter(
         dst.set(src.subarray(from, from + M), (t * C + channel) * M);
       }
     }
-    for (const info of [all, filter, ...(blocks === 1 ? [] : [xBlock, dyBlock])]) {
-      scope.free(info);
-    }
+    for (const done of [all, filter, ...(blocks === 1 ? [] : [xBlock, dyBlock])]) scope.free(done);
   }
   return result;
 }
