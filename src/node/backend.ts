@@ -5,6 +5,7 @@
  * pack's conv-net gradient kernels, so every backend it returns can train conv nets.
  */
 import * as tf from '@tensorflow/tfjs';
+import { checkOptionKeys, optionKeys } from '../errors';
 import { registerWasmTrainingKernels } from '../kernels';
 
 /** The backends a Node program can run on. */
@@ -92,6 +93,17 @@ let announced: string | null = null;
  * with the kernels the pack added.
  */
 export async function pickBackend(options: PickBackendOptions = {}): Promise<BackendName> {
+  checkOptionKeys(
+    'pickBackend',
+    options,
+    optionKeys<PickBackendOptions>({
+      backend: true,
+      argv: true,
+      env: true,
+      log: true,
+      training: true,
+    }),
+  );
   const env = options.env ?? process.env;
   const requested =
     options.backend ?? backendFromArgv(options.argv ?? process.argv) ?? env.TFJS_BACKEND;
