@@ -23,7 +23,7 @@ describe('bench', () => {
     expect(r.b.runs).toBe(4);
   });
 
-  test('npm run bench -- --quick runs every pair, the masked BatchNorm rows and the fold measurement (wasm)', () => {
+  test('npm run bench -- --quick runs every pair, the masked BatchNorm rows, the fold measurement and the conv-net training rows (wasm)', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dropnorm-bench-'));
     try {
       execFileSync(
@@ -61,7 +61,18 @@ describe('bench', () => {
       ).toHaveLength(2);
       for (const m of measurements)
         expect(Number.isFinite(m.result.ratio) && m.result.ratio > 0).toBe(true);
-      expect(fs.readFileSync(path.join(dir, 'B.md'), 'utf8')).toMatch(/## Targets/);
+      const markdown = fs.readFileSync(path.join(dir, 'B.md'), 'utf8');
+      expect(markdown).toMatch(/## Targets/);
+      // Conv-net training on wasm with the pack's kernels: step time, GFLOP/s, kernel times.
+      expect(markdown).toMatch(/## Conv-net training on wasm/);
+      const { wasmTraining } = JSON.parse(fs.readFileSync(path.join(dir, 'b.json'), 'utf8'));
+      expect(wasmTraining.wasmStep.median).toBeGreaterThan(0);
+      expect(wasmTraining.trainStepGflops).toBeGreaterThan(0);
+      expect(wasmTraining.matmulGflops).toBeGreaterThan(0);
+      expect(wasmTraining['CNN conv16-conv32, batch 32'].Conv2DBackpropFilter).toBeGreaterThan(0);
+      const depthwise = wasmTraining['CNN conv16 → depthwise 3×3 → pointwise conv32, batch 32'];
+      expect(depthwise.DepthwiseConv2dNativeBackpropFilter).toBeGreaterThan(0);
+      expect(depthwise.DepthwiseConv2dNativeBackpropInput).toBeGreaterThan(0);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -229,7 +229,7 @@ const ROWS: Row[] = [
     owner: 'pickBackend',
     call: (o) => pickBackend({ log: () => undefined, ...o }),
     typo: ['backnd', 'cpu', 'backend'],
-    valid: { backend: 'cpu', argv: [], env: {} },
+    valid: { backend: 'cpu', argv: [], env: {}, training: true },
   },
   {
     entry: 'ops.dropout',

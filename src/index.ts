@@ -1,7 +1,8 @@
 /**
  * tfjs-dropnorm: dropout variants and batch normalization with unbiased running variance for
- * TensorFlow.js layers models. Browser-safe: this entry uses only tfjs APIs; Node-only helpers
- * (file IO, backend picker) live in `tfjs-dropnorm/node`.
+ * TensorFlow.js layers models, and the gradient kernels the wasm backend needs to train conv nets.
+ * Browser-safe: this entry uses only tfjs APIs; Node-only helpers (file IO, backend picker) live in
+ * `tfjs-dropnorm/node`.
  */
 import './register';
 import * as layers from './layers';
@@ -32,6 +33,8 @@ export type { McPredictOptions, McPrediction } from './model/mc_predict';
 export { SeedStream, mixSeed } from './random';
 export * as ops from './ops';
 export { DropnormValueError } from './errors';
+export { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './kernels';
+export type { WasmTrainingKernels } from './kernels';
 export { PACK_CLASS_NAMES } from './register';
 export {
   clipOptimizer,

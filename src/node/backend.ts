@@ -1,10 +1,12 @@
 /**
  * Picks the tfjs backend for Node programs (examples, benchmarks): the fastest that loads,
  * tensorflow (`@tensorflow/tfjs-node`, optional) > wasm (`@tensorflow/tfjs-backend-wasm`) > cpu,
- * or the one asked for by `--backend NAME` or `TFJS_BACKEND=NAME`.
+ * or the one asked for by `--backend NAME` or `TFJS_BACKEND=NAME`. On wasm it registers the
+ * pack's conv-net gradient kernels, so every backend it returns can train conv nets.
  */
 import * as tf from '@tensorflow/tfjs';
 import { checkOptionKeys, optionKeys } from '../errors';
+import { registerWasmTrainingKernels } from '../kernels';
 
 /** The backends a Node program can run on. */
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
@@ -20,7 +22,27 @@ export interface PickBackendOptions {
   env?: Record<string, string | undefined>;
   /** Where the one-line announcement goes (default console.error, keeping stdout clean). */
   log?: (line: string) => void;
+  /**
+   * The program trains conv nets: accept only a backend that has every kernel of
+   * {@link CONV_TRAINING_KERNELS} (after the pack's wasm kernels are registered). In the default
+   * order a backend lacking one is skipped; a requested one is an error naming what it lacks.
+   * Default false (wasm gets the pack's kernels either way).
+   */
+  training?: boolean;
 }
+
+/**
+ * The gradient kernels a conv-net train step needs beyond a dense net's: conv2d and depthwise
+ * (and so separable) convolution w.r.t. input and filter, max and average pooling.
+ */
+export const CONV_TRAINING_KERNELS: readonly string[] = [
+  'Conv2DBackpropInput',
+  'Conv2DBackpropFilter',
+  'DepthwiseConv2dNativeBackpropInput',
+  'DepthwiseConv2dNativeBackpropFilter',
+  'MaxPoolGrad',
+  'AvgPoolGrad',
+];
 
 /** `--backend NAME` or `--backend=NAME` in argv, if present. */
 export function backendFromArgv(argv: readonly string[]): string | undefined {
@@ -53,17 +75,34 @@ async function tryBackend(name: BackendName): Promise<boolean> {
   }
 }
 
+/** On wasm, the pack's kernels: registered, or why not (a wasm without their building blocks). */
+function addWasmKernels(): { added: string[]; failure?: string } {
+  try {
+    return { added: registerWasmTrainingKernels().added };
+  } catch (e) {
+    return { added: [], failure: (e as Error).message };
+  }
+}
+
 let announced: string | null = null;
 
 /**
  * Sets and returns the backend: the requested one (an error if it cannot load), else the fastest
- * that loads. Prints `tfjs backend: NAME` once per process.
+ * that loads. On wasm it calls `registerWasmTrainingKernels()` (the gradient kernels
+ * tfjs-backend-wasm lacks to train conv nets). Prints `tfjs backend: NAME (…)` once per process,
+ * with the kernels the pack added.
  */
 export async function pickBackend(options: PickBackendOptions = {}): Promise<BackendName> {
   checkOptionKeys(
     'pickBackend',
     options,
-    optionKeys<PickBackendOptions>({ backend: true, argv: true, env: true, log: true }),
+    optionKeys<PickBackendOptions>({
+      backend: true,
+      argv: true,
+      env: true,
+      log: true,
+      training: true,
+    }),
   );
   const env = options.env ?? process.env;
   const requested =
@@ -74,15 +113,41 @@ export async function pickBackend(options: PickBackendOptions = {}): Promise<Bac
     );
   }
   const candidates = requested ? [requested as BackendName] : ORDER;
+  const lacking: string[] = [];
   for (const name of candidates) {
     if (await tryBackend(name)) {
       await tf.ready();
-      if (announced !== name) {
-        (options.log ?? console.error)(`tfjs backend: ${name} (tfjs ${tf.version.tfjs})`);
-        announced = name;
+      const kernels = name === 'wasm' ? addWasmKernels() : { added: [] };
+      const missing = CONV_TRAINING_KERNELS.filter((k) => tf.getKernel(k, name) == null);
+      if (options.training && missing.length > 0) {
+        const lacks = `lacks ${missing.join(', ')}${kernels.failure ? ` (${kernels.failure})` : ''}`;
+        if (requested) {
+          throw new Error(
+            `pickBackend: backend '${name}' cannot train conv nets: it ${lacks}. Use another ` +
+              'backend, or drop training: true for dense nets.',
+          );
+        }
+        lacking.push(`'${name}' ${lacks}`);
+        continue;
+      }
+      const line =
+        `tfjs backend: ${name} (tfjs ${tf.version.tfjs}` +
+        (kernels.added.length > 0
+          ? `; conv-net training kernels added by tfjs-dropnorm: ${kernels.added.join(', ')}`
+          : '') +
+        (kernels.failure ? `; conv-net training kernels not added: ${kernels.failure}` : '') +
+        ')';
+      if (announced !== line) {
+        (options.log ?? console.error)(line);
+        announced = line;
       }
       return name;
     }
+  }
+  if (lacking.length > 0) {
+    throw new Error(
+      `pickBackend: no backend that loads can train conv nets: ${lacking.join('; ')}.`,
+    );
   }
   const hint =
     requested === 'tensorflow'

@@ -7,5 +7,5 @@ import { registerFileSystemRouter } from './file_system';
 registerFileSystemRouter();
 
 export { fileSystem, registerFileSystemRouter } from './file_system';
-export { pickBackend, backendFromArgv } from './backend';
+export { pickBackend, backendFromArgv, CONV_TRAINING_KERNELS } from './backend';
 export type { BackendName, PickBackendOptions } from './backend';
