@@ -5,6 +5,7 @@
  */
 import './register';
 import * as layers from './layers';
+import * as dropnorm from './index';
 
 export { layers };
 export { BatchNorm } from './layers/batch_norm';
@@ -76,3 +77,12 @@ export type {
   RewriteOptions,
   Substitution,
 } from './model';
+
+/**
+ * The whole namespace, also as the default export: `import dn from 'tfjs-dropnorm'` and
+ * `import * as dn from 'tfjs-dropnorm'` give the same object under every module setting
+ * (TypeScript accepts a default import from a CommonJS package under `esModuleInterop`, so the
+ * CommonJS build must have one for that to run).
+ */
+const namespace: typeof import('./index') = dropnorm;
+export default namespace;
