@@ -54,6 +54,7 @@ export type {
 } from './train';
 export {
   foldBatchNorm,
+  exportForInference,
   recalibrateBatchNorm,
   convertToDropnorm,
   convertToBuiltins,
@@ -62,6 +63,11 @@ export {
   modelGraph,
 } from './model';
 export type {
+  ExportForInferenceOptions,
+  ExportForInferenceResult,
+  RemovedLayer,
+  ReplacedLayer,
+  SkippedLayer,
   FoldBatchNormOptions,
   FoldBatchNormResult,
   FusedActivation,

@@ -40,9 +40,9 @@ export interface SkippedBatchNorm {
   reason: string;
 }
 
-/** An Activation layer merged into the linear layer before it (option `fuseActivations`). */
+/** An activation layer merged into the linear layer before it (option `fuseActivations`). */
 export interface FusedActivation {
-  /** Name of the removed Activation layer. */
+  /** Name of the removed Activation or ReLU layer. */
   activation: string;
   /** Name of the linear layer that now applies it. */
   into: string;
@@ -51,7 +51,8 @@ export interface FusedActivation {
 /** Options of {@link foldBatchNorm}. */
 export interface FoldBatchNormOptions {
   /**
-   * After folding, also merge each `Activation` layer into the linear layer feeding it (directly or
+   * After folding, also merge each `Activation` layer, and each `ReLU` layer without maxValue or
+   * with maxValue 6 (as activation 'relu' / 'relu6'), into the linear layer feeding it (directly or
    * through folded BNs) when that layer has a linear activation and no other consumer, e.g.
    * Conv2D → BN → Activation('relu') becomes one Conv2D with activation 'relu'. tfjs then runs
    * bias and activation in its fused kernels. Default false.
@@ -65,7 +66,7 @@ export interface FoldBatchNormResult {
   model: tf.LayersModel;
   folded: FoldedBatchNorm[];
   skipped: SkippedBatchNorm[];
-  /** Activation layers merged into linear layers (empty unless `fuseActivations`). */
+  /** Activation and ReLU layers merged into linear layers (empty unless `fuseActivations`). */
   fusedActivations: FusedActivation[];
 }
 
@@ -97,6 +98,23 @@ function describe(layer: Layer): string {
 function linearChannelAxis(edit: LinearEdit, rank: number): number {
   if (edit.layout === 'dense') return rank - 1;
   return edit.config.dataFormat === 'channelsFirst' ? 1 : rank - 1;
+}
+
+/**
+ * The activation identifier an activation layer amounts to: an `Activation` layer's own, and for a
+ * `ReLU` layer 'relu' (no maxValue) or 'relu6' (maxValue 6: min(max(x, 0), 6), what the 'relu6'
+ * activation computes); null for anything else.
+ */
+function fusableActivation(layer: Layer): string | null {
+  const config = layer.getConfig();
+  if (layer.getClassName() === 'Activation') {
+    return typeof config.activation === 'string' ? config.activation : null;
+  }
+  if (layer.getClassName() === 'ReLU') {
+    if (config.maxValue == null) return 'relu';
+    if (config.maxValue === 6) return 'relu6';
+  }
+  return null;
 }
 
 function isLinearActivation(config: ConfigDict): boolean {
@@ -252,9 +270,9 @@ class Folder {
    * every tensor on the way has no other consumer and the linear layer's activation is linear.
    */
   fuseActivation(act: GraphNode): void {
-    const activation = act.layer.getConfig().activation;
+    const activation = fusableActivation(act.layer);
     if (this.graph.nodesOf(act.layer).length !== 1) return;
-    if (typeof activation !== 'string' || activation === 'linear') return;
+    if (activation === null || activation === 'linear') return;
     let t = act.inputs[0];
     for (;;) {
       if (this.graph.useCount(t) !== 1) return;
@@ -317,8 +335,8 @@ class Folder {
  * tfjs#1106) folds into the *correct* affine map. A model used as a layer (a nested model) is
  * folded on its own and swapped in; a BN cannot fold across its boundary.
  *
- * With `options.fuseActivations`, each `Activation` layer then merges into the linear layer
- * feeding it (see {@link FoldBatchNormOptions}).
+ * With `options.fuseActivations`, each `Activation` layer (and each plain or max-6 `ReLU` layer)
+ * then merges into the linear layer feeding it (see {@link FoldBatchNormOptions}).
  *
  * @returns a new, uncompiled functional LayersModel (built with {@link rewriteModel}; the input model
  *   and its weights are untouched), and the lists `folded` and `skipped`. A model whose BNs all fold
@@ -341,7 +359,7 @@ export function foldBatchNorm(
     for (const bn of bns) folder.fold(bn);
     if (options.fuseActivations) {
       for (const node of graph.nodes) {
-        if (node.layer.getClassName() === 'Activation') folder.fuseActivation(node);
+        if (fusableActivation(node.layer) !== null) folder.fuseActivation(node);
       }
     }
     const subs = folder.substitutions();
