@@ -23,7 +23,7 @@ describe('bench', () => {
     expect(r.b.runs).toBe(4);
   });
 
-  test('npm run bench -- --quick runs every pair and the fold measurement (wasm)', () => {
+  test('npm run bench -- --quick runs every pair, the fold and the export measurements (wasm)', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dropnorm-bench-'));
     try {
       execFileSync(
@@ -56,6 +56,9 @@ describe('bench', () => {
       expect(measurements.filter((m: { kind: string }) => m.kind === 'fold predict')).toHaveLength(
         2,
       );
+      for (const kind of ['export predict', 'export time']) {
+        expect(measurements.filter((m: { kind: string }) => m.kind === kind)).toHaveLength(1);
+      }
       for (const m of measurements)
         expect(Number.isFinite(m.result.ratio) && m.result.ratio > 0).toBe(true);
       expect(fs.readFileSync(path.join(dir, 'B.md'), 'utf8')).toMatch(/## Targets/);

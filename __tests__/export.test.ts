@@ -224,7 +224,7 @@ describe('exportForInference', () => {
       expect([c.name, relative(y, reference) <= TOL]).toEqual([c.name, true]);
     }
 
-    // MobileNetV2: 52 BNs fold backward, 35 ReLU6 fuse into the convolutions, Dropout goes.
+    // MobileNetV2: 52 BNs fold backward, Dropout goes; the ReLU6 layers stay (see fuseActivations).
     const mobile = results.mobilenetv2;
     expect(
       cases[0].model.layers.filter((l) => l.getClassName() === 'BatchNormalization'),
@@ -233,16 +233,16 @@ describe('exportForInference', () => {
     expect(mobile.folded.every((f) => f.direction === 'backward')).toBe(true);
     expect(mobile.skipped).toEqual([]);
     expect(mobile.replaced).toEqual([]);
-    expect(mobile.removed.filter((r) => r.className === 'ReLU')).toHaveLength(35);
-    expect(mobile.removed.filter((r) => r.className === 'Dropout')).toEqual([
+    expect(mobile.removed).toEqual([
       { layer: 'dropout', className: 'Dropout', reason: 'the identity at inference' },
     ]);
     expect(classNames(mobile.model)).not.toContain('BatchNormalization');
-    expect(elsewhere.mobilenetv2.classes.length).toBe(158 - 52 - 35 - 1);
+    expect(elsewhere.mobilenetv2.classes.length).toBe(158 - 52 - 1);
 
-    // Inception: BNs without scale (γ = 1) fold too.
+    // Inception: BNs without scale (γ = 1) fold too, and the ReLU Activations fuse.
     const inception = results.inception;
     expect(inception.folded).toHaveLength(2 + 2 * 7);
+    expect(inception.removed.filter((r) => r.className === 'Activation')).toHaveLength(16);
     expect(inception.skipped).toEqual([]);
     expect(elsewhere.inception.classes).not.toContain('BatchNormalization');
 
@@ -336,10 +336,15 @@ describe('exportForInference', () => {
   });
 
   test('fuseActivations: false keeps every activation layer', () => {
-    const model = mobileNetV2Like({ inputSize: 32, alpha: 0.35, classes: 10 });
+    const model = inceptionLike({ blocks: 1 });
     const result = dn.exportForInference(model, { fuseActivations: false });
     expect(result.removed.map((r) => r.className)).toEqual(['Dropout']);
-    expect(result.model.layers.filter((l) => l.getClassName() === 'ReLU')).toHaveLength(35);
+    expect(result.model.layers.filter((l) => l.getClassName() === 'Activation')).toHaveLength(9);
+    expect(
+      result.model.layers
+        .filter((l) => l.getClassName() === 'Conv2D')
+        .map((l) => l.getConfig().activation),
+    ).toEqual(Array(9).fill('linear'));
     const xs = input([1, 32, 32, 3], 13);
     expect(relative(predict(result.model, xs), predict(model, xs))).toBeLessThanOrEqual(TOL);
   });

@@ -31,10 +31,10 @@ type ConfigDict = tf.serialization.ConfigDict;
 /** Options of {@link exportForInference}. */
 export interface ExportForInferenceOptions {
   /**
-   * Merge each `Activation` layer, and each `ReLU` layer without maxValue or with maxValue 6, into
-   * the linear layer feeding it where possible (see `foldBatchNorm`'s option of the same name).
-   * Default true: the export is for inference, and fewer layers run faster. Set false to keep those
-   * layers (e.g. to read their outputs by name).
+   * Merge each `Activation` layer, and each `ReLU` layer without maxValue, into the linear layer
+   * feeding it where possible (see `foldBatchNorm`'s option of the same name): Conv2D and Dense
+   * then run bias and activation in tfjs's fused kernels. Default true: the export is for
+   * inference. Set false to keep those layers (e.g. to read their outputs by name).
    */
   fuseActivations?: boolean;
 }

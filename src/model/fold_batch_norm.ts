@@ -51,9 +51,9 @@ export interface FusedActivation {
 /** Options of {@link foldBatchNorm}. */
 export interface FoldBatchNormOptions {
   /**
-   * After folding, also merge each `Activation` layer, and each `ReLU` layer without maxValue or
-   * with maxValue 6 (as activation 'relu' / 'relu6'), into the linear layer feeding it (directly or
-   * through folded BNs) when that layer has a linear activation and no other consumer, e.g.
+   * After folding, also merge each `Activation` layer, and each `ReLU` layer without maxValue (as
+   * activation 'relu'), into the linear layer feeding it (directly or through folded BNs) when
+   * that layer has a linear activation and no other consumer, e.g.
    * Conv2D → BN → Activation('relu') becomes one Conv2D with activation 'relu'. tfjs then runs
    * bias and activation in its fused kernels. Default false.
    */
@@ -101,19 +101,19 @@ function linearChannelAxis(edit: LinearEdit, rank: number): number {
 }
 
 /**
- * The activation identifier an activation layer amounts to: an `Activation` layer's own, and for a
- * `ReLU` layer 'relu' (no maxValue) or 'relu6' (maxValue 6: min(max(x, 0), 6), what the 'relu6'
- * activation computes); null for anything else.
+ * The activation identifier an activation layer amounts to: an `Activation` layer's own, 'relu'
+ * for a `ReLU` layer without maxValue; null for anything else. A ReLU with maxValue 6 stays a
+ * layer: tfjs's 'relu6' activation is min(6, relu(x)), which tf.layers' Conv2D does not run in its
+ * fused kernel, and whose broadcast Minimum costs more on wasm than the ReLU layer's clipByValue
+ * (an exported MobileNetV2 ran 0.52× the original's time with ReLU6 layers kept, 1.19× with them
+ * fused; `npm run bench`).
  */
 function fusableActivation(layer: Layer): string | null {
   const config = layer.getConfig();
   if (layer.getClassName() === 'Activation') {
     return typeof config.activation === 'string' ? config.activation : null;
   }
-  if (layer.getClassName() === 'ReLU') {
-    if (config.maxValue == null) return 'relu';
-    if (config.maxValue === 6) return 'relu6';
-  }
+  if (layer.getClassName() === 'ReLU' && config.maxValue == null) return 'relu';
   return null;
 }
 
@@ -335,7 +335,7 @@ class Folder {
  * tfjs#1106) folds into the *correct* affine map. A model used as a layer (a nested model) is
  * folded on its own and swapped in; a BN cannot fold across its boundary.
  *
- * With `options.fuseActivations`, each `Activation` layer (and each plain or max-6 `ReLU` layer)
+ * With `options.fuseActivations`, each `Activation` layer (and each `ReLU` layer without maxValue)
  * then merges into the linear layer feeding it (see {@link FoldBatchNormOptions}).
  *
  * @returns a new, uncompiled functional LayersModel (built with {@link rewriteModel}; the input model
