@@ -14,7 +14,13 @@ import { DropPath } from '../layers/drop_path';
 import { Dropout } from '../layers/dropout';
 import { GaussianDropout } from '../layers/gaussian_dropout';
 import { SpatialDropout1D, SpatialDropout2D, SpatialDropout3D } from '../layers/spatial_dropout';
-import { BUILTIN_BATCH_NORM, batchNormAxis, batchNormWeightIndices } from './batch_norm_layers';
+import {
+  BUILTIN_BATCH_NORM,
+  batchNormAxis,
+  batchNormWeightIndices,
+  isBatchNormLayer,
+  readBatchNormStatistics,
+} from './batch_norm_layers';
 import { FoldedBatchNorm, foldBatchNorm } from './fold_batch_norm';
 import {
   GraphNode,
@@ -295,7 +301,10 @@ interface Report {
   skipped: SkippedLayer[];
 }
 
-/** The checks that must pass before any work: every layer must have an inference function. */
+/**
+ * The checks that must pass before any work: every layer has a deterministic inference function
+ * and every BatchNorm finite statistics.
+ */
 function checkModel(model: tf.LayersModel): void {
   for (const node of modelGraph(model).nodes) {
     const layer = node.layer;
@@ -308,6 +317,8 @@ function checkModel(model: tf.LayersModel): void {
         'No tfjs built-in layer draws noise at inference, so the export would change what the model computes. Turn the Monte-Carlo mode off for the export, or keep the pack layer (and ship the pack).',
       );
     }
+    // Broken statistics fail here, named for this call, before anything is built.
+    if (isBatchNormLayer(layer)) readBatchNormStatistics(OWNER, layer);
     if (layer instanceof tf.LayersModel) checkModel(layer);
   }
 }

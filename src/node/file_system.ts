@@ -20,8 +20,14 @@ const OWNER = 'fileSystem';
 
 /** The local path of `location`: a plain path or a `file://` URL; any other scheme is an error. */
 function localPath(location: unknown): string {
-  if (typeof location !== 'string' || location.length === 0) {
-    throw invalidArgument(OWNER, 'location', location, 'to be a directory path or a file:// URL');
+  if (typeof location !== 'string' || location === '') {
+    throw invalidArgument(
+      OWNER,
+      'location',
+      location,
+      "to be a directory path or a 'file://' URL (a non-empty string)",
+      "fileSystem takes no options; for tfjs-node's [model.json, weights.bin] form pass the directory.",
+    );
   }
   if (location.startsWith(SCHEME)) return location.slice(SCHEME.length);
   const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\//.exec(location);
@@ -275,7 +281,8 @@ async function loadModel(target: string): Promise<tf.io.ModelArtifacts> {
 }
 
 /**
- * An IOHandler for `model.save(handler)` and `tf.loadLayersModel(handler)`.
+ * An IOHandler for `model.save(handler)` and `tf.loadLayersModel(handler)`. It takes one location
+ * and no options (there is nothing to configure): anything but a non-empty string is an error.
  *
  * Save writes `model.json` and `weights.<hash>.bin` (the first 16 hex digits of the weights'
  * SHA-256), each to a temporary file in the target directory, flushed to disk, then renamed into
