@@ -23,7 +23,7 @@ describe('bench', () => {
     expect(r.b.runs).toBe(4);
   });
 
-  test('npm run bench -- --quick runs every pair, the masked BatchNorm rows, the fold measurement and the conv-net training rows (wasm)', () => {
+  test('npm run bench -- --quick runs every pair, the masked BatchNorm rows, the fold and export measurements and the conv-net training rows (wasm)', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dropnorm-bench-'));
     try {
       execFileSync(
@@ -59,6 +59,9 @@ describe('bench', () => {
       expect(
         measurements.filter((m: { kind: string }) => m.kind === 'masked train step'),
       ).toHaveLength(2);
+      for (const kind of ['export predict', 'export time']) {
+        expect(measurements.filter((m: { kind: string }) => m.kind === kind)).toHaveLength(1);
+      }
       for (const m of measurements)
         expect(Number.isFinite(m.result.ratio) && m.result.ratio > 0).toBe(true);
       const markdown = fs.readFileSync(path.join(dir, 'B.md'), 'utf8');

@@ -19,7 +19,7 @@ function snippets(): Snippet[] {
   const found: Snippet[] = [];
   for (let m = re.exec(doc); m; m = re.exec(doc)) {
     // These print asynchronously (after fit); readme.test.ts runs each on its own.
-    if (['batchnorm', 'training', 'wasm-training'].includes(m[1])) continue;
+    if (['usage', 'batchnorm', 'training', 'wasm-training'].includes(m[1])) continue;
     const lines = m[2].split('\n');
     for (const line of lines.filter((l) => l.startsWith('import ')))
       expect(IMPORTS).toContain(line);

@@ -17,7 +17,7 @@ function snippet(name: string): { code: string; output: string } {
 
 describe('README', () => {
   // These print after model.fit resolves, so each runs in a process of its own.
-  test.each(['batchnorm', 'training', 'wasm-training'])(
+  test.each(['usage', 'batchnorm', 'training', 'wasm-training'])(
     'the %s snippet runs as shown and prints what the README says',
     (name) => {
       const { code, output } = snippet(name);

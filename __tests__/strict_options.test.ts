@@ -17,6 +17,7 @@ import {
   DropPath,
   Dropout,
   foldBatchNorm,
+  exportForInference,
   GaussianDropout,
   GradientFlow,
   gradientNorms,
@@ -171,6 +172,13 @@ const ROWS: Row[] = [
     call: (o) => foldBatchNorm(mlp(), o).model.dispose(),
     typo: ['fuseActivation', true, 'fuseActivations'],
     valid: { fuseActivations: true },
+  },
+  {
+    entry: 'exportForInference',
+    owner: 'exportForInference',
+    call: (o) => exportForInference(mlp(), o).model.dispose(),
+    typo: ['fuseActivation', true, 'fuseActivations'],
+    valid: { fuseActivations: false },
   },
   {
     entry: 'recalibrateBatchNorm',

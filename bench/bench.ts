@@ -18,12 +18,14 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { performance } from 'perf_hooks';
 import * as tf from '@tensorflow/tfjs';
 import * as dn from 'tfjs-dropnorm';
 import { pickBackend } from 'tfjs-dropnorm/node';
 import { parseArgs } from '../examples/lib/cli';
 import { fmt, formatTable, markdownTable, toJson } from '../examples/lib/report';
-import { ABResult, interleaved } from './timing';
+import { mobileNetV2Like } from './models';
+import { ABResult, interleaved, summarize } from './timing';
 import { measureWasmTraining } from './wasm_training';
 
 type LayerFactory = () => tf.layers.Layer;
@@ -222,7 +224,13 @@ interface Measurement {
   backend: string;
   model: string;
   pair: string;
-  kind: 'train step' | 'forward' | 'fold predict' | 'masked train step';
+  kind:
+    | 'train step'
+    | 'forward'
+    | 'fold predict'
+    | 'masked train step'
+    | 'export predict'
+    | 'export time';
   result: ABResult;
   target: number | null;
 }
@@ -300,6 +308,59 @@ async function measureFold(
   };
 }
 
+/**
+ * exportForInference on the MobileNetV2-shaped model (158 layers, 52 BN) at 224×224, batch 1:
+ * predict latency exported / original (target ≤ 0.7 on wasm), and the time the export itself takes
+ * (target ≤ 2 s; its row shows the export in the first column and the 2 s budget in the second).
+ */
+async function measureExport(
+  backend: string,
+  opts: { runs: number; warmup: number },
+): Promise<Measurement[]> {
+  const modelName = 'MobileNetV2 224×224 (158 layers, 52 BN), batch 1';
+  const model = mobileNetV2Like({ inputSize: 224 });
+  const x = tf.randomNormal([1, 224, 224, 3], 0, 1, 'float32', 7);
+  const exportMs: number[] = [];
+  let exported: tf.LayersModel | null = null;
+  for (let i = 0; i < Math.max(1, Math.min(opts.runs, 5)); i++) {
+    exported?.dispose();
+    const t0 = performance.now();
+    exported = dn.exportForInference(model).model;
+    exportMs.push(performance.now() - t0);
+  }
+  const predict = (m: tf.LayersModel) => async () => {
+    const y = m.predict(x) as tf.Tensor;
+    await y.data();
+    y.dispose();
+  };
+  // The pure-JS cpu backend needs seconds per 224×224 prediction: fewer runs there.
+  const runs = backend === 'cpu' ? { runs: Math.min(opts.runs, 6), warmup: 1 } : opts;
+  const latency = await interleaved(predict(exported!), predict(model), runs);
+  exported!.dispose();
+  model.dispose();
+  x.dispose();
+  const time = summarize(exportMs);
+  const budget = { median: 2000, q1: 2000, q3: 2000, runs: 1 };
+  return [
+    {
+      backend,
+      model: modelName,
+      pair: 'exportForInference (exported / original)',
+      kind: 'export predict',
+      result: latency,
+      target: backend === 'wasm' ? 0.7 : null,
+    },
+    {
+      backend,
+      model: modelName,
+      pair: 'exportForInference itself (ms / 2000 ms budget)',
+      kind: 'export time',
+      result: { a: time, b: budget, ratio: time.median / budget.median },
+      target: 1,
+    },
+  ];
+}
+
 const NOTES_MARK =
   '<!-- notes: hand-written analysis below is kept when the file is regenerated -->';
 
@@ -371,6 +432,8 @@ async function main(): Promise<void> {
       await measureFold(backend, 'CNN conv16-conv32 + BN, batch 32', bnCnn, cnnBatch.x, opts),
     );
     bnCnn.dispose();
+    console.error(`${backend} exportForInference, MobileNetV2 224×224…`);
+    all.push(...(await measureExport(backend, opts)));
     tf.dispose([mlpBatch.x, mlpBatch.y, cnnBatch.x, cnnBatch.y]);
   }
   const wasmTraining = await measureWasmTraining({

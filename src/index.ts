@@ -6,6 +6,7 @@
  */
 import './register';
 import * as layers from './layers';
+import * as dropnorm from './index';
 
 export { layers };
 export { BatchNorm } from './layers/batch_norm';
@@ -56,6 +57,7 @@ export type {
 } from './train';
 export {
   foldBatchNorm,
+  exportForInference,
   recalibrateBatchNorm,
   convertToDropnorm,
   convertToBuiltins,
@@ -64,6 +66,11 @@ export {
   modelGraph,
 } from './model';
 export type {
+  ExportForInferenceOptions,
+  ExportForInferenceResult,
+  RemovedLayer,
+  ReplacedLayer,
+  SkippedLayer,
   FoldBatchNormOptions,
   FoldBatchNormResult,
   FusedActivation,
@@ -79,3 +86,12 @@ export type {
   RewriteOptions,
   Substitution,
 } from './model';
+
+/**
+ * The whole namespace, also as the default export: `import dn from 'tfjs-dropnorm'` and
+ * `import * as dn from 'tfjs-dropnorm'` give the same object under every module setting
+ * (TypeScript accepts a default import from a CommonJS package under `esModuleInterop`, so the
+ * CommonJS build must have one for that to run).
+ */
+const namespace: typeof import('./index') = dropnorm;
+export default namespace;

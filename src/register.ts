@@ -1,7 +1,9 @@
 /**
  * Registers every serializable class of the pack with tfjs, in one place, so saved models
  * load. Class names are checked against the built-ins: `SerializationMap` is keyed by className,
- * so a collision would silently replace a built-in layer for every model the user loads.
+ * so a collision would silently replace a built-in layer for every model the user loads. This
+ * module runs once per process: the package entry points hand a second copy of the same version
+ * the first one's exports (scripts/build-entries.mjs).
  */
 import * as tf from '@tensorflow/tfjs';
 import { AlphaDropout } from './layers/alpha_dropout';
@@ -37,7 +39,10 @@ for (const cls of PACK_CLASSES) {
   if (existing && existing[0] !== cls) {
     throw new Error(
       `tfjs-dropnorm: serialization name '${cls.className}' is already registered by another class; ` +
-        'two copies of tfjs-dropnorm (or a name clash with a built-in) would replace it.',
+        'this copy of tfjs-dropnorm would replace it. Copies of one version share one instance ' +
+        '(through their package entry points); this is a second version, or a file of the pack ' +
+        'loaded directly. Install one version (`npm ls tfjs-dropnorm`, `npm dedupe`) and import ' +
+        "'tfjs-dropnorm' only through its entry points.",
     );
   }
   tf.serialization.registerClass(

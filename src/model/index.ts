@@ -7,6 +7,14 @@ export type {
   FusedActivation,
   SkippedBatchNorm,
 } from './fold_batch_norm';
+export { exportForInference } from './export';
+export type {
+  ExportForInferenceOptions,
+  ExportForInferenceResult,
+  RemovedLayer,
+  ReplacedLayer,
+  SkippedLayer,
+} from './export';
 export { recalibrateBatchNorm } from './recalibrate';
 export type { RecalibrateOptions, RecalibratedBatchNorm, RecalibrationData } from './recalibrate';
 export { convertToBuiltins, convertToDropnorm, CUMULATIVE_FALLBACK_MOMENTUM } from './convert';

@@ -48,8 +48,12 @@ export interface LayerSpec {
   weights?: tf.Tensor[];
 }
 
-/** What to do with a layer when cloning: replace it, or remove it (its one input passes through). */
-export type Substitution = { replace: LayerSpec } | { remove: true };
+/**
+ * What to do with a layer when cloning: replace it, remove it (its one input passes through), or
+ * replace a layer of one input and one output by a chain of layers applied in order (each spec's
+ * `weights`, or none).
+ */
+export type Substitution = { replace: LayerSpec } | { remove: true } | { chain: LayerSpec[] };
 
 interface TfNode {
   inputTensors: SymbolicTensor[];
@@ -184,7 +188,9 @@ const REWRITE_OPTIONS = optionKeys<RewriteOptions>({ owner: true, name: true });
  * re-created from their configs, holding copies of the original weights, except that
  * - `{ replace: spec }` creates the layer `spec` instead (with `spec.weights`, or the old layer's
  *   weights when omitted), called with the same inputs,
- * - `{ remove: true }` drops a layer of one input and one output: its consumers read its input.
+ * - `{ remove: true }` drops a layer of one input and one output: its consumers read its input,
+ * - `{ chain: specs }` replaces a layer of one input and one output by the layers `specs`, applied
+ *   one after the other (each with its `weights`, if given).
  *
  * A shared layer is re-created once and called at every place the original was. Input layers keep
  * their names, shapes and dtypes. The input model is never modified. Every class is checked before
@@ -201,20 +207,25 @@ export function rewriteModel(
   const graph = modelGraph(model);
   const registry = tf.serialization.SerializationMap.getMap().classNameMap;
 
-  const specs = new Map<Layer, LayerSpec | null>();
+  const specs = new Map<Layer, LayerSpec | LayerSpec[] | null>();
   for (const node of graph.nodes) {
     if (specs.has(node.layer)) continue;
     const sub = substitutions.get(node.layer);
-    if (sub && 'remove' in sub) {
+    if (sub && ('remove' in sub || 'chain' in sub)) {
       if (node.inputs.length !== 1 || node.outputs.length !== 1) {
         throw invalidArgument(
           owner,
-          `inputs and outputs of the removed layer '${node.layer.name}'`,
+          `inputs and outputs of the ${'remove' in sub ? 'removed' : 'replaced'} layer '${node.layer.name}'`,
           `${node.inputs.length} and ${node.outputs.length}`,
           'to be one each',
         );
       }
-      specs.set(node.layer, null);
+      if ('chain' in sub) {
+        for (const spec of sub.chain) {
+          if (registry[spec.className] == null) createLayer(owner, spec, node.layer.name); // throws
+        }
+      }
+      specs.set(node.layer, 'remove' in sub ? null : sub.chain);
       continue;
     }
     const spec: LayerSpec = sub
@@ -231,6 +242,7 @@ export function rewriteModel(
     return input;
   });
   const newLayers = new Map<Layer, Layer>();
+  const newChains = new Map<Layer, Array<{ layer: Layer; weights?: tf.Tensor[] }>>();
   for (const node of graph.nodes) {
     const inputs = node.inputs.map((t) => {
       const m = mapped.get(t);
@@ -244,6 +256,20 @@ export function rewriteModel(
     const spec = specs.get(node.layer);
     if (spec === null) {
       mapped.set(node.outputs[0], inputs[0]);
+      continue;
+    }
+    if (Array.isArray(spec)) {
+      let chain = newChains.get(node.layer);
+      if (!chain) {
+        chain = spec.map((s) => ({
+          layer: createLayer(owner, s, node.layer.name),
+          weights: s.weights,
+        }));
+        newChains.set(node.layer, chain);
+      }
+      let t = inputs[0];
+      for (const link of chain) t = link.layer.apply(t, node.callArgs) as SymbolicTensor;
+      mapped.set(node.outputs[0], t);
       continue;
     }
     let layer = newLayers.get(node.layer);
@@ -262,8 +288,11 @@ export function rewriteModel(
     name: options.name ?? model.name,
   });
 
+  for (const chain of newChains.values()) {
+    for (const link of chain) if (link.weights) link.layer.setWeights(link.weights);
+  }
   for (const [old, layer] of newLayers) {
-    const given = specs.get(old)!.weights;
+    const given = (specs.get(old) as LayerSpec).weights;
     if (given) {
       layer.setWeights(given);
     } else {
