@@ -1,9 +1,10 @@
 /**
- * The base of the pack's dropout layers: a seed stream, the training switch, and the Monte-Carlo
- * switch `mcPredict` uses. Not registered itself (it is abstract); subclasses are.
+ * The base of the pack's dropout layers: a seed stream, the training switch, the Monte-Carlo
+ * switches (`mcDropout`, saved with the layer; `mcActive`, set by `mcPredict`) and the rate, which
+ * schedules may change between steps. Not registered itself (it is abstract); subclasses are.
  */
 import * as tf from '@tensorflow/tfjs';
-import { invalidArgument } from '../errors';
+import { describeLayer, invalidArgument } from '../errors';
 import { checkRate } from '../ops/dropout';
 import { SeedStream } from '../random';
 import { Kwargs, singleTensor } from './util';
@@ -22,14 +23,23 @@ export interface StochasticLayerArgs extends LayerArgs {
    * randomness at every call.
    */
   seed?: number | null;
+  /**
+   * Keep the layer stochastic at inference too (default false): `model.predict` and
+   * `model.evaluate` then draw noise in this layer, so repeated predictions are Monte-Carlo samples
+   * (Gal & Ghahramani 2016), while every other layer stays in inference mode. The Keras idiom
+   * `Dropout(0.5)(x, training=True)` (keras-contrib's `mc_dropout`), which tfjs ignores in a
+   * symbolic call. Saved with the model.
+   */
+  mcDropout?: boolean;
 }
 
 /**
  * A layer that injects noise in training (`training: true`, e.g. in `model.fit`) and is a fixed
- * function at inference; `mcActive` keeps the noise on at inference (Monte-Carlo dropout).
+ * function at inference; `mcDropout` (saved) and `mcActive` (set by `mcPredict`) keep the noise on
+ * at inference (Monte-Carlo dropout). `rate` may be changed between steps (a schedule): it is read
+ * at every call, so the change takes effect at the next call, with no rebuild.
  */
 export abstract class StochasticLayer extends tf.layers.Layer {
-  readonly rate: number;
   readonly seed: number | undefined;
   /**
    * When true, `call` applies training-time noise even with `training` false or absent; set by
@@ -37,6 +47,8 @@ export abstract class StochasticLayer extends tf.layers.Layer {
    */
   mcActive = false;
   private seeds: SeedStream;
+  private currentRate = 0;
+  private alwaysStochastic = false;
 
   constructor(args: StochasticLayerArgs) {
     super(args);
@@ -52,9 +64,44 @@ export abstract class StochasticLayer extends tf.layers.Layer {
       );
     }
     this.rate = args.rate;
+    this.mcDropout = args.mcDropout ?? false;
     this.seed = args.seed ?? undefined;
     this.seeds = new SeedStream(this.seed);
     this.supportsMasking = true;
+  }
+
+  /**
+   * Drop probability p in [0, 1). Settable between steps (e.g. by {@link DropRateScheduler}),
+   * validated like the constructor argument; `getConfig` saves the current value.
+   */
+  get rate(): number {
+    return this.currentRate;
+  }
+
+  set rate(value: number) {
+    checkRate(describeLayer(this), value);
+    this.currentRate = value;
+  }
+
+  /**
+   * Whether the layer draws noise at inference too (see {@link StochasticLayerArgs.mcDropout});
+   * settable, e.g. on a loaded model, and saved by `getConfig`.
+   */
+  get mcDropout(): boolean {
+    return this.alwaysStochastic;
+  }
+
+  set mcDropout(value: boolean) {
+    if (typeof value !== 'boolean') {
+      throw invalidArgument(
+        describeLayer(this),
+        'mcDropout',
+        value,
+        'to be true or false',
+        'true keeps the layer stochastic at inference (Monte-Carlo dropout).',
+      );
+    }
+    this.alwaysStochastic = value;
   }
 
   /** `<ClassName> '<layer name>'`, the owner named in error messages. */
@@ -62,9 +109,9 @@ export abstract class StochasticLayer extends tf.layers.Layer {
     return `${this.getClassName()} '${this.name}'`;
   }
 
-  /** Whether this call draws noise: training, or a Monte-Carlo prediction. */
+  /** Whether this call draws noise: training, an always-stochastic layer, or `mcPredict`. */
   protected noiseActive(kwargs: Kwargs | undefined): boolean {
-    return kwargs?.['training'] === true || this.mcActive;
+    return kwargs?.['training'] === true || this.mcDropout || this.mcActive;
   }
 
   /** The seed of this call (undefined when unseeded); advances the stream. */
@@ -89,7 +136,12 @@ export abstract class StochasticLayer extends tf.layers.Layer {
   }
 
   override getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig(), rate: this.rate, seed: this.seed ?? null };
+    return {
+      ...super.getConfig(),
+      rate: this.rate,
+      seed: this.seed ?? null,
+      mcDropout: this.mcDropout,
+    };
   }
 }
 
