@@ -89,7 +89,7 @@ export interface McPrediction<T extends tf.Tensor | tf.Tensor[] = tf.Tensor> {
   mean: T;
   /** (1/T) Σ (ŷ_t − mean)², the sample variance of the passes (divides by T, not T − 1). */
   variance: T;
-  /** Every pass, stacked on a new first axis [T, …] (with `keepSamples`). */
+  /** Every pass, stacked on a new first axis, `[T, …]` (with `keepSamples`). */
   samples?: T;
   /** H[mean] in nats (with `probabilities`): total uncertainty. */
   predictiveEntropy?: T;

@@ -69,7 +69,7 @@ export function entropy(probs: tf.Tensor, kind: ProbabilityKind = 'categorical')
   });
 }
 
-/** Predictive entropy H[ȳ] of T stacked passes `samples` [T, …]: the entropy of their mean. */
+/** Predictive entropy H[ȳ] of T stacked passes `samples` (shape `[T, …]`): the entropy of their mean. */
 export function predictiveEntropy(
   samples: tf.Tensor,
   kind: ProbabilityKind = 'categorical',
@@ -79,7 +79,7 @@ export function predictiveEntropy(
   return tf.tidy(() => entropy(tf.mean(samples, 0), kind));
 }
 
-/** Expected entropy (1/T) Σ_t H[y_t] of T stacked passes `samples` [T, …]. */
+/** Expected entropy (1/T) Σ_t H[y_t] of T stacked passes `samples` (shape `[T, …]`). */
 export function expectedEntropy(
   samples: tf.Tensor,
   kind: ProbabilityKind = 'categorical',
@@ -100,7 +100,7 @@ export function mutualInformationFromEntropies(
   return tf.tidy(() => tf.relu(tf.sub(predictive, expected)));
 }
 
-/** Mutual information (BALD) H[ȳ] − (1/T) Σ_t H[y_t] of T stacked passes `samples` [T, …]. */
+/** Mutual information (BALD) H[ȳ] − (1/T) Σ_t H[y_t] of T stacked passes `samples` (shape `[T, …]`). */
 export function mutualInformation(
   samples: tf.Tensor,
   kind: ProbabilityKind = 'categorical',
