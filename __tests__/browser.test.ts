@@ -22,7 +22,7 @@ const maybe = haveChromium ? test : test.skip;
 if (!haveChromium) console.warn(`browser.test.ts skipped: no Chromium at ${CHROMIUM}`);
 
 maybe(
-  'the pack trains, folds and runs mcPredict in headless Chromium',
+  'the pack trains, folds and runs mcPredict and mcPredictAsync in headless Chromium',
   async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dropnorm-browser-'));
     await build({
@@ -84,6 +84,8 @@ maybe(
       expect(result.foldedLayers).not.toContain('DropnormBatchNorm');
       expect(result.foldDiff).toBeLessThan(1e-4);
       expect(result.mcVariance).toBeGreaterThan(0);
+      expect(result.mcAsyncDiff).toBe(0);
+      expect(result.mcAsyncTicks).toBeGreaterThan(0);
     } finally {
       await browser.close();
       fs.rmSync(dir, { recursive: true, force: true });

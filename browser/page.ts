@@ -15,6 +15,10 @@ interface Result {
   layers: string[];
   foldedLayers: string[];
   mcVariance: number;
+  /** max |mcPredictAsync − mcPredict| of the means (same seed): 0. */
+  mcAsyncDiff: number;
+  /** Timer callbacks that ran during mcPredictAsync (it yields between passes). */
+  mcAsyncTicks: number;
   userAgent: string;
 }
 
@@ -48,6 +52,15 @@ async function run(): Promise<Result> {
   );
   const mc = dn.mcPredict(model, x, { samples: 8, seed: 5 });
   const mcVariance = tf.tidy(() => tf.mean(mc.variance).dataSync()[0]);
+  // The browser path of the async form: no setImmediate, it yields through a MessageChannel.
+  let mcAsyncTicks = 0;
+  const ticker = setInterval(() => mcAsyncTicks++, 1);
+  const mcAsync = await dn.mcPredictAsync(model, x, { samples: 200, seed: 5, batchSize: 16 });
+  clearInterval(ticker);
+  const mcSync = dn.mcPredict(model, x, { samples: 200, seed: 5, batchSize: 16 });
+  const mcAsyncDiff = tf.tidy(
+    () => tf.max(tf.abs(tf.sub(mcAsync.mean, mcSync.mean))).dataSync()[0],
+  );
   return {
     backend: tf.getBackend(),
     firstLoss: losses[0],
@@ -57,6 +70,8 @@ async function run(): Promise<Result> {
     layers: model.layers.map((l) => l.getClassName()),
     foldedLayers: folded.layers.map((l) => l.getClassName()),
     mcVariance,
+    mcAsyncDiff,
+    mcAsyncTicks,
     userAgent: navigator.userAgent,
   };
 }
@@ -80,6 +95,8 @@ run()
       ['after foldBatchNorm', r.foldedLayers.join(', ')],
       ['max |folded − original|', r.foldDiff.toExponential(2)],
       ['mcPredict mean variance', r.mcVariance.toExponential(2)],
+      ['max |mcPredictAsync − mcPredict|', String(r.mcAsyncDiff)],
+      ['timer ticks during mcPredictAsync', String(r.mcAsyncTicks)],
     ]);
     document.getElementById('result')!.textContent = JSON.stringify(r);
   })
