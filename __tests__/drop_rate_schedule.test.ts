@@ -213,8 +213,21 @@ describe('DropRateScheduler', () => {
     await expect(fitWith({ schedule: () => 1.5 })).rejects.toThrow(
       /DropRateScheduler \(epoch 0, DropPath 'path'\): expected rate to be a number in \[0, 1\).*received: rate=1.5/,
     );
+    const plain = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [4] })] });
+    plain.compile({ optimizer: 'sgd', loss: 'meanSquaredError' });
+    const builtinOnly = tf.sequential({
+      layers: [tf.layers.dropout({ rate: 0.1, inputShape: [4] }), tf.layers.dense({ units: 1 })],
+    });
+    builtinOnly.compile({ optimizer: 'sgd', loss: 'meanSquaredError' });
+    const callbacks = [new DropRateScheduler({ steps: 2 })];
+    await expect(plain.fit(x, y, { epochs: 1, verbose: 0, callbacks })).rejects.toThrow(
+      /no dropout layer to schedule; add one of the pack's/,
+    );
+    await expect(builtinOnly.fit(x, y, { epochs: 1, verbose: 0, callbacks })).rejects.toThrow(
+      /convert the built-in ones with convertToDropnorm/,
+    );
     tf.dispose([x, y]);
-    model.dispose();
+    [model, plain, builtinOnly].forEach((m) => m.dispose());
   });
 
   test('option errors', () => {

@@ -1,6 +1,6 @@
 /**
  * The browser smoke page: trains a small model with the pack's BatchNorm and Dropout on the cpu
- * backend, folds the BatchNorm, and shows the numbers in a table. `__tests__/browser.test.ts`
+ * backend, folds the BatchNorm, runs mcPredict and mcPredictAsync, and shows the numbers in a table. `__tests__/browser.test.ts`
  * bundles it with esbuild, opens it in headless Chromium and reads `#result` (JSON).
  */
 import * as tf from '@tensorflow/tfjs';

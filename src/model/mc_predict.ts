@@ -331,6 +331,7 @@ function* run(
   x: tf.Tensor | tf.Tensor[],
   options: McPredictOptions,
 ): Generator<void | Promise<void>, McPrediction<tf.Tensor | tf.Tensor[]>, void> {
+  options = options ?? {};
   const { samples, batchSize, keepSamples } = checkOptions(owner, options);
   assertLayersModel(owner, model);
   const { inputs, rows } = checkInputs(owner, model, x);

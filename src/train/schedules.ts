@@ -76,6 +76,9 @@ export interface DropRateSchedulerOptions {
 
 const OPTION_KEYS = ['steps', 'start', 'schedule', 'unit', 'layers'];
 
+/** tfjs's dropout layers, which convertToDropnorm turns into the pack's (with a settable rate). */
+const BUILTIN_DROPOUT = ['Dropout', 'SpatialDropout1D', 'GaussianDropout', 'AlphaDropout'];
+
 /**
  * A `model.fit` callback that sets the drop rate of the pack's dropout layers before every epoch
  * (or batch). Each layer's **target** is its `rate` when the scheduler first sees it (the first
@@ -166,7 +169,9 @@ export class DropRateScheduler extends tf.Callback {
           'dropout layers of tfjs-dropnorm in the model',
           'none',
           'to exist',
-          "Only the pack's layers have a settable rate; convert built-in ones with convertToDropnorm and train the converted model.",
+          all.some((l) => BUILTIN_DROPOUT.includes(l.layer.getClassName()))
+            ? "Only the pack's layers have a settable rate; convert the built-in ones with convertToDropnorm and train the converted model."
+            : "The model has no dropout layer to schedule; add one of the pack's, e.g. layers.dropout({rate: 0.1}).",
         );
       }
       chosen = pack.map((l) => l.layer as StochasticLayer);
