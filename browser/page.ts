@@ -1,7 +1,8 @@
 /**
  * The browser smoke page: trains a small model with the pack's BatchNorm and Dropout on the cpu
- * backend, folds the BatchNorm, runs mcPredict and mcPredictAsync, and shows the numbers in a table. `__tests__/browser.test.ts`
- * bundles it with esbuild, opens it in headless Chromium and reads `#result` (JSON).
+ * backend, folds the BatchNorm, runs mcPredict and mcPredictAsync, and shows the numbers in a
+ * table. `__tests__/browser.test.ts` bundles it with esbuild, opens it in headless Chromium and
+ * reads `#result` (JSON).
  */
 import * as tf from '@tensorflow/tfjs';
 import * as dn from 'tfjs-dropnorm';
