@@ -4,10 +4,10 @@
  * schedules may change between steps. Not registered itself (it is abstract); subclasses are.
  */
 import * as tf from '@tensorflow/tfjs';
-import { describeLayer, invalidArgument } from '../errors';
+import { BASE_LAYER_ARGS, describeLayer, invalidArgument, optionKeys } from '../errors';
 import { checkRate } from '../ops/dropout';
 import { SeedStream } from '../random';
-import { Kwargs, singleTensor } from './util';
+import { Kwargs, checkLayerArgs, singleTensor } from './util';
 
 /** Arguments every `tf.layers.Layer` takes (name, inputShape, trainable, dtype, …). */
 export type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
@@ -38,8 +38,25 @@ export interface StochasticLayerArgs extends LayerArgs {
  * function at inference; `mcDropout` (saved) and `mcActive` (set by `mcPredict`) keep the noise on
  * at inference (Monte-Carlo dropout). `rate` may be changed between steps (a schedule): it is read
  * at every call, so the change takes effect at the next call, with no rebuild.
+ *
+ * Unknown constructor arguments are errors (as in Keras): the constructor accepts exactly the keys
+ * of the class's static {@link StochasticLayer.acceptedArgs}. A subclass with arguments of its
+ * own extends its base's list: `static override readonly acceptedArgs = [...Base.acceptedArgs, 'k']`.
  */
 export abstract class StochasticLayer extends tf.layers.Layer {
+  /**
+   * The constructor arguments (and config keys) this class accepts: the base `tf.layers.Layer`
+   * arguments, plus `rate`, `seed` and `mcDropout`; each subclass adds its own to its base's list.
+   */
+  static readonly acceptedArgs: readonly string[] = [
+    ...BASE_LAYER_ARGS,
+    ...optionKeys<Omit<StochasticLayerArgs, keyof LayerArgs>>({
+      rate: true,
+      seed: true,
+      mcDropout: true,
+    }),
+  ];
+
   readonly seed: number | undefined;
   /**
    * When true, `call` applies training-time noise even with `training` false or absent; set by
@@ -52,7 +69,8 @@ export abstract class StochasticLayer extends tf.layers.Layer {
 
   constructor(args: StochasticLayerArgs) {
     super(args);
-    const owner = `${this.getClassName()} '${this.name}'`;
+    checkLayerArgs(this, args);
+    const owner = this.describe();
     checkRate(owner, args.rate);
     if (args.seed != null && (typeof args.seed !== 'number' || !Number.isFinite(args.seed))) {
       throw invalidArgument(
@@ -104,9 +122,9 @@ export abstract class StochasticLayer extends tf.layers.Layer {
     this.alwaysStochastic = value;
   }
 
-  /** `<ClassName> '<layer name>'`, the owner named in error messages. */
+  /** `<public class> '<layer name>'` (e.g. `Dropout 'drop_a'`), the owner named in error messages. */
   protected describe(): string {
-    return `${this.getClassName()} '${this.name}'`;
+    return describeLayer(this);
   }
 
   /** Whether this call draws noise: training, an always-stochastic layer, or `mcPredict`. */
@@ -162,7 +180,7 @@ export abstract class ActivationNoiseLayer extends StochasticLayer {
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
     return tf.tidy(() => {
-      const x = singleTensor(inputs);
+      const x = singleTensor(inputs, this.describe());
       if (!this.noiseActive(kwargs)) return this.inference(x);
       const seed = this.nextSeed();
       if (this.rate === 0) return x;

@@ -5,7 +5,7 @@
  * and swapped in, as {@link foldBatchNorm} folds them.
  */
 import * as tf from '@tensorflow/tfjs';
-import { BASE_LAYER_ARGS, checkOptionKeys, invalidArgument } from '../errors';
+import { BASE_LAYER_ARGS, checkOptionKeys, invalidArgument, optionKeys } from '../errors';
 import { AlphaDropout } from '../layers/alpha_dropout';
 import { BatchNorm } from '../layers/batch_norm';
 import { DropBlock2D } from '../layers/drop_block';
@@ -372,7 +372,10 @@ function convert(
 }
 
 /** Keys {@link convertToDropnorm} accepts in its options. */
-const CONVERT_TO_DROPNORM_OPTIONS = ['varianceCorrection', 'mcDropout'];
+const CONVERT_TO_DROPNORM_OPTIONS = optionKeys<ConvertToDropnormOptions>({
+  varianceCorrection: true,
+  mcDropout: true,
+});
 
 /**
  * The converter behind {@link convertToDropnorm}; `kinds: 'dropout'` converts the dropout layers

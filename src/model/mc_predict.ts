@@ -9,7 +9,7 @@
  * {@link mcPredict} and the asynchronous {@link mcPredictAsync}, so both give the same numbers.
  */
 import * as tf from '@tensorflow/tfjs';
-import { checkOptionKeys, invalidArgument } from '../errors';
+import { checkOptionKeys, invalidArgument, optionKeys } from '../errors';
 import { StochasticLayer } from '../layers/stochastic';
 import { ProbabilityKind, entropy, mutualInformationFromEntropies } from '../ops/uncertainty';
 import { SeedStream, mixSeed } from '../random';
@@ -101,7 +101,14 @@ export interface McPrediction<T extends tf.Tensor | tf.Tensor[] = tf.Tensor> {
   stochasticLayers: string[];
 }
 
-const OPTION_KEYS = ['samples', 'seed', 'batchSize', 'keepSamples', 'probabilities', 'onProgress'];
+const OPTION_KEYS = optionKeys<McPredictOptions>({
+  samples: true,
+  seed: true,
+  batchSize: true,
+  keepSamples: true,
+  probabilities: true,
+  onProgress: true,
+});
 
 /** Accumulators of one output over one input chunk. */
 interface Accumulator {

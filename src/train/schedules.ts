@@ -12,7 +12,7 @@
  * compiled), so a new rate takes effect at the next call, with no rebuild and no new tensors.
  */
 import * as tf from '@tensorflow/tfjs';
-import { checkOptionKeys, describeLayer, invalidArgument } from '../errors';
+import { checkOptionKeys, describeLayer, invalidArgument, optionKeys } from '../errors';
 import { checkRate } from '../ops/dropout';
 import { StochasticLayer } from '../layers/stochastic';
 import { walkLayers } from '../layers/util';
@@ -74,7 +74,13 @@ export interface DropRateSchedulerOptions {
   layers?: (StochasticLayer | string)[];
 }
 
-const OPTION_KEYS = ['steps', 'start', 'schedule', 'unit', 'layers'];
+const OPTION_KEYS = optionKeys<DropRateSchedulerOptions>({
+  steps: true,
+  start: true,
+  schedule: true,
+  unit: true,
+  layers: true,
+});
 
 /** tfjs's dropout layers, which convertToDropnorm turns into the pack's (with a settable rate). */
 const BUILTIN_DROPOUT = ['Dropout', 'SpatialDropout1D', 'GaussianDropout', 'AlphaDropout'];
