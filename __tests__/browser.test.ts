@@ -47,7 +47,7 @@ async function serve(dir: string): Promise<http.Server> {
 }
 
 maybe(
-  'the pack trains, folds and runs mcPredict in headless Chromium, and trains a CNN on wasm',
+  'the pack trains, folds and runs mcPredict and mcPredictAsync in headless Chromium, and trains a CNN on wasm',
   async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dropnorm-browser-'));
     await build({
@@ -115,6 +115,8 @@ maybe(
       expect(result.foldedLayers).not.toContain('DropnormBatchNorm');
       expect(result.foldDiff).toBeLessThan(1e-4);
       expect(result.mcVariance).toBeGreaterThan(0);
+      expect(result.mcAsyncDiff).toBe(0);
+      expect(result.mcAsyncTicks).toBeGreaterThan(0);
       // A CNN trains on wasm with the pack's gradient kernels.
       expect(result.wasm.backend).toBe('wasm');
       expect(result.wasm.added).toEqual([

@@ -18,8 +18,9 @@ function snippets(): Snippet[] {
   const re = /<!-- snippet:([\w-]+) -->\n```ts\n([\s\S]*?)```\n\nprints\n\n```text\n([\s\S]*?)```/g;
   const found: Snippet[] = [];
   for (let m = re.exec(doc); m; m = re.exec(doc)) {
-    // These print asynchronously (after fit); readme.test.ts runs each on its own.
-    if (['usage', 'batchnorm', 'training', 'wasm-training'].includes(m[1])) continue;
+    // These print asynchronously (after fit or mcPredictAsync); readme.test.ts runs each on its own.
+    if (['usage', 'batchnorm', 'training', 'wasm-training', 'mcasync', 'schedule'].includes(m[1]))
+      continue;
     const lines = m[2].split('\n');
     for (const line of lines.filter((l) => l.startsWith('import ')))
       expect(IMPORTS).toContain(line);
@@ -40,6 +41,8 @@ test('every dropout snippet of the README runs and prints what the doc says', ()
     'dropblock',
     'droppath',
     'mcpredict',
+    'mcclassifier',
+    'mcdropout',
   ]);
   const program = [
     ...IMPORTS,

@@ -23,6 +23,8 @@ import {
   gradientNorms,
   layers,
   mcPredict,
+  mcPredictAsync,
+  DropRateScheduler,
   ops,
   recalibrateBatchNorm,
   rewriteModel,
@@ -191,18 +193,35 @@ const ROWS: Row[] = [
     entry: 'mcPredict',
     owner: 'mcPredict',
     call: (o) => {
-      const { mean, variance } = mcPredict(mlp(), x, o);
-      tf.dispose([mean, variance]);
+      const { mean, variance, samples } = mcPredict(mlp(), x, o);
+      tf.dispose([mean, variance, ...(samples ? [samples] : [])]);
     },
     typo: ['sample', 3, 'samples'],
-    valid: { samples: 3, seed: 1, batchSize: 4 },
+    valid: { samples: 3, seed: 1, batchSize: 4, keepSamples: true, onProgress: () => undefined },
+  },
+  {
+    entry: 'mcPredictAsync',
+    owner: 'mcPredictAsync',
+    call: async (o) => {
+      const { mean, variance } = await mcPredictAsync(mlp(), x, o);
+      tf.dispose([mean, variance]);
+    },
+    typo: ['keep_samples', true, 'keepSamples'],
+    valid: { samples: 2, seed: 1 },
+  },
+  {
+    entry: 'new DropRateScheduler',
+    owner: 'DropRateScheduler',
+    call: (o) => new DropRateScheduler(o),
+    typo: ['step', 2, 'steps'],
+    valid: { steps: 2, start: 0.1, unit: 'batch', layers: ['drop'] },
   },
   {
     entry: 'convertToDropnorm',
     owner: 'convertToDropnorm',
-    call: (o) => convertToDropnorm(mlp(), o).dispose(),
+    call: (o) => convertToDropnorm(mlp(), o).model.dispose(),
     typo: ['variance_correction', 'biased', 'varianceCorrection'],
-    valid: { varianceCorrection: 'biased' },
+    valid: { varianceCorrection: 'biased', mcDropout: true },
   },
   {
     entry: 'rewriteModel',
@@ -317,7 +336,7 @@ describe('strict options: every public entry point', () => {
 
   it('a layer lists its own arguments first, then the tf.layers.Layer ones', () => {
     expect(() => layers.dropPath({ rate: 0.1, name: 'p', drop_prob: 0.1 } as never)).toThrow(
-      "DropPath 'p': unknown argument 'drop_prob'. Accepted arguments: rate, seed, and the " +
+      "DropPath 'p': unknown argument 'drop_prob'. Accepted arguments: mcDropout, rate, seed, and the " +
         'tf.layers.Layer arguments batchInputShape, batchSize, dtype, inputDType, inputShape, ' +
         'name, trainable, weights.',
     );

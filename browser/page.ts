@@ -1,9 +1,9 @@
 /**
  * The browser smoke page: trains a small model with the pack's BatchNorm and Dropout on the cpu
- * backend, folds the BatchNorm, then trains a small CNN on the wasm backend with the pack's
- * gradient kernels, and shows the numbers in a table. `__tests__/browser.test.ts` bundles it with
- * esbuild, serves it (and the .wasm binaries) on localhost, opens it in headless Chromium and reads
- * `#result` (JSON).
+ * backend, folds the BatchNorm, runs mcPredict and mcPredictAsync, then trains a small CNN on the
+ * wasm backend with the pack's gradient kernels, and shows the numbers in a table.
+ * `__tests__/browser.test.ts` bundles it with esbuild, serves it (and the .wasm binaries) on
+ * localhost, opens it in headless Chromium and reads `#result` (JSON).
  */
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
@@ -18,6 +18,10 @@ interface Result {
   layers: string[];
   foldedLayers: string[];
   mcVariance: number;
+  /** max |mcPredictAsync − mcPredict| of the means (same seed): 0. */
+  mcAsyncDiff: number;
+  /** Timer callbacks that ran during mcPredictAsync (it yields between passes). */
+  mcAsyncTicks: number;
   userAgent: string;
   wasm: WasmResult;
 }
@@ -144,6 +148,15 @@ async function run(): Promise<Result> {
   );
   const mc = dn.mcPredict(model, x, { samples: 8, seed: 5 });
   const mcVariance = tf.tidy(() => tf.mean(mc.variance).dataSync()[0]);
+  // The browser path of the async form: no setImmediate, it yields through a MessageChannel.
+  let mcAsyncTicks = 0;
+  const ticker = setInterval(() => mcAsyncTicks++, 1);
+  const mcAsync = await dn.mcPredictAsync(model, x, { samples: 200, seed: 5, batchSize: 16 });
+  clearInterval(ticker);
+  const mcSync = dn.mcPredict(model, x, { samples: 200, seed: 5, batchSize: 16 });
+  const mcAsyncDiff = tf.tidy(
+    () => tf.max(tf.abs(tf.sub(mcAsync.mean, mcSync.mean))).dataSync()[0],
+  );
   const backend = tf.getBackend();
   const wasm = await trainCnnOnWasm();
   return {
@@ -155,6 +168,8 @@ async function run(): Promise<Result> {
     layers: model.layers.map((l) => l.getClassName()),
     foldedLayers: folded.layers.map((l) => l.getClassName()),
     mcVariance,
+    mcAsyncDiff,
+    mcAsyncTicks,
     userAgent: navigator.userAgent,
     wasm,
   };
@@ -179,6 +194,8 @@ run()
       ['after foldBatchNorm', r.foldedLayers.join(', ')],
       ['max |folded − original|', r.foldDiff.toExponential(2)],
       ['mcPredict mean variance', r.mcVariance.toExponential(2)],
+      ['max |mcPredictAsync − mcPredict|', String(r.mcAsyncDiff)],
+      ['timer ticks during mcPredictAsync', String(r.mcAsyncTicks)],
       ['CNN on wasm: kernels added', r.wasm.added.join(', ')],
       [
         'CNN on wasm: loss, epoch 1 → 15',

@@ -29,8 +29,14 @@ export type { DropBlock2DArgs } from './layers/drop_block';
 export { DropPath } from './layers/drop_path';
 export type { DropPathArgs } from './layers/drop_path';
 export type { DataFormat } from './ops/dropout';
-export { mcPredict } from './model/mc_predict';
-export type { McPredictOptions, McPrediction } from './model/mc_predict';
+export {
+  entropy,
+  predictiveEntropy,
+  expectedEntropy,
+  mutualInformation,
+  mutualInformationFromEntropies,
+} from './ops/uncertainty';
+export type { ProbabilityKind } from './ops/uncertainty';
 export { SeedStream, mixSeed } from './random';
 export * as ops from './ops';
 export { DropnormValueError } from './errors';
@@ -44,6 +50,8 @@ export {
   firstLastRatio,
   GradientFlow,
   activationStats,
+  DropRateScheduler,
+  dropPathRates,
 } from './train';
 export type {
   ClipOptions,
@@ -54,6 +62,8 @@ export type {
   GradientFlowOptions,
   GradientFlowRecord,
   LayerActivationStats,
+  DropRateSchedulerOptions,
+  ScheduleUnit,
 } from './train';
 export {
   foldBatchNorm,
@@ -62,6 +72,9 @@ export {
   convertToDropnorm,
   convertToBuiltins,
   CUMULATIVE_FALLBACK_MOMENTUM,
+  mcPredict,
+  mcPredictAsync,
+  MAX_MC_SAMPLES,
   rewriteModel,
   modelGraph,
 } from './model';
@@ -80,6 +93,12 @@ export type {
   RecalibratedBatchNorm,
   RecalibrationData,
   ConvertToDropnormOptions,
+  ConversionResult,
+  ConvertedLayer,
+  SkippedLayer,
+  McPredictOptions,
+  McPrediction,
+  McProgress,
   GraphNode,
   LayerSpec,
   ModelGraph,

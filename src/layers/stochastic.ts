@@ -1,6 +1,7 @@
 /**
- * The base of the pack's dropout layers: a seed stream, the training switch, and the Monte-Carlo
- * switch `mcPredict` uses. Not registered itself (it is abstract); subclasses are.
+ * The base of the pack's dropout layers: a seed stream, the training switch, the Monte-Carlo
+ * switches (`mcDropout`, saved with the layer; `mcActive`, set by `mcPredict`) and the rate, which
+ * schedules may change between steps. Not registered itself (it is abstract); subclasses are.
  */
 import * as tf from '@tensorflow/tfjs';
 import { BASE_LAYER_ARGS, describeLayer, invalidArgument, optionKeys } from '../errors';
@@ -22,11 +23,21 @@ export interface StochasticLayerArgs extends LayerArgs {
    * randomness at every call.
    */
   seed?: number | null;
+  /**
+   * Keep the layer stochastic at inference too (default false): `model.predict` and
+   * `model.evaluate` then draw noise in this layer, so repeated predictions are Monte-Carlo samples
+   * (Gal & Ghahramani 2016), while every other layer stays in inference mode. The Keras idiom
+   * `Dropout(0.5)(x, training=True)` (keras-contrib's `mc_dropout`), which tfjs ignores in a
+   * symbolic call. Saved with the model.
+   */
+  mcDropout?: boolean;
 }
 
 /**
  * A layer that injects noise in training (`training: true`, e.g. in `model.fit`) and is a fixed
- * function at inference; `mcActive` keeps the noise on at inference (Monte-Carlo dropout).
+ * function at inference; `mcDropout` (saved) and `mcActive` (set by `mcPredict`) keep the noise on
+ * at inference (Monte-Carlo dropout). `rate` may be changed between steps (a schedule): it is read
+ * at every call, so the change takes effect at the next call, with no rebuild.
  *
  * Unknown constructor arguments are errors (as in Keras): the constructor accepts exactly the keys
  * of the class's static {@link StochasticLayer.acceptedArgs}. A subclass with arguments of its
@@ -35,14 +46,17 @@ export interface StochasticLayerArgs extends LayerArgs {
 export abstract class StochasticLayer extends tf.layers.Layer {
   /**
    * The constructor arguments (and config keys) this class accepts: the base `tf.layers.Layer`
-   * arguments, plus `rate` and `seed`; each subclass adds its own to its base's list.
+   * arguments, plus `rate`, `seed` and `mcDropout`; each subclass adds its own to its base's list.
    */
   static readonly acceptedArgs: readonly string[] = [
     ...BASE_LAYER_ARGS,
-    ...optionKeys<Omit<StochasticLayerArgs, keyof LayerArgs>>({ rate: true, seed: true }),
+    ...optionKeys<Omit<StochasticLayerArgs, keyof LayerArgs>>({
+      rate: true,
+      seed: true,
+      mcDropout: true,
+    }),
   ];
 
-  readonly rate: number;
   readonly seed: number | undefined;
   /**
    * When true, `call` applies training-time noise even with `training` false or absent; set by
@@ -50,6 +64,8 @@ export abstract class StochasticLayer extends tf.layers.Layer {
    */
   mcActive = false;
   private seeds: SeedStream;
+  private currentRate = 0;
+  private alwaysStochastic = false;
 
   constructor(args: StochasticLayerArgs) {
     super(args);
@@ -66,9 +82,44 @@ export abstract class StochasticLayer extends tf.layers.Layer {
       );
     }
     this.rate = args.rate;
+    this.mcDropout = args.mcDropout ?? false;
     this.seed = args.seed ?? undefined;
     this.seeds = new SeedStream(this.seed);
     this.supportsMasking = true;
+  }
+
+  /**
+   * Drop probability p in [0, 1). Settable between steps (e.g. by {@link DropRateScheduler}),
+   * validated like the constructor argument; `getConfig` saves the current value.
+   */
+  get rate(): number {
+    return this.currentRate;
+  }
+
+  set rate(value: number) {
+    checkRate(describeLayer(this), value);
+    this.currentRate = value;
+  }
+
+  /**
+   * Whether the layer draws noise at inference too (see {@link StochasticLayerArgs.mcDropout});
+   * settable, e.g. on a loaded model, and saved by `getConfig`.
+   */
+  get mcDropout(): boolean {
+    return this.alwaysStochastic;
+  }
+
+  set mcDropout(value: boolean) {
+    if (typeof value !== 'boolean') {
+      throw invalidArgument(
+        describeLayer(this),
+        'mcDropout',
+        value,
+        'to be true or false',
+        'true keeps the layer stochastic at inference (Monte-Carlo dropout).',
+      );
+    }
+    this.alwaysStochastic = value;
   }
 
   /** `<public class> '<layer name>'` (e.g. `Dropout 'drop_a'`), the owner named in error messages. */
@@ -76,9 +127,9 @@ export abstract class StochasticLayer extends tf.layers.Layer {
     return describeLayer(this);
   }
 
-  /** Whether this call draws noise: training, or a Monte-Carlo prediction. */
+  /** Whether this call draws noise: training, an always-stochastic layer, or `mcPredict`. */
   protected noiseActive(kwargs: Kwargs | undefined): boolean {
-    return kwargs?.['training'] === true || this.mcActive;
+    return kwargs?.['training'] === true || this.mcDropout || this.mcActive;
   }
 
   /** The seed of this call (undefined when unseeded); advances the stream. */
@@ -103,7 +154,12 @@ export abstract class StochasticLayer extends tf.layers.Layer {
   }
 
   override getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig(), rate: this.rate, seed: this.seed ?? null };
+    return {
+      ...super.getConfig(),
+      rate: this.rate,
+      seed: this.seed ?? null,
+      mcDropout: this.mcDropout,
+    };
   }
 }
 

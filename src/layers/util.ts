@@ -81,3 +81,25 @@ export function checkDataFormat(owner: string, value: unknown): DataFormat {
   }
   return dataFormat;
 }
+
+/** A layer of a model and its path: layer names from the outer model in, joined by '/'. */
+export interface LayerPath {
+  layer: tf.layers.Layer;
+  /** e.g. `'dense_1'`, or `'encoder/dropout_2'` for a layer of the nested model `encoder`. */
+  path: string;
+}
+
+/**
+ * Every layer of `model` (input layers excluded), descending into nested models (a model used as
+ * a layer is listed, then its own layers), in `model.layers` order.
+ */
+export function walkLayers(model: tf.LayersModel, prefix = ''): LayerPath[] {
+  const out: LayerPath[] = [];
+  for (const layer of model.layers) {
+    if (layer.getClassName() === 'InputLayer') continue;
+    const path = prefix + layer.name;
+    out.push({ layer, path });
+    if (layer instanceof tf.LayersModel) out.push(...walkLayers(layer, `${path}/`));
+  }
+  return out;
+}

@@ -1,17 +1,33 @@
 /**
  * Conversion between tfjs's built-in layers and the pack's, so existing models can use the pack
  * (and models trained with the pack can be shipped with built-ins only). Built on
- * {@link rewriteModel}: a new model, the input untouched.
+ * {@link rewriteModel}: a new model, the input untouched; nested models are converted on their own
+ * and swapped in, as {@link foldBatchNorm} folds them.
  */
 import * as tf from '@tensorflow/tfjs';
-import { checkOptionKeys, invalidArgument, optionKeys } from '../errors';
+import { BASE_LAYER_ARGS, checkOptionKeys, invalidArgument, optionKeys } from '../errors';
+import { AlphaDropout } from '../layers/alpha_dropout';
 import { BatchNorm } from '../layers/batch_norm';
+import { DropBlock2D } from '../layers/drop_block';
+import { DropConnectDense } from '../layers/drop_connect_dense';
+import { DropPath } from '../layers/drop_path';
 import { Dropout } from '../layers/dropout';
+import { GaussianDropout } from '../layers/gaussian_dropout';
+import { SpatialDropout1D, SpatialDropout2D, SpatialDropout3D } from '../layers/spatial_dropout';
+import { StochasticLayer } from '../layers/stochastic';
 import { VarianceCorrection } from '../ops/batch_norm';
 import { BUILTIN_BATCH_NORM, batchNormAxis, batchNormWeightIndices } from './batch_norm_layers';
-import { LayerSpec, Substitution, assertLayersModel, modelGraph, rewriteModel } from './rewrite';
+import {
+  GraphNode,
+  LayerSpec,
+  Substitution,
+  assertLayersModel,
+  modelGraph,
+  rewriteModel,
+} from './rewrite';
 
 type Layer = tf.layers.Layer;
+type ConfigDict = tf.serialization.ConfigDict;
 
 /** Options of {@link convertToDropnorm}. */
 export interface ConvertToDropnormOptions {
@@ -20,36 +36,397 @@ export interface ConvertToDropnormOptions {
    * the same either way; it decides what later training writes into moving_variance.
    */
   varianceCorrection?: VarianceCorrection;
+  /**
+   * `mcDropout` of the new dropout layers (default false): true keeps them stochastic at inference,
+   * so `model.predict` of the converted model gives Monte-Carlo samples while BatchNorm stays in
+   * inference mode.
+   */
+  mcDropout?: boolean;
+}
+
+/** A layer that was replaced by its counterpart. */
+export interface ConvertedLayer {
+  /** The layer's name; inside a nested model, its path (`'encoder/dropout_1'`). */
+  layer: string;
+  /** Serialization class name before (`'Dropout'`) … */
+  from: string;
+  /** … and after (`'DropnormDropout'`). */
+  to: string;
+  /** What behaves differently after the conversion, when something does. */
+  note?: string;
+}
+
+/** A layer of a convertible kind that was left as it was, and why. */
+export interface SkippedLayer {
+  /** The layer's name; inside a nested model, its path. */
+  layer: string;
+  /** Its serialization class name. */
+  className: string;
+  reason: string;
+}
+
+/** Result of {@link convertToDropnorm} and {@link convertToBuiltins}. */
+export interface ConversionResult {
+  /** The new, uncompiled functional model; the input model is untouched. */
+  model: tf.LayersModel;
+  converted: ConvertedLayer[];
+  skipped: SkippedLayer[];
 }
 
 /** Momentum given to a built-in BN converted from a cumulative (`momentum: null`) BatchNorm. */
 export const CUMULATIVE_FALLBACK_MOMENTUM = 0.99;
 
-const BUILTIN_DROPOUT = 'Dropout';
+/** Which layer kinds a conversion touches (mcPredict converts only the dropout layers). */
+type Kinds = 'all' | 'dropout';
+
+interface Converter {
+  /** The replacement, or a string: why the layer is kept. */
+  (node: GraphNode): { spec: LayerSpec; note?: string } | string;
+}
+
+/** The base Layer keys of a config (name, trainable, batchInputShape, dtype, …). */
+function baseConfig(config: ConfigDict): ConfigDict {
+  const out: ConfigDict = {};
+  for (const key of BASE_LAYER_ARGS) if (config[key] !== undefined) out[key] = config[key];
+  return out;
+}
+
+const BUILTIN_BN_KEYS = [
+  'axis',
+  'momentum',
+  'epsilon',
+  'center',
+  'scale',
+  'betaInitializer',
+  'gammaInitializer',
+  'movingMeanInitializer',
+  'movingVarianceInitializer',
+  'betaRegularizer',
+  'gammaRegularizer',
+  'betaConstraint',
+  'gammaConstraint',
+];
+
+const SEEDED_BUILTIN_NOTE =
+  'training: the built-in repeats its seeded mask at every call; the pack draws a new mask per call from the same seed';
+
+/** Built-in → pack, by the built-in's class name. */
+function toDropnormConverters(
+  varianceCorrection: VarianceCorrection,
+  mcDropout: boolean,
+): Record<string, { kind: Kinds; convert: Converter }> {
+  const seededNote = (config: ConfigDict) =>
+    config.seed != null ? SEEDED_BUILTIN_NOTE : undefined;
+  return {
+    [BUILTIN_BATCH_NORM]: {
+      kind: 'all',
+      convert: (node) => {
+        const config = node.layer.getConfig();
+        const rank = node.inputs[0].shape.length;
+        const channelsFirst = rank >= 3 && batchNormAxis(node.layer, rank) !== rank - 1;
+        return {
+          spec: { className: BatchNorm.className, config: { ...config, varianceCorrection } },
+          note: channelsFirst
+            ? 'inference outputs change: the built-in normalizes a channels-first input along the last axis (tfjs#1106); the pack along its axis'
+            : undefined,
+        };
+      },
+    },
+    Dropout: {
+      kind: 'dropout',
+      convert: (node) => {
+        const config = node.layer.getConfig();
+        return {
+          spec: {
+            className: Dropout.className,
+            config: {
+              ...baseConfig(config),
+              rate: config.rate,
+              seed: config.seed ?? null,
+              noiseShape: config.noiseShape ?? null,
+              mode: 'inverted',
+              mcDropout,
+            },
+          },
+          note: seededNote(config),
+        };
+      },
+    },
+    SpatialDropout1D: {
+      kind: 'dropout',
+      convert: (node) => {
+        const config = node.layer.getConfig();
+        return {
+          spec: {
+            className: SpatialDropout1D.className,
+            config: {
+              ...baseConfig(config),
+              rate: config.rate,
+              seed: config.seed ?? null,
+              dataFormat: 'channelsLast',
+              mcDropout,
+            },
+          },
+          note: seededNote(config),
+        };
+      },
+    },
+    GaussianDropout: {
+      kind: 'dropout',
+      convert: (node) => {
+        const config = node.layer.getConfig();
+        return {
+          spec: {
+            className: GaussianDropout.className,
+            config: { ...baseConfig(config), rate: config.rate, mcDropout },
+          },
+        };
+      },
+    },
+    AlphaDropout: {
+      kind: 'dropout',
+      convert: (node) => {
+        const config = node.layer.getConfig();
+        // The built-in keeps noiseShape on the object but does not serialize it.
+        const noiseShape = (node.layer as unknown as { noiseShape?: number[] }).noiseShape ?? null;
+        return {
+          spec: {
+            className: AlphaDropout.className,
+            config: { ...baseConfig(config), rate: config.rate, noiseShape, mcDropout },
+          },
+          note: 'training behaviour changes: the built-in sets dropped units to +λα and shifts the mean (+0.32 at rate 0.1 on standard-normal input); the pack sets them to −λα and keeps mean 0 and variance 1 (Klambauer et al. 2017)',
+        };
+      },
+    },
+  };
+}
+
+const NO_BUILTIN = new Map<string, string>([
+  [SpatialDropout2D.className, 'tf.layers has no SpatialDropout2D'],
+  [SpatialDropout3D.className, 'tf.layers has no SpatialDropout3D'],
+  [DropConnectDense.className, 'tf.layers has no DropConnect layer'],
+  [DropBlock2D.className, 'tf.layers has no DropBlock layer'],
+  [DropPath.className, 'tf.layers has no DropPath (stochastic depth) layer'],
+]);
+
+const MC_DROPOUT_REASON =
+  'mcDropout is true (stochastic at inference): a built-in dropout layer is the identity in predict';
+
+/** Pack → built-in, by the pack's class name. */
+function toBuiltinConverters(): Record<string, Converter> {
+  const dropoutBase = (layer: StochasticLayer): ConfigDict => ({
+    ...baseConfig(layer.getConfig()),
+    rate: layer.rate,
+  });
+  return {
+    [BatchNorm.className]: (node) => {
+      const layer = node.layer as BatchNorm;
+      const rank = node.inputs[0].shape.length;
+      if (batchNormAxis(layer, rank) !== rank - 1) {
+        return `its channel axis ${String(layer.axis)} is not the last axis of its rank-${rank} input: tf.layers.batchNormalization applies its statistics along the last axis whatever its axis (tfjs#1106), so it would compute wrong outputs`;
+      }
+      const config = layer.getConfig();
+      const builtin: ConfigDict = baseConfig(config);
+      for (const key of BUILTIN_BN_KEYS) builtin[key] = config[key];
+      const notes: string[] = [];
+      if (config.momentum == null) {
+        builtin.momentum = CUMULATIVE_FALLBACK_MOMENTUM;
+        notes.push(
+          `momentum null (cumulative average) became ${CUMULATIVE_FALLBACK_MOMENTUM} and num_batches_tracked was dropped`,
+        );
+      }
+      if (config.varianceCorrection === 'unbiased') {
+        notes.push(
+          "later training: the built-in's running variance is biased (the pack's was 'unbiased')",
+        );
+      }
+      const n = batchNormWeightIndices(layer).movingVariance + 1;
+      return {
+        spec: {
+          className: BUILTIN_BATCH_NORM,
+          config: builtin,
+          weights: layer.getWeights().slice(0, n),
+        },
+        note: notes.length > 0 ? notes.join('; ') : undefined,
+      };
+    },
+    [Dropout.className]: (node) => {
+      const layer = node.layer as Dropout;
+      if (layer.mcDropout) return MC_DROPOUT_REASON;
+      if (layer.mode !== 'inverted') {
+        return "its mode is 'classic': tf.layers.dropout has no classic mode (it would drop the (1−rate) inference scaling)";
+      }
+      const config: ConfigDict = { ...dropoutBase(layer) };
+      if (layer.seed != null) config.seed = layer.seed;
+      if (layer.noiseShape != null) config.noiseShape = layer.noiseShape;
+      return {
+        spec: { className: 'Dropout', config },
+        note:
+          layer.seed != null
+            ? 'training: a seeded built-in draws the same mask at every call'
+            : undefined,
+      };
+    },
+    [SpatialDropout1D.className]: (node) => {
+      const layer = node.layer as SpatialDropout1D;
+      if (layer.mcDropout) return MC_DROPOUT_REASON;
+      if (layer.dataFormat !== 'channelsLast') {
+        return "its dataFormat is 'channelsFirst': tf.layers.spatialDropout1d is channels-last only";
+      }
+      const config: ConfigDict = { ...dropoutBase(layer) };
+      if (layer.seed != null) config.seed = layer.seed;
+      return {
+        spec: { className: 'SpatialDropout1D', config },
+        note:
+          layer.seed != null
+            ? 'training: a seeded built-in draws the same mask at every call'
+            : undefined,
+      };
+    },
+    [GaussianDropout.className]: (node) => {
+      const layer = node.layer as GaussianDropout;
+      if (layer.mcDropout) return MC_DROPOUT_REASON;
+      return {
+        spec: { className: 'GaussianDropout', config: dropoutBase(layer) },
+        note:
+          layer.seed != null
+            ? 'the built-in takes no seed: its noise is not reproducible'
+            : undefined,
+      };
+    },
+    [AlphaDropout.className]: (node) => {
+      const layer = node.layer as AlphaDropout;
+      if (layer.mcDropout) return MC_DROPOUT_REASON;
+      const dropped = [
+        layer.seed != null ? 'seed' : null,
+        layer.noiseShape != null ? 'noiseShape' : null,
+      ].filter((k) => k);
+      return {
+        spec: { className: 'AlphaDropout', config: dropoutBase(layer) },
+        note:
+          'inference is the same; training is not: the built-in sets dropped units to +λα and shifts the mean (see README)' +
+          (dropped.length > 0
+            ? `; ${dropped.join(' and ')} not kept (the built-in does not save them)`
+            : ''),
+      };
+    },
+  };
+}
 
 /**
- * Replaces every built-in `BatchNormalization` by the pack's {@link BatchNorm} with the same
- * config and weights (γ, β, moving mean and variance carried over), and every built-in `Dropout` by
- * the pack's {@link Dropout} (same rate, noiseShape and seed; mode 'inverted', the built-in's).
+ * The conversion engine: visits every layer call (nested models recursively), asks `decide` what
+ * to do with each layer, and rewrites the model once.
+ */
+function convert(
+  owner: string,
+  model: tf.LayersModel,
+  decide: (node: GraphNode) => { spec: LayerSpec; note?: string } | string | null,
+  prefix = '',
+): ConversionResult {
+  const converted: ConvertedLayer[] = [];
+  const skipped: SkippedLayer[] = [];
+  const subs = new Map<Layer, Substitution>();
+  const nested: tf.LayersModel[] = [];
+  const seen = new Set<Layer>();
+  try {
+    for (const node of modelGraph(model).nodes) {
+      const layer = node.layer;
+      if (seen.has(layer)) continue; // a shared layer: decided at its first call
+      seen.add(layer);
+      const path = prefix + layer.name;
+      if (layer instanceof tf.LayersModel) {
+        const inner = convert(owner, layer, decide, `${path}/`);
+        nested.push(inner.model);
+        converted.push(...inner.converted);
+        skipped.push(...inner.skipped);
+        if (inner.converted.length > 0) {
+          subs.set(layer, {
+            replace: {
+              className: inner.model.getClassName(),
+              config: inner.model.getConfig(),
+              weights: inner.model.getWeights(),
+            },
+          });
+        }
+        continue;
+      }
+      const decision = decide(node);
+      if (decision == null) continue;
+      if (typeof decision === 'string') {
+        skipped.push({ layer: path, className: layer.getClassName(), reason: decision });
+        continue;
+      }
+      subs.set(layer, { replace: decision.spec });
+      const entry: ConvertedLayer = {
+        layer: path,
+        from: layer.getClassName(),
+        to: decision.spec.className,
+      };
+      if (decision.note) entry.note = decision.note;
+      converted.push(entry);
+    }
+    return { model: rewriteModel(model, subs, { owner }), converted, skipped };
+  } finally {
+    nested.forEach((m) => m.dispose());
+  }
+}
+
+/** Keys {@link convertToDropnorm} accepts in its options. */
+const CONVERT_TO_DROPNORM_OPTIONS = optionKeys<ConvertToDropnormOptions>({
+  varianceCorrection: true,
+  mcDropout: true,
+});
+
+/**
+ * The converter behind {@link convertToDropnorm}; `kinds: 'dropout'` converts the dropout layers
+ * only (what `mcPredict` needs to switch them on alone).
+ * @internal
+ */
+export function convertBuiltinsToDropnorm(
+  owner: string,
+  model: tf.LayersModel,
+  options: ConvertToDropnormOptions,
+  kinds: Kinds,
+): ConversionResult {
+  const varianceCorrection = options.varianceCorrection ?? 'unbiased';
+  const table = toDropnormConverters(varianceCorrection, options.mcDropout ?? false);
+  return convert(owner, model, (node) => {
+    const entry = table[node.layer.getClassName()];
+    if (entry == null || (kinds === 'dropout' && entry.kind !== 'dropout')) return null;
+    return entry.convert(node);
+  });
+}
+
+/**
+ * Replaces every built-in layer that has a counterpart in the pack, in nested models too:
+ *
+ * - `BatchNormalization` → {@link BatchNorm} (config and weights γ, β, moving mean and variance;
+ *   `varianceCorrection` from the options);
+ * - `Dropout` → {@link Dropout} (rate, noiseShape, seed; mode 'inverted', the built-in's);
+ * - `SpatialDropout1D` → {@link SpatialDropout1D} (rate, seed; channels-last);
+ * - `GaussianDropout` → {@link GaussianDropout} (rate);
+ * - `AlphaDropout` → {@link AlphaDropout} (rate, noiseShape). **Training behaviour changes**: the
+ *   built-in sets dropped units to +λα, so it shifts the mean of SELU activations; the pack's uses
+ *   −λα and keeps mean 0 and variance 1 (Klambauer et al. 2017). Inference is the identity in both.
  *
  * Inference outputs are identical, except for channels-first BNs (axis ≠ −1 on rank ≥ 3), which
- * the built-in evaluates along the wrong axis (tfjs#1106) and the pack's evaluates correctly.
- * Behaviour differences in training are those of {@link BatchNorm}: unbiased running variance by
- * default, and `trainable = false` means inference mode.
+ * the built-in evaluates along the wrong axis (tfjs#1106) and the pack's evaluates correctly. Every
+ * layer whose behaviour changes in some way carries a `note` in `converted`. Training differences
+ * are those of the pack's layers: unbiased running variance by default, `trainable = false` BN in
+ * inference mode, a seeded dropout drawing a new mask per call.
  *
- * @returns a new, uncompiled functional LayersModel; the input model is untouched.
+ * @returns `{model, converted, skipped}`: a new, uncompiled functional LayersModel (the input model
+ *   is untouched), the layers converted (path, classes, note) and the layers left as they were with
+ *   the reason (none today: every built-in kind above has a counterpart).
+ * @throws DropnormValueError if `model` is not a LayersModel or an option is invalid.
  */
 export function convertToDropnorm(
   model: tf.LayersModel,
   options: ConvertToDropnormOptions = {},
-): tf.LayersModel {
+): ConversionResult {
   const owner = 'convertToDropnorm';
+  checkOptionKeys(owner, options, CONVERT_TO_DROPNORM_OPTIONS);
   assertLayersModel(owner, model);
-  checkOptionKeys(
-    owner,
-    options,
-    optionKeys<ConvertToDropnormOptions>({ varianceCorrection: true }),
-  );
   const varianceCorrection = options.varianceCorrection ?? 'unbiased';
   if (varianceCorrection !== 'unbiased' && varianceCorrection !== 'biased') {
     throw invalidArgument(
@@ -59,90 +436,41 @@ export function convertToDropnorm(
       "to be 'unbiased' or 'biased'",
     );
   }
-  const subs = new Map<Layer, Substitution>();
-  for (const node of modelGraph(model).nodes) {
-    const layer = node.layer;
-    if (subs.has(layer)) continue;
-    if (layer.getClassName() === BUILTIN_BATCH_NORM) {
-      subs.set(layer, {
-        replace: {
-          className: BatchNorm.className,
-          config: { ...layer.getConfig(), varianceCorrection },
-        },
-      });
-    } else if (layer.getClassName() === BUILTIN_DROPOUT) {
-      subs.set(layer, {
-        replace: {
-          className: Dropout.className,
-          config: { ...layer.getConfig(), mode: 'inverted' },
-        },
-      });
-    }
+  if (options.mcDropout != null && typeof options.mcDropout !== 'boolean') {
+    throw invalidArgument(owner, 'options.mcDropout', options.mcDropout, 'to be true or false');
   }
-  return rewriteModel(model, subs, { owner });
+  return convertBuiltinsToDropnorm(owner, model, options, 'all');
 }
 
 /**
- * Replaces every pack {@link BatchNorm} by a built-in `BatchNormalization` with the same config
- * and weights; `num_batches_tracked` (cumulative mode) is dropped and `momentum: null` becomes
- * {@link CUMULATIVE_FALLBACK_MOMENTUM}, as the built-in has no cumulative mode. Every pack
- * {@link Dropout} becomes a built-in `Dropout` (rate, noiseShape, seed; a seeded built-in draws the
- * same mask at every call). Inference outputs are identical.
+ * Replaces every pack layer that has a built-in counterpart, in nested models too:
+ * {@link BatchNorm} → `BatchNormalization` (config and weights; `num_batches_tracked` is dropped and
+ * `momentum: null` becomes {@link CUMULATIVE_FALLBACK_MOMENTUM}, as the built-in has no cumulative
+ * mode), {@link Dropout} → `Dropout` (rate, noiseShape, seed: a seeded built-in draws the same mask
+ * at every call), {@link SpatialDropout1D} → `SpatialDropout1D`, {@link GaussianDropout} →
+ * `GaussianDropout` and {@link AlphaDropout} → `AlphaDropout` (rate; the built-ins save no seed or
+ * noiseShape, and the built-in AlphaDropout trains wrongly, see {@link AlphaDropout}). Inference
+ * outputs are identical.
  *
- * @returns a new, uncompiled functional LayersModel; the input model is untouched.
- * @throws DropnormValueError for a channels-first BatchNorm (axis ≠ last on a rank ≥ 3 input): the
- *   built-in would compute wrong outputs for it (tfjs#1106). Fold it first ({@link foldBatchNorm}).
+ * Left as they were, each listed in `skipped` with the reason: a channels-first BatchNorm (the
+ * built-in would compute wrong outputs, tfjs#1106), a `'classic'` Dropout, a channels-first
+ * SpatialDropout1D, any dropout layer with `mcDropout: true` (a built-in cannot stay stochastic at
+ * inference), and the layers tfjs has no counterpart for (SpatialDropout2D/3D, DropConnectDense,
+ * DropBlock2D, DropPath).
+ *
+ * @returns `{model, converted, skipped}`: a new, uncompiled functional LayersModel (the input model
+ *   is untouched), the layers converted and the layers kept with the reason. The model loads
+ *   without the pack when `skipped` is empty.
+ * @throws DropnormValueError if `model` is not a LayersModel.
  */
-export function convertToBuiltins(model: tf.LayersModel): tf.LayersModel {
+export function convertToBuiltins(model: tf.LayersModel): ConversionResult {
   const owner = 'convertToBuiltins';
   assertLayersModel(owner, model);
-  const subs = new Map<Layer, Substitution>();
-  for (const node of modelGraph(model).nodes) {
-    const layer = node.layer;
-    if (subs.has(layer)) continue;
-    if (layer instanceof Dropout) {
-      subs.set(layer, { replace: builtinDropout(owner, layer) });
-      continue;
-    }
-    if (!(layer instanceof BatchNorm)) continue;
-    const rank = node.inputs[0].shape.length;
-    if (batchNormAxis(layer, rank) !== rank - 1) {
-      throw invalidArgument(
-        owner,
-        `the channel axis of BatchNorm '${layer.name}'`,
-        layer.axis,
-        `to be the last axis of its rank-${rank} input`,
-        'tf.layers.batchNormalization applies its statistics along the last axis whatever its axis (tfjs#1106), so it would compute wrong outputs; fold the BN (foldBatchNorm) or keep the pack layer.',
-      );
-    }
-    const config = layer.getConfig();
-    const momentum = config.momentum;
-    delete config.varianceCorrection;
-    const n = batchNormWeightIndices(layer).movingVariance + 1;
-    subs.set(layer, {
-      replace: {
-        className: BUILTIN_BATCH_NORM,
-        config: { ...config, momentum: momentum ?? CUMULATIVE_FALLBACK_MOMENTUM },
-        weights: layer.getWeights().slice(0, n),
-      },
-    });
-  }
-  return rewriteModel(model, subs, { owner });
-}
-
-function builtinDropout(owner: string, layer: Dropout): LayerSpec {
-  if (layer.mode !== 'inverted') {
-    throw invalidArgument(
-      owner,
-      `the mode of Dropout '${layer.name}'`,
-      layer.mode,
-      "to be 'inverted'",
-      "tf.layers.dropout has no 'classic' mode (it would drop the (1−rate) inference scaling); keep the pack layer.",
-    );
-  }
-  const config = layer.getConfig();
-  delete config.mode;
-  if (config.seed == null) delete config.seed;
-  if (config.noiseShape == null) delete config.noiseShape;
-  return { className: BUILTIN_DROPOUT, config };
+  const table = toBuiltinConverters();
+  return convert(owner, model, (node) => {
+    const name = node.layer.getClassName();
+    const noBuiltin = NO_BUILTIN.get(name);
+    if (noBuiltin) return `${noBuiltin}; kept as the pack's layer`;
+    return table[name]?.(node) ?? null;
+  });
 }

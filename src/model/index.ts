@@ -18,6 +18,13 @@ export type {
 export { recalibrateBatchNorm } from './recalibrate';
 export type { RecalibrateOptions, RecalibratedBatchNorm, RecalibrationData } from './recalibrate';
 export { convertToBuiltins, convertToDropnorm, CUMULATIVE_FALLBACK_MOMENTUM } from './convert';
-export type { ConvertToDropnormOptions } from './convert';
+export type {
+  ConversionResult,
+  ConvertToDropnormOptions,
+  ConvertedLayer,
+  SkippedLayer,
+} from './convert';
+export { mcPredict, mcPredictAsync, MAX_MC_SAMPLES } from './mc_predict';
+export type { McPredictOptions, McPrediction, McProgress } from './mc_predict';
 export { modelGraph, rewriteModel } from './rewrite';
 export type { GraphNode, LayerSpec, ModelGraph, RewriteOptions, Substitution } from './rewrite';

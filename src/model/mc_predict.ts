@@ -1,15 +1,23 @@
 /**
  * Monte-Carlo dropout (Gal & Ghahramani 2016, "Dropout as a Bayesian Approximation: Representing
  * Model Uncertainty in Deep Learning", arXiv:1506.02142): T stochastic forward passes with dropout
- * on give samples of the predictive distribution; their mean is the prediction and their variance
- * an uncertainty estimate.
+ * on give samples of the predictive distribution; their mean is the prediction and their spread
+ * the uncertainty. For classifiers, the entropies and BALD's mutual information (see
+ * `ops/uncertainty.ts`) split the uncertainty into its aleatoric and epistemic parts.
+ *
+ * One engine (a generator yielding after every forward pass) drives the synchronous
+ * {@link mcPredict} and the asynchronous {@link mcPredictAsync}, so both give the same numbers.
  */
 import * as tf from '@tensorflow/tfjs';
-import { DropnormValueError, checkOptionKeys, invalidArgument, optionKeys } from '../errors';
+import { checkOptionKeys, invalidArgument, optionKeys } from '../errors';
 import { StochasticLayer } from '../layers/stochastic';
+import { ProbabilityKind, entropy, mutualInformationFromEntropies } from '../ops/uncertainty';
 import { SeedStream, mixSeed } from '../random';
+import { convertBuiltinsToDropnorm } from './convert';
+import { walkLayers } from '../layers/util';
+import { assertLayersModel } from './rewrite';
 
-/** The tfjs built-in dropout layers, which mcPredict cannot switch on. */
+/** The tfjs built-in dropout layers, converted to the pack's for a prediction. */
 const BUILTIN_DROPOUT_CLASSES: readonly string[] = [
   'Dropout',
   'SpatialDropout1D',
@@ -17,151 +25,536 @@ const BUILTIN_DROPOUT_CLASSES: readonly string[] = [
   'AlphaDropout',
 ];
 
-/** Options of {@link mcPredict}. */
+/**
+ * The largest `samples` {@link mcPredict} accepts: 10⁶. Beyond it the float32 running mean stops
+ * registering new passes (each moves it by (ŷ_t − mean)/T, below a few float32 ulps), and the
+ * Monte-Carlo error of the mean, σ/√T, is already 0.1% of one pass's spread σ.
+ */
+export const MAX_MC_SAMPLES = 1_000_000;
+
+/** Progress of a Monte-Carlo prediction, given to `onProgress` after every forward pass. */
+export interface McProgress {
+  /** Samples (passes over the whole input) completed. */
+  samplesDone: number;
+  /** Samples requested. */
+  samples: number;
+  /** Forward passes completed: one per sample and input chunk of `batchSize` rows. */
+  passesDone: number;
+  /** Forward passes in all: samples × ⌈rows / batchSize⌉. */
+  passes: number;
+}
+
+/** Options of {@link mcPredict} and {@link mcPredictAsync}. */
 export interface McPredictOptions {
-  /** Number T of stochastic forward passes (default 30). */
+  /** Number T of stochastic forward passes (default 30; at most {@link MAX_MC_SAMPLES}). */
   samples?: number;
   /**
-   * Seed of the whole prediction: each of the model's dropout layers gets its own stream derived
-   * from it (the layers' own streams are restored afterwards), so equal seeds give equal results.
-   * Omitted: every layer continues its own sequence (fresh randomness when it has no seed).
+   * Seed of the whole prediction: the i-th stochastic layer draws from the stream of
+   * `mixSeed(seed, i)` (the layers' own streams are left where they were), so equal seeds give
+   * equal results. Omitted: every layer continues its own sequence (fresh randomness when unseeded).
    */
   seed?: number;
-  /** Batch size of each `model.predict` pass (default 32, as `predict`). */
+  /**
+   * Rows of the input per forward pass (default 32, as `predict`). Memory is bounded by one forward
+   * pass of this many rows plus the accumulators (two or three output-sized tensors), whatever
+   * `samples` is.
+   */
   batchSize?: number;
-}
-
-/** The Monte-Carlo estimate: per-output-element mean and variance over the T passes. */
-export interface McPrediction {
-  /** (1/T) Σ ŷ_t. */
-  mean: tf.Tensor;
-  /** (1/T) Σ (ŷ_t − mean)², the sample variance of the passes (divides by T, not T − 1). */
-  variance: tf.Tensor;
-}
-
-/** Every layer of `model`, descending into nested models (a Sequential inside a functional model…). */
-function allLayers(model: tf.LayersModel): tf.layers.Layer[] {
-  const out: tf.layers.Layer[] = [];
-  for (const layer of model.layers) {
-    out.push(layer);
-    if (layer instanceof tf.LayersModel) out.push(...allLayers(layer));
-  }
-  return out;
+  /**
+   * Also return every pass, stacked: `samples` of shape [T, …output shape] (default false). This
+   * memory grows with T (T × the output size).
+   */
+  keepSamples?: boolean;
+  /**
+   * The outputs are class probabilities: `'categorical'` (softmax, classes on the last axis) or
+   * `'binary'` (sigmoid, one probability per element). Adds `predictiveEntropy`, `expectedEntropy`
+   * and `mutualInformation` to the result; applies to every output. Outputs outside [0, 1] (or
+   * categorical rows not summing to 1) are an error.
+   */
+  probabilities?: ProbabilityKind;
+  /**
+   * Called after every forward pass. {@link mcPredictAsync} awaits a returned promise; throwing (or
+   * rejecting) stops the prediction, with the model left as it was and nothing leaked.
+   */
+  onProgress?: (progress: McProgress) => void | Promise<void>;
 }
 
 /**
- * Monte-Carlo prediction (Gal & Ghahramani 2016): runs `model.predict(x)` T = `samples` times with
- * the pack's dropout layers ({@link StochasticLayer}s: Dropout, SpatialDropout1D/2D/3D,
- * GaussianDropout, AlphaDropout, DropConnectDense, DropBlock2D, DropPath) drawing noise and every
- * other layer in inference mode (BatchNorm uses and keeps its moving statistics), and returns
- *
- *   mean = (1/T) Σ ŷ_t,   variance = (1/T) Σ (ŷ_t − mean)²
- *
- * accumulated with Welford's update (no E[ŷ²] − E[ŷ]² cancellation). The model is not modified:
- * the layers' switches and seed streams are restored even when a pass throws. A model whose only
- * dropout layers are tfjs built-ins is an error: those cannot be switched on without switching on
- * every layer (BatchNorm included). Built-in dropout layers next to the pack's stay inactive.
- *
- * @param model a single-output LayersModel (Sequential or functional).
- * @param x the model's input(s).
+ * The Monte-Carlo estimate, per output element. Like `model.predict`, each field is a tensor for a
+ * single-output model and an array (in `model.outputs` order) for several outputs: write
+ * `mcPredict<tf.Tensor[]>(…)` for the latter.
  */
-export function mcPredict(
-  model: tf.LayersModel,
-  x: tf.Tensor | tf.Tensor[],
-  options: McPredictOptions = {},
-): McPrediction {
-  const owner = 'mcPredict';
-  checkOptionKeys(
-    owner,
-    options,
-    optionKeys<McPredictOptions>({ samples: true, seed: true, batchSize: true }),
-  );
+export interface McPrediction<T extends tf.Tensor | tf.Tensor[] = tf.Tensor> {
+  /** (1/T) Σ ŷ_t. */
+  mean: T;
+  /** (1/T) Σ (ŷ_t − mean)², the sample variance of the passes (divides by T, not T − 1). */
+  variance: T;
+  /** Every pass, stacked on a new first axis, `[T, …]` (with `keepSamples`). */
+  samples?: T;
+  /** H[mean] in nats (with `probabilities`): total uncertainty. */
+  predictiveEntropy?: T;
+  /** (1/T) Σ H[ŷ_t] in nats (with `probabilities`): aleatoric uncertainty. */
+  expectedEntropy?: T;
+  /** predictiveEntropy − expectedEntropy ≥ 0 (BALD, with `probabilities`): epistemic uncertainty. */
+  mutualInformation?: T;
+  /** Paths of the layers that drew noise (`'encoder/dropout_1'` inside a nested model). */
+  stochasticLayers: string[];
+}
+
+const OPTION_KEYS = optionKeys<McPredictOptions>({
+  samples: true,
+  seed: true,
+  batchSize: true,
+  keepSamples: true,
+  probabilities: true,
+  onProgress: true,
+});
+
+/** Accumulators of one output over one input chunk. */
+interface Accumulator {
+  mean: tf.Tensor | null;
+  m2: tf.Tensor | null;
+  entropyMean: tf.Tensor | null;
+  passes: tf.Tensor[];
+}
+
+interface Plan {
+  model: tf.LayersModel;
+  /** The layers that draw noise, with their paths. */
+  active: { layer: StochasticLayer; path: string }[];
+  /** A converted copy to dispose at the end (null when the user's model runs itself). */
+  copy: tf.LayersModel | null;
+}
+
+function checkOptions(
+  owner: string,
+  options: McPredictOptions,
+): Required<Pick<McPredictOptions, 'samples' | 'batchSize' | 'keepSamples'>> {
+  checkOptionKeys(owner, options, OPTION_KEYS);
   const samples = options.samples ?? 30;
-  if (!(Number.isInteger(samples) && samples >= 1)) {
+  if (typeof samples !== 'number' || !Number.isInteger(samples) || samples < 1) {
     throw invalidArgument(
       owner,
       'samples',
       options.samples,
       'to be a positive integer',
-      'Use e.g. 30–100.',
+      'Use e.g. 30–100 passes; the Monte-Carlo error of the mean shrinks as 1/√samples.',
     );
   }
-  if (options.seed != null && !Number.isFinite(options.seed)) {
+  if (samples > MAX_MC_SAMPLES) {
+    throw invalidArgument(
+      owner,
+      'samples',
+      options.samples,
+      `to be at most ${MAX_MC_SAMPLES} (MAX_MC_SAMPLES)`,
+      'Beyond it the float32 running mean no longer registers new passes, and the Monte-Carlo ' +
+        'error is already 0.1% of one pass’s spread; 30–1000 passes are usual.',
+    );
+  }
+  if (
+    options.seed != null &&
+    (typeof options.seed !== 'number' || !Number.isFinite(options.seed))
+  ) {
     throw invalidArgument(owner, 'seed', options.seed, 'to be a finite number or omitted');
   }
-  if (model.outputs.length !== 1) {
+  const batchSize = options.batchSize ?? 32;
+  if (typeof batchSize !== 'number' || !Number.isInteger(batchSize) || batchSize < 1) {
+    throw invalidArgument(owner, 'batchSize', options.batchSize, 'to be a positive integer');
+  }
+  const keepSamples = options.keepSamples ?? false;
+  if (typeof keepSamples !== 'boolean') {
+    throw invalidArgument(owner, 'keepSamples', options.keepSamples, 'to be true or false');
+  }
+  const kind = options.probabilities;
+  if (kind != null && kind !== 'categorical' && kind !== 'binary') {
     throw invalidArgument(
       owner,
-      'number of model outputs',
-      model.outputs.length,
-      'to be 1',
-      'Build a single-output model for each head, e.g. tf.model({inputs, outputs: head}).',
+      'probabilities',
+      kind,
+      "to be 'categorical', 'binary' or omitted",
+      "'categorical' for a softmax output, 'binary' for a sigmoid output; omit it for regression.",
     );
   }
-  const layers = allLayers(model);
-  const ours = layers.filter((l): l is StochasticLayer => l instanceof StochasticLayer);
-  if (ours.length === 0) {
-    const builtins = layers.filter((l) => BUILTIN_DROPOUT_CLASSES.includes(l.getClassName()));
-    if (builtins.length > 0) {
-      const names = builtins.map((l) => `'${l.name}' (${l.getClassName()})`).join(', ');
-      throw new DropnormValueError(
-        `${owner}: the model's dropout layers are tfjs built-ins: ${names}. They cannot be ` +
-          'switched on alone: model.apply(x, {training: true}) would also switch BatchNorm and ' +
-          "every other layer to training mode. Build the model with the pack's layers " +
-          '(layers.dropout, layers.spatialDropout1d, layers.gaussianDropout, layers.alphaDropout, ' +
-          '…), or convert it with convertToDropnorm.',
+  if (options.onProgress != null && typeof options.onProgress !== 'function') {
+    throw invalidArgument(owner, 'onProgress', typeof options.onProgress, 'to be a function');
+  }
+  return { samples, batchSize, keepSamples };
+}
+
+/** The inputs as an array, checked against the model's inputs; returns them and the row count. */
+function checkInputs(
+  owner: string,
+  model: tf.LayersModel,
+  x: tf.Tensor | tf.Tensor[],
+): { inputs: tf.Tensor[]; rows: number } {
+  const inputs = Array.isArray(x) ? x : [x];
+  if (inputs.length !== model.inputs.length || inputs.some((t) => !(t instanceof tf.Tensor))) {
+    throw invalidArgument(
+      owner,
+      'x',
+      Array.isArray(x) ? `an array of ${x.length}` : typeof x,
+      model.inputs.length === 1
+        ? 'to be one tensor (the model has one input)'
+        : `to be an array of ${model.inputs.length} tensors, one per model input`,
+    );
+  }
+  inputs.forEach((t, i) => {
+    const expected = model.inputs[i].shape;
+    const fits =
+      t.rank === expected.length &&
+      expected.every((d, k) => k === 0 || d == null || d === t.shape[k]);
+    if (!fits) {
+      throw invalidArgument(
+        owner,
+        `the shape of input ${i} ('${model.inputs[i].name}')`,
+        t.shape,
+        `to match the model input ${JSON.stringify(expected)}`,
       );
     }
+  });
+  const rows = inputs[0].shape[0];
+  if (rows < 1 || inputs.some((t) => t.shape[0] !== rows)) {
     throw invalidArgument(
       owner,
-      'dropout layers of tfjs-dropnorm in the model',
-      'none',
-      'to exist',
-      'Without a stochastic layer every pass is the same; add e.g. layers.dropout({rate: 0.1}).',
+      'the batch sizes of the inputs',
+      inputs.map((t) => t.shape[0]),
+      'to be equal and at least 1',
     );
   }
+  return { inputs, rows };
+}
 
-  const saved = ours.map((layer) => ({
-    layer,
-    mcActive: layer.mcActive,
-    stream: null as SeedStream | null,
-  }));
-  let mean: tf.Tensor | null = null;
-  let m2: tf.Tensor | null = null;
-  try {
-    saved.forEach((s, i) => {
-      s.layer.mcActive = true;
-      if (options.seed != null)
-        s.stream = s.layer.swapSeedStream(new SeedStream(mixSeed(options.seed, i)));
+/** The layer's current seed stream (swapped out and back in). */
+function seedStreamOf(layer: StochasticLayer): SeedStream {
+  const stream = layer.swapSeedStream(new SeedStream());
+  layer.swapSeedStream(stream);
+  return stream;
+}
+
+/**
+ * Which layers draw noise, and on which model: the layers flagged `mcDropout` when there are any
+ * (then `mcPredict` gives the distribution of repeated `model.predict`); otherwise every dropout
+ * layer, the built-in ones converted to the pack's on a copy (the user's model is untouched).
+ */
+function plan(owner: string, model: tf.LayersModel): Plan {
+  const layers = walkLayers(model);
+  const pack = layers.filter(
+    (l): l is { layer: StochasticLayer; path: string } => l.layer instanceof StochasticLayer,
+  );
+  const flagged = pack.filter((l) => l.layer.mcDropout);
+  if (flagged.length > 0) return { model, active: flagged, copy: null };
+  const builtins = layers.filter((l) => BUILTIN_DROPOUT_CLASSES.includes(l.layer.getClassName()));
+  if (builtins.length === 0) {
+    if (pack.length === 0) {
+      throw invalidArgument(
+        owner,
+        'dropout layers in the model',
+        'none',
+        `to exist (the pack's or tfjs's: ${BUILTIN_DROPOUT_CLASSES.join(', ')})`,
+        'Without a stochastic layer every pass is the same; add e.g. layers.dropout({rate: 0.1}) before the last layer and retrain.',
+      );
+    }
+    return { model, active: pack, copy: null };
+  }
+  const copy = convertBuiltinsToDropnorm(owner, model, {}, 'dropout').model;
+  // The copy's pack layers continue the original pack layers' seed sequences, as they would
+  // without the copy.
+  const byPath = new Map(pack.map((l) => [l.path, l.layer]));
+  const active = walkLayers(copy).filter(
+    (l): l is { layer: StochasticLayer; path: string } => l.layer instanceof StochasticLayer,
+  );
+  for (const { layer, path } of active) {
+    const original = byPath.get(path);
+    if (original) layer.swapSeedStream(seedStreamOf(original));
+  }
+  return { model: copy, active, copy };
+}
+
+/** Throws unless `y` holds probabilities of `kind` (checked on the first pass of each chunk). */
+function checkProbabilities(
+  owner: string,
+  model: tf.LayersModel,
+  y: tf.Tensor,
+  kind: ProbabilityKind,
+  output: number,
+): void {
+  const [min, max, worstSum] = tf.tidy(() => {
+    const sums = kind === 'categorical' ? tf.max(tf.abs(tf.sub(tf.sum(y, -1), 1))) : tf.scalar(0);
+    return [tf.min(y), tf.max(y), sums].map((t) => t.dataSync()[0]);
+  });
+  if (min >= -1e-6 && max <= 1 + 1e-6 && worstSum <= 1e-3) return;
+  const what =
+    kind === 'categorical'
+      ? 'values in [0, 1] summing to 1 along the last axis'
+      : 'values in [0, 1]';
+  const sums = kind === 'categorical' ? `, a row sum off 1 by ${worstSum}` : '';
+  throw invalidArgument(
+    owner,
+    'probabilities',
+    kind,
+    `to describe output ${output} ('${model.outputs[output].name}')`,
+    `That output ranges over [${min}, ${max}]${sums}; ${kind} probabilities are ${what}. End the ` +
+      "model with a softmax ('categorical') or a sigmoid ('binary'), or omit probabilities for a " +
+      'regression output.',
+  );
+}
+
+/** Welford's update of one output chunk with the t-th pass y (t counted from 1). */
+function welford(acc: Accumulator, y: tf.Tensor, t: number, kind: ProbabilityKind | undefined) {
+  const { mean, m2, entropyMean } = acc;
+  const next = tf.tidy((): tf.Tensor[] => {
+    const h = kind ? [entropy(y, kind)] : [];
+    if (mean === null || m2 === null) return [tf.clone(y), tf.zerosLike(y), ...h];
+    // mean_t = mean + (y − mean)/t;  M2_t = M2 + (y − mean)(y − mean_t): no E[y²] − E[y]²
+    // cancellation. The mean entropy takes the same running-mean update.
+    const delta = tf.sub(y, mean);
+    const updated = tf.add(mean, tf.div(delta, t));
+    const m2Next = tf.add(m2, tf.mul(delta, tf.sub(y, updated)));
+    if (h.length === 0 || entropyMean === null) return [updated, m2Next];
+    return [updated, m2Next, tf.add(entropyMean, tf.div(tf.sub(h[0], entropyMean), t))];
+  });
+  tf.dispose([mean, m2, entropyMean].filter((v): v is tf.Tensor => v !== null));
+  acc.mean = next[0];
+  acc.m2 = next[1];
+  acc.entropyMean = next[2] ?? null;
+}
+
+/** Concatenates the chunks of one output along the batch axis (disposing them). */
+function joinChunks(parts: tf.Tensor[], axis = 0): tf.Tensor {
+  if (parts.length === 1) return parts[0];
+  const joined = tf.concat(parts, axis);
+  tf.dispose(parts);
+  return joined;
+}
+
+/**
+ * The engine: yields after every forward pass (with `onProgress`'s return value) and returns the
+ * result. The layers are switched on only during each pass, so between passes (when the async form
+ * yields) the user's model is exactly as it was.
+ */
+function* run(
+  owner: string,
+  model: tf.LayersModel,
+  x: tf.Tensor | tf.Tensor[],
+  options: McPredictOptions,
+): Generator<void | Promise<void>, McPrediction<tf.Tensor | tf.Tensor[]>, void> {
+  options = options ?? {};
+  const { samples, batchSize, keepSamples } = checkOptions(owner, options);
+  assertLayersModel(owner, model);
+  const { inputs, rows } = checkInputs(owner, model, x);
+  const kind = options.probabilities;
+  const setup = plan(owner, model);
+  const streams =
+    options.seed == null
+      ? null
+      : setup.active.map((_, i) => new SeedStream(mixSeed(options.seed as number, i)));
+  const starts: number[] = [];
+  for (let s = 0; s < rows; s += batchSize) starts.push(s);
+  const nOutputs = setup.model.outputs.length;
+  const acc: Accumulator[][] = starts.map(() =>
+    Array.from({ length: nOutputs }, () => ({
+      mean: null,
+      m2: null,
+      entropyMean: null,
+      passes: [],
+    })),
+  );
+  const disposeAll = () => {
+    for (const chunk of acc) {
+      for (const a of chunk) {
+        tf.dispose([a.mean, a.m2, a.entropyMean, ...a.passes].filter((v): v is tf.Tensor => !!v));
+      }
+    }
+  };
+
+  const forward = (chunk: tf.Tensor[]): tf.Tensor[] => {
+    const saved = setup.active.map(({ layer }, i) => {
+      const state = { mcActive: layer.mcActive, stream: null as SeedStream | null };
+      layer.mcActive = true;
+      if (streams) state.stream = layer.swapSeedStream(streams[i]);
+      return state;
     });
-    for (let t = 1; t <= samples; t++) {
-      const y = model.predict(x, { batchSize: options.batchSize }) as tf.Tensor;
-      const [nextMean, nextM2] = tf.tidy(() => {
-        if (mean === null || m2 === null) return [tf.clone(y), tf.zerosLike(y)];
-        // Welford: mean_t = mean + (y − mean)/t;  M2_t = M2 + (y − mean)(y − mean_t).
-        const delta = tf.sub(y, mean);
-        const updated = tf.add(mean, tf.div(delta, t));
-        return [updated, tf.add(m2, tf.mul(delta, tf.sub(y, updated)))];
+    try {
+      const out = setup.model.apply(chunk.length === 1 ? chunk[0] : chunk, { training: false });
+      return Array.isArray(out) ? (out as tf.Tensor[]) : [out as tf.Tensor];
+    } finally {
+      setup.active.forEach(({ layer }, i) => {
+        layer.mcActive = saved[i].mcActive;
+        if (saved[i].stream) layer.swapSeedStream(saved[i].stream as SeedStream);
       });
-      const inputs = Array.isArray(x) ? x : [x];
-      if (!inputs.includes(y)) y.dispose();
-      mean?.dispose();
-      m2?.dispose();
-      mean = nextMean;
-      m2 = nextM2;
+    }
+  };
+
+  try {
+    const passes = samples * starts.length;
+    let passesDone = 0;
+    for (let t = 1; t <= samples; t++) {
+      for (let c = 0; c < starts.length; c++) {
+        const size = Math.min(batchSize, rows - starts[c]);
+        const ys = tf.tidy(() => {
+          const chunk =
+            starts.length === 1 ? inputs : inputs.map((v) => tf.slice(v, starts[c], size));
+          return forward(chunk);
+        });
+        try {
+          ys.forEach((y, o) => {
+            if (kind && t === 1) checkProbabilities(owner, setup.model, y, kind, o);
+            welford(acc[c][o], y, t, kind);
+          });
+        } finally {
+          ys.forEach((y, o) => {
+            // A model may return its input as an output: never dispose (or keep) the user's tensor.
+            const own = inputs.includes(y) ? null : y;
+            if (keepSamples) acc[c][o].passes.push(own ?? tf.clone(y));
+            else own?.dispose();
+          });
+        }
+        passesDone++;
+        yield options.onProgress?.({
+          samplesDone: c === starts.length - 1 ? t : t - 1,
+          samples,
+          passesDone,
+          passes,
+        });
+      }
     }
   } catch (e) {
-    mean?.dispose();
-    m2?.dispose();
+    disposeAll();
     throw e;
   } finally {
-    for (const s of saved) {
-      s.layer.mcActive = s.mcActive;
-      if (s.stream) s.layer.swapSeedStream(s.stream);
-    }
+    setup.copy?.dispose();
   }
-  const finalM2 = m2 as unknown as tf.Tensor;
-  const variance = tf.tidy(() => tf.div(finalM2, samples));
-  finalM2.dispose();
-  return { mean: mean as unknown as tf.Tensor, variance };
+
+  const field = (pick: (a: Accumulator) => tf.Tensor, axis = 0) =>
+    Array.from({ length: nOutputs }, (_, o) =>
+      joinChunks(
+        acc.map((chunk) => pick(chunk[o])),
+        axis,
+      ),
+    );
+  const mean = field((a) => a.mean as tf.Tensor);
+  const variance = field((a) => {
+    const v = tf.div(a.m2 as tf.Tensor, samples);
+    (a.m2 as tf.Tensor).dispose();
+    return v;
+  });
+  const result: McPrediction<tf.Tensor[]> = {
+    mean,
+    variance,
+    stochasticLayers: setup.active.map((l) => l.path),
+  };
+  if (keepSamples) {
+    // Each chunk stacks to [T, rows_c, …]; the chunks join on the batch axis, 1.
+    result.samples = field((a) => {
+      const stacked = tf.stack(a.passes);
+      tf.dispose(a.passes);
+      return stacked;
+    }, 1);
+  }
+  if (kind) {
+    const expected = field((a) => a.entropyMean as tf.Tensor);
+    const predictive = mean.map((m) => entropy(m, kind));
+    result.predictiveEntropy = predictive;
+    result.expectedEntropy = expected;
+    result.mutualInformation = predictive.map((p, o) =>
+      mutualInformationFromEntropies(p, expected[o]),
+    );
+  }
+  if (nOutputs > 1) return result;
+  const single = (v: tf.Tensor[] | undefined) => (v ? v[0] : undefined);
+  const one: McPrediction<tf.Tensor> = {
+    mean: mean[0],
+    variance: variance[0],
+    stochasticLayers: result.stochasticLayers,
+  };
+  if (result.samples) one.samples = single(result.samples);
+  if (result.predictiveEntropy) {
+    one.predictiveEntropy = single(result.predictiveEntropy);
+    one.expectedEntropy = single(result.expectedEntropy);
+    one.mutualInformation = single(result.mutualInformation);
+  }
+  return one;
+}
+
+/** Lets timers, I/O and rendering run: setImmediate in Node, a message-channel task in browsers. */
+function yieldToEventLoop(): Promise<void> {
+  if (typeof setImmediate === 'function') return new Promise((resolve) => setImmediate(resolve));
+  if (typeof MessageChannel === 'function') {
+    return new Promise((resolve) => {
+      const channel = new MessageChannel();
+      channel.port1.onmessage = () => {
+        channel.port1.close();
+        resolve();
+      };
+      channel.port2.postMessage(null);
+    });
+  }
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/**
+ * Monte-Carlo prediction (Gal & Ghahramani 2016): T = `samples` forward passes of `model` on `x`
+ * with dropout drawing noise and **every other layer in inference mode** (BatchNorm uses and keeps
+ * its moving statistics), summarized per output element as
+ *
+ *   mean = (1/T) Σ ŷ_t,   variance = (1/T) Σ (ŷ_t − mean)²
+ *
+ * accumulated with Welford's update (no E[ŷ²] − E[ŷ]² cancellation), and for classifiers
+ * (`probabilities`) the predictive entropy H[mean], the expected entropy (1/T) Σ H[ŷ_t] and their
+ * difference, the mutual information of BALD (Houlsby et al. 2011; Gal et al. 2017).
+ *
+ * Which layers draw noise:
+ * - the layers with `mcDropout: true`, when the model has any: the result is then the distribution
+ *   of repeated `model.predict` calls;
+ * - otherwise every dropout layer: the pack's ({@link StochasticLayer}s), and tfjs's built-in
+ *   Dropout, SpatialDropout1D, GaussianDropout and AlphaDropout, which run as the pack's
+ *   counterparts on a converted copy (built-ins cannot be switched on without switching on
+ *   BatchNorm too; the built-in AlphaDropout's wrong noise becomes the correct one).
+ *
+ * Nested models, several inputs (`x` an array) and several outputs (each field an array, as
+ * `model.predict`) work. The input is processed in chunks of `batchSize` rows: memory is one
+ * forward pass of a chunk plus two or three output-sized accumulators, whatever `samples` is (plus
+ * T passes with `keepSamples`). The model is not modified: the switches and seed streams are set
+ * for each pass and restored after it, even when it throws.
+ *
+ * @param model any LayersModel (Sequential or functional).
+ * @param x the model's input(s), with the batch on the first axis.
+ * @throws DropnormValueError for a model without dropout layers, inputs that do not fit the model,
+ *   `samples` not an integer in [1, {@link MAX_MC_SAMPLES}], or outputs that are not the
+ *   `probabilities` they are said to be.
+ */
+export function mcPredict<T extends tf.Tensor | tf.Tensor[] = tf.Tensor>(
+  model: tf.LayersModel,
+  x: tf.Tensor | tf.Tensor[],
+  options: McPredictOptions = {},
+): McPrediction<T> {
+  const engine = run('mcPredict', model, x, options);
+  let step = engine.next();
+  while (!step.done) step = engine.next();
+  return step.value as McPrediction<T>;
+}
+
+/**
+ * {@link mcPredict} that yields to the event loop after every forward pass (timers, I/O and
+ * rendering run during a long prediction) and awaits `onProgress`. Same options, same result: with
+ * the same seed it returns exactly what {@link mcPredict} returns.
+ */
+export async function mcPredictAsync<T extends tf.Tensor | tf.Tensor[] = tf.Tensor>(
+  model: tf.LayersModel,
+  x: tf.Tensor | tf.Tensor[],
+  options: McPredictOptions = {},
+): Promise<McPrediction<T>> {
+  const engine = run('mcPredictAsync', model, x, options);
+  let step = engine.next();
+  while (!step.done) {
+    try {
+      await step.value;
+      await yieldToEventLoop();
+    } catch (e) {
+      // Runs the engine's cleanup (disposes the accumulators, restores nothing left switched).
+      engine.throw(e);
+    }
+    step = engine.next();
+  }
+  return step.value as McPrediction<T>;
 }

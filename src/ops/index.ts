@@ -47,3 +47,11 @@ export {
   outputChannels,
 } from './fold';
 export type { BatchNormStatistics, ChannelAffine, KernelAndBias, KernelLayout } from './fold';
+export {
+  entropy,
+  expectedEntropy,
+  mutualInformation,
+  mutualInformationFromEntropies,
+  predictiveEntropy,
+} from './uncertainty';
+export type { ProbabilityKind } from './uncertainty';

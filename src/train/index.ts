@@ -10,3 +10,5 @@ export type {
   LayerActivationStats,
 } from './gradient_flow';
 export { l2Norm, globalNorm } from './norms';
+export { DropRateScheduler, dropPathRates } from './schedules';
+export type { DropRateSchedulerOptions, ScheduleUnit } from './schedules';

@@ -1,0 +1,116 @@
+/**
+ * Uncertainty summaries of Monte-Carlo predictions of a classifier, in nats (natural logarithm):
+ *
+ *   predictive entropy  H[ȳ] = −Σ_c ȳ_c log ȳ_c,   ȳ = (1/T) Σ_t y_t          (total uncertainty)
+ *   expected entropy    E_t H[y_t] = (1/T) Σ_t −Σ_c y_tc log y_tc            (aleatoric part)
+ *   mutual information  I = H[ȳ] − E_t H[y_t] ≥ 0                            (epistemic part)
+ *
+ * The mutual information between the prediction and the model parameters is BALD's acquisition
+ * function (Houlsby et al. 2011, "Bayesian Active Learning for Classification and Preference
+ * Learning", arXiv:1112.5745; with MC dropout: Gal, Islam & Ghahramani 2017, "Deep Bayesian Active
+ * Learning with Image Data", arXiv:1703.02910, eq. 3). It is large when the passes disagree
+ * confidently, and 0 when every pass gives the same distribution.
+ *
+ * `'categorical'` probabilities are distributions along the last axis (a softmax output);
+ * `'binary'` ones are independent Bernoulli probabilities, one per element (a sigmoid output),
+ * with H[p] = −p log p − (1−p) log(1−p). 0·log 0 is 0.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { invalidArgument } from '../errors';
+
+/**
+ * How a classifier's output holds probabilities: `'categorical'` (softmax: a distribution along the
+ * last axis) or `'binary'` (sigmoid: one Bernoulli probability per element).
+ */
+export type ProbabilityKind = 'categorical' | 'binary';
+
+/** p·log p with 0·log 0 = 0 (log of the smallest normal float32 above 0 keeps 0·log finite). */
+function pLogP(p: tf.Tensor): tf.Tensor {
+  return tf.mul(p, tf.log(tf.maximum(p, 1e-37)));
+}
+
+function checkKind(owner: string, kind: unknown): ProbabilityKind {
+  if (kind !== 'categorical' && kind !== 'binary') {
+    throw invalidArgument(
+      owner,
+      'kind',
+      kind,
+      "to be 'categorical' or 'binary'",
+      "'categorical' for a softmax output (classes on the last axis), 'binary' for a sigmoid output.",
+    );
+  }
+  return kind;
+}
+
+function checkSamples(owner: string, samples: tf.Tensor, kind: ProbabilityKind): void {
+  const minRank = kind === 'categorical' ? 2 : 1;
+  if (!(samples instanceof tf.Tensor) || samples.rank < minRank) {
+    throw invalidArgument(
+      owner,
+      'samples',
+      samples instanceof tf.Tensor ? `a tensor of shape ${JSON.stringify(samples.shape)}` : samples,
+      kind === 'categorical'
+        ? 'to be a tensor [T, …, classes] of T stacked probability outputs'
+        : 'to be a tensor [T, …] of T stacked probability outputs',
+      'Stack the passes on a new first axis, e.g. tf.stack(passes), or use mcPredict.',
+    );
+  }
+}
+
+/**
+ * Entropy H[p] in nats: `'categorical'` −Σ_c p_c log p_c over the last axis (the result drops that
+ * axis); `'binary'` −p log p − (1−p) log(1−p) per element (same shape). 0·log 0 = 0.
+ */
+export function entropy(probs: tf.Tensor, kind: ProbabilityKind = 'categorical'): tf.Tensor {
+  checkKind('entropy', kind);
+  return tf.tidy(() => {
+    if (kind === 'categorical') return tf.neg(tf.sum(pLogP(probs), -1));
+    return tf.neg(tf.add(pLogP(probs), pLogP(tf.sub(1, probs))));
+  });
+}
+
+/** Predictive entropy H[ȳ] of T stacked passes `samples` (shape `[T, …]`): the entropy of their mean. */
+export function predictiveEntropy(
+  samples: tf.Tensor,
+  kind: ProbabilityKind = 'categorical',
+): tf.Tensor {
+  checkKind('predictiveEntropy', kind);
+  checkSamples('predictiveEntropy', samples, kind);
+  return tf.tidy(() => entropy(tf.mean(samples, 0), kind));
+}
+
+/** Expected entropy (1/T) Σ_t H[y_t] of T stacked passes `samples` (shape `[T, …]`). */
+export function expectedEntropy(
+  samples: tf.Tensor,
+  kind: ProbabilityKind = 'categorical',
+): tf.Tensor {
+  checkKind('expectedEntropy', kind);
+  checkSamples('expectedEntropy', samples, kind);
+  return tf.tidy(() => tf.mean(entropy(samples, kind), 0));
+}
+
+/**
+ * Mutual information H[ȳ] − E_t H[y_t] (BALD) from the two entropies, clamped at 0: it is ≥ 0
+ * (Jensen: entropy is concave), and float32 rounding may otherwise give −1e-7 for identical passes.
+ */
+export function mutualInformationFromEntropies(
+  predictive: tf.Tensor,
+  expected: tf.Tensor,
+): tf.Tensor {
+  return tf.tidy(() => tf.relu(tf.sub(predictive, expected)));
+}
+
+/** Mutual information (BALD) H[ȳ] − (1/T) Σ_t H[y_t] of T stacked passes `samples` (shape `[T, …]`). */
+export function mutualInformation(
+  samples: tf.Tensor,
+  kind: ProbabilityKind = 'categorical',
+): tf.Tensor {
+  checkKind('mutualInformation', kind);
+  checkSamples('mutualInformation', samples, kind);
+  return tf.tidy(() =>
+    mutualInformationFromEntropies(
+      predictiveEntropy(samples, kind),
+      expectedEntropy(samples, kind),
+    ),
+  );
+}
