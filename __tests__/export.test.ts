@@ -369,6 +369,18 @@ describe('exportForInference', () => {
       expect(tf.memory().numTensors).toBe(before);
     });
 
+    test('a layer built with mcDropout: true is refused too (it samples in predict)', () => {
+      const input = tf.input({ shape: [4] });
+      const drop = dn.layers.dropout({ rate: 0.3, mcDropout: true, name: 'always' });
+      const output = tf.layers.dense({ units: 2 }).apply(drop.apply(input)) as tf.SymbolicTensor;
+      const model = tf.model({ inputs: input, outputs: output });
+      const before = snapshot(model);
+      expect(() => dn.exportForInference(model)).toThrow(
+        "exportForInference: expected the inference mode of Dropout 'always' to be deterministic",
+      );
+      expect(snapshot(model)).toBe(before);
+    });
+
     test('a broken BatchNorm fails before anything is built', () => {
       const model = packModel();
       const bn = model.getLayer('bn_last');

@@ -83,7 +83,6 @@ export type {
   ExportForInferenceResult,
   RemovedLayer,
   ReplacedLayer,
-  SkippedLayer,
   FoldBatchNormOptions,
   FoldBatchNormResult,
   FusedActivation,

@@ -21,6 +21,7 @@ import {
   isBatchNormLayer,
   readBatchNormStatistics,
 } from './batch_norm_layers';
+import type { SkippedLayer } from './convert';
 import { FoldedBatchNorm, foldBatchNorm } from './fold_batch_norm';
 import {
   GraphNode,
@@ -66,16 +67,6 @@ export interface ReplacedLayer {
   /** Class names of the built-in layers in its place, in order. */
   by: string[];
   /** Why, and why it could not simply go. */
-  reason: string;
-}
-
-/** A layer kept as it was although the export would rather have removed or folded it. */
-export interface SkippedLayer {
-  /** Name of the layer. */
-  layer: string;
-  /** Its serialization class name. */
-  className: string;
-  /** Why it stays. */
   reason: string;
 }
 

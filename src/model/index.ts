@@ -13,7 +13,6 @@ export type {
   ExportForInferenceResult,
   RemovedLayer,
   ReplacedLayer,
-  SkippedLayer,
 } from './export';
 export { recalibrateBatchNorm } from './recalibrate';
 export type { RecalibrateOptions, RecalibratedBatchNorm, RecalibrationData } from './recalibrate';
