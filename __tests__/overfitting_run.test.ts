@@ -1,10 +1,10 @@
-// Runs `examples/overfitting.ts --quick` as a child process (the charts use ESM-only vega, which
+// Runs `experiments/overfitting/main.ts --quick` as a child process (the charts use ESM-only vega, which
 // jest cannot load in-process) and checks what it wrote.
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { fromJson } from '../examples/lib/report';
+import { fromJson } from '../experiments/lib/report';
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -40,21 +40,25 @@ function numbers(value: unknown, at = '$'): [string, number][] {
   return [];
 }
 
-describe('examples/overfitting.ts --quick', () => {
+describe('experiments/overfitting --quick', () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'overfitting-'));
   let status: number | null = null;
   let stderr = '';
   let stdout = '';
 
   // Speed is not asserted here (no timed unit tests): `npm run experiments -- --quick` reports each
-  // example's wall time. The timeout only stops a hung run.
+  // experiment's wall time. The timeout only stops a hung run.
   beforeAll(() => {
-    const run = spawnSync('npx', ['tsx', 'examples/overfitting.ts', '--quick', '--out', out], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      timeout: 170_000,
-      maxBuffer: 64 * 1024 * 1024,
-    });
+    const run = spawnSync(
+      'npx',
+      ['tsx', 'experiments/overfitting/main.ts', '--quick', '--out', out],
+      {
+        cwd: ROOT,
+        encoding: 'utf8',
+        timeout: 170_000,
+        maxBuffer: 64 * 1024 * 1024,
+      },
+    );
     status = run.status;
     stdout = run.stdout;
     stderr = run.stderr;

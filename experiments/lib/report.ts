@@ -34,22 +34,6 @@ export function pct(x: number | null | undefined, decimals = 1): string {
   return `${(x * 100).toFixed(decimals)}%`;
 }
 
-/** Mean and sample standard deviation (n − 1; 0 for a single value) of the finite `values`. */
-export function meanStd(values: readonly number[]): { mean: number; std: number; n: number } {
-  const finite = values.filter((v) => Number.isFinite(v));
-  const n = finite.length;
-  if (n === 0) return { mean: NaN, std: NaN, n: 0 };
-  const mean = finite.reduce((s, v) => s + v, 0) / n;
-  const ss = finite.reduce((s, v) => s + (v - mean) ** 2, 0);
-  return { mean, std: n > 1 ? Math.sqrt(ss / (n - 1)) : 0, n };
-}
-
-/** "mean ± std" with {@link fmt}, or with a custom formatter. */
-export function fmtMeanStd(values: readonly number[], format: (x: number) => string = fmt): string {
-  const { mean, std } = meanStd(values);
-  return `${format(mean)} ± ${format(std)}`;
-}
-
 /** Cell alignment: numbers-looking cells default to right, text to left. */
 export type Align = 'left' | 'right';
 

@@ -1,16 +1,14 @@
-// The training side of the overfitting example, in-process on the cpu backend with a tiny MLP:
+// The training side of the overfitting experiment, in-process on the cpu backend with a tiny MLP:
 // every configuration starts from the same weights, and a (seed, configuration) run is reproducible.
 import * as tf from '@tensorflow/tfjs';
 import {
   buildModel,
   CONFIGS,
   copyInitialWeights,
-  epochOrders,
   initialWeights,
-  runTask,
-  SeedCache,
-  TaskOptions,
-} from '../examples/overfitting/experiment';
+} from '../experiments/overfitting/configs';
+import { epochOrders } from '../experiments/lib/training';
+import { runTask, SeedCache, TaskOptions } from '../experiments/overfitting/train';
 import { maxAbsDiff } from './helpers';
 
 const OPTIONS: TaskOptions = {

@@ -1,17 +1,12 @@
-import { parseArgs } from '../examples/lib/cli';
-import { mnistClassCounts, mnistSplit, mulberry32 } from '../examples/lib/mnist';
-import {
-  fmt,
-  formatTable,
-  fromJson,
-  markdownTable,
-  meanStd,
-  pct,
-  toJson,
-} from '../examples/lib/report';
-import { barChart, lineChart, smallMultiples } from '../examples/lib/charts';
+import { parseArgs } from '../experiments/lib/cli';
+import { mnistClassCounts, mnistSplit } from '../experiments/lib/mnist';
+import { mulberry32, withSeededMathRandom } from '../experiments/lib/random';
+import { meanStd } from '../experiments/lib/stats';
+import { fmt, formatTable, fromJson, markdownTable, pct, toJson } from '../experiments/lib/report';
+import { barChart, lineChart, smallMultiples } from '../experiments/lib/charts';
+import { duration, Progress, progressStyle } from '../experiments/lib/progress';
 
-describe('examples/lib/mnist', () => {
+describe('experiments/lib/mnist', () => {
   it('ships 10,000 digits, 863 to 1,127 per class', () => {
     const counts = mnistClassCounts();
     expect(counts.reduce((a, b) => a + b, 0)).toBe(10000);
@@ -68,7 +63,7 @@ describe('examples/lib/mnist', () => {
   });
 });
 
-describe('examples/lib/report', () => {
+describe('experiments/lib/report', () => {
   it('formats numbers', () => {
     expect(fmt(0.000123)).toBe('1.23e-4');
     expect(fmt(12.345)).toBe('12.3');
@@ -114,7 +109,7 @@ describe('examples/lib/report', () => {
   });
 });
 
-describe('examples/lib/cli', () => {
+describe('experiments/lib/cli', () => {
   const defaults = { depth: 20, quick: false, out: 'reports/x', maxEpochs: 3 };
 
   it('parses --flag value, --flag=value, booleans and kebab-case', () => {
@@ -132,7 +127,7 @@ describe('examples/lib/cli', () => {
   });
 });
 
-describe('examples/lib/charts specs', () => {
+describe('experiments/lib/charts specs', () => {
   it('a log-y line chart drops points a log axis cannot show', () => {
     const spec = lineChart(
       [
@@ -154,5 +149,62 @@ describe('examples/lib/charts specs', () => {
     const facet = smallMultiples(lineChart([{ series: 's', x: 0, y: 1 }]), 'series');
     expect(facet.facet).toMatchObject({ field: 'series' });
     expect(facet.spec).toMatchObject({ mark: { type: 'line' } });
+  });
+});
+
+describe('experiments/lib/random', () => {
+  it('withSeededMathRandom draws mulberry32(seed) and restores Math.random, also on a throw', async () => {
+    const original = Math.random;
+    const drawn = await withSeededMathRandom(9, async () => [Math.random(), Math.random()]);
+    const expected = mulberry32(9);
+    expect(drawn).toEqual([expected(), expected()]);
+    expect(Math.random).toBe(original);
+    await expect(
+      withSeededMathRandom(9, async () => {
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
+    expect(Math.random).toBe(original);
+  });
+});
+
+describe('experiments/lib/progress', () => {
+  const sink = () => {
+    const lines: string[] = [];
+    return { lines, stream: { write: (s: string) => lines.push(s) !== 0 } as never };
+  };
+
+  it('without a TTY prints a plain line at each boundary, with done/total, elapsed and ETA', () => {
+    const { lines, stream } = sink();
+    const p = new Progress(4, { label: 'exp', stream, style: 'lines', intervalMs: 60_000 });
+    p.boundary('config a started');
+    p.tick(2, 'config a epoch 2');
+    expect(lines).toHaveLength(1); // ticks within the interval stay quiet
+    p.boundary('config b started');
+    p.done();
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toBe('[exp] config a started | 0/4 (0%) elapsed 0s\n');
+    expect(lines[1]).toMatch(/^\[exp\] config b started \| 2\/4 \(50%\) elapsed 0s ETA 0s\n$/);
+    expect(lines[2]).toMatch(/^\[exp\] done \| 4\/4 \(100%\) elapsed \d+s\n$/);
+    expect(lines.join('')).not.toMatch(/\r/);
+  });
+
+  it('without a TTY prints a line once the interval has passed, saying what runs', async () => {
+    const { lines, stream } = sink();
+    const p = new Progress(10, { label: 'exp', stream, style: 'lines', intervalMs: 20 });
+    p.tick(1, 'working');
+    expect(lines).toHaveLength(0);
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(lines.length).toBeGreaterThanOrEqual(1);
+    expect(lines[0]).toMatch(/^\[exp\] working \| 1\/10 \(10%\) elapsed 0s ETA 0s\n$/);
+    p.done();
+  });
+
+  it('picks bar on a TTY, lines elsewhere, and DROPNORM_PROGRESS wins', () => {
+    expect(progressStyle({ isTTY: true }, {})).toBe('bar');
+    expect(progressStyle({ isTTY: false }, {})).toBe('lines');
+    expect(progressStyle({ isTTY: true }, { DROPNORM_PROGRESS: 'lines' })).toBe('lines');
+    expect(duration(75)).toBe('1m15s');
+    expect(duration(8.2)).toBe('8s');
   });
 });

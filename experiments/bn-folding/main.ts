@@ -4,42 +4,50 @@
  * compare the two models on the active backend: max abs output difference, parameter count,
  * model.json + weights size, and predict latency (median of interleaved runs).
  *
- *   npx tsx examples/bn-folding.ts [--quick] [--backend cpu|wasm] [--out reports/bn-folding]
+ *   npm run experiment:bn-folding -- [--quick] [--backend cpu|wasm] [--out reports/bn-folding]
  *
  * Training always runs on cpu (the wasm backend has no Conv2DBackpropFilter); the measurements run
  * on the backend `pickBackend` chooses (wasm when installed, or `--backend`).
  */
 import * as tf from '@tensorflow/tfjs';
-import { foldBatchNorm, layers as dn } from 'tfjs-dropnorm';
-import { pickBackend } from 'tfjs-dropnorm/node';
-import { parseArgs } from './lib/cli';
-import { mnistSplit, toTensors } from './lib/mnist';
-import { ProgressBar } from './lib/progress';
-import { fmt, formatTable, markdownTable, writeMarkdown, writeResults } from './lib/report';
+import { foldBatchNorm, layers as dn, mixSeed } from 'tfjs-dropnorm';
+import { useBackend } from '../lib/backend';
+import { parseArgs } from '../lib/cli';
+import { mnistSplit, toTensors } from '../lib/mnist';
+import { Progress } from '../lib/progress';
+import { SEED_PURPOSE, withSeededMathRandom } from '../lib/random';
+import { fmt, formatTable, markdownTable, writeMarkdown, writeResults } from '../lib/report';
+import { interleaved } from '../lib/timing';
 
-const args = parseArgs(
-  {
-    quick: false,
-    backend: '',
-    out: 'reports/bn-folding',
-    seed: 1,
-    runs: 41,
-    trainPerClass: 200,
-    epochs: 2,
-    batch: 64,
-  },
-  process.argv.slice(2),
-  { usage: 'npx tsx examples/bn-folding.ts [--quick] [--backend cpu|wasm]' },
-);
-if (args.quick) {
-  args.runs = Math.min(args.runs, 21);
-  args.trainPerClass = Math.min(args.trainPerClass, 30);
-  args.epochs = 1;
+const DEFAULTS = {
+  quick: false,
+  backend: '',
+  out: 'reports/bn-folding',
+  seed: 1,
+  runs: 41,
+  trainPerClass: 200,
+  epochs: 2,
+  batch: 64,
+};
+
+function parseOptions(argv: readonly string[]): typeof DEFAULTS {
+  const args = parseArgs(DEFAULTS, argv, {
+    usage: 'npm run experiment:bn-folding -- [--quick] [--backend cpu|wasm]',
+  });
+  if (args.quick) {
+    args.runs = Math.min(args.runs, 21);
+    args.trainPerClass = Math.min(args.trainPerClass, 30);
+    args.epochs = 1;
+  }
+  return args;
 }
+
+const initializer = (seed: number, k: number) =>
+  tf.initializers.heNormal({ seed: mixSeed(seed, SEED_PURPOSE.init, k) });
 
 /** conv (no bias) → BN → ReLU, twice, then a Dense → BN → ReLU head: the ResNet-style pattern. */
 function cnn(seed: number): tf.LayersModel {
-  const init = (k: number) => tf.initializers.heNormal({ seed: seed + k });
+  const init = (k: number) => initializer(seed, k);
   return tf.sequential({
     name: 'cnn',
     layers: [
@@ -75,7 +83,7 @@ function cnn(seed: number): tf.LayersModel {
 
 /** Dense → BN → ReLU blocks with the built-in BatchNormalization. */
 function mlp(seed: number): tf.LayersModel {
-  const init = (k: number) => tf.initializers.heNormal({ seed: seed + k });
+  const init = (k: number) => initializer(seed, k);
   const layers: tf.layers.Layer[] = [];
   [256, 128, 64].forEach((units, i) => {
     layers.push(
@@ -115,50 +123,13 @@ async function savedSize(model: tf.LayersModel): Promise<{ json: number; weights
   return sizes;
 }
 
-/** Mean ms of `reps` back-to-back predict calls, each read back (so the work is done). */
-async function timeCalls(model: tf.LayersModel, x: tf.Tensor, reps: number): Promise<number> {
-  const start = performance.now();
-  for (let i = 0; i < reps; i++) {
+/** One predict of `x`, read back so the work is done. */
+function predictOnce(model: tf.LayersModel, x: tf.Tensor): () => Promise<void> {
+  return async () => {
     const y = model.predict(x) as tf.Tensor;
     await y.data();
     y.dispose();
-  }
-  return (performance.now() - start) / reps;
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-/**
- * Median predict latency of each model, and the median of the per-pair ratios b/a. Samples are
- * interleaved (a, b, b, a, …) so load changes hit both; each sample averages enough calls to last
- * ~25 ms, so timer and scheduler jitter stay small. The paired ratio is the robust number on a
- * shared machine: a load spike slows both samples of a pair.
- */
-async function interleavedLatency(
-  a: tf.LayersModel,
-  b: tf.LayersModel,
-  x: tf.Tensor,
-  runs: number,
-): Promise<[number, number, number]> {
-  await timeCalls(a, x, 3);
-  await timeCalls(b, x, 3);
-  const reps = Math.max(1, Math.ceil(25 / (await timeCalls(a, x, 3))));
-  const ta: number[] = [];
-  const tb: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    if (i % 2 === 0) {
-      ta.push(await timeCalls(a, x, reps));
-      tb.push(await timeCalls(b, x, reps));
-    } else {
-      tb.push(await timeCalls(b, x, reps));
-      ta.push(await timeCalls(a, x, reps));
-    }
-  }
-  return [median(ta), median(tb), median(tb.map((t, i) => t / ta[i]))];
+  };
 }
 
 interface Row {
@@ -180,7 +151,11 @@ interface Row {
 }
 
 async function main(): Promise<void> {
-  await tf.setBackend('cpu');
+  const args = parseOptions(process.argv.slice(2));
+  // Training on cpu: the wasm backend of tfjs 4.22 has no Conv2DBackpropFilter kernel.
+  await useBackend('cpu', (line) =>
+    console.error(`${line}, for training (wasm cannot train convs)`),
+  );
   const { train, heldOut } = mnistSplit({
     trainPerClass: args.trainPerClass,
     heldOutPerClass: 50,
@@ -188,6 +163,8 @@ async function main(): Promise<void> {
   });
   const trainT = toTensors(train);
   const testT = toTensors(heldOut);
+  const stepsPerModel = Math.ceil(train.n / 32) * args.epochs;
+  const progress = new Progress(2 * stepsPerModel + 8, { label: 'bn-folding' });
 
   const trained: tf.LayersModel[] = [];
   for (const make of [cnn, mlp]) {
@@ -197,19 +174,19 @@ async function main(): Promise<void> {
       loss: 'categoricalCrossentropy',
       metrics: ['acc'],
     });
-    const steps = Math.ceil(train.n / 32) * args.epochs;
-    const bar = new ProgressBar(steps, { label: `train ${model.name} (cpu)` });
-    await model.fit(trainT.xs, trainT.ys, {
-      epochs: args.epochs,
-      batchSize: 32,
-      verbose: 0,
-      callbacks: { onBatchEnd: async () => bar.tick() },
-    });
-    bar.done();
+    progress.boundary(`training the ${model.name} on cpu`);
+    await withSeededMathRandom(mixSeed(args.seed, SEED_PURPOSE.mathRandom), () =>
+      model.fit(trainT.xs, trainT.ys, {
+        epochs: args.epochs,
+        batchSize: 32,
+        verbose: 0,
+        callbacks: { onBatchEnd: async () => progress.tick() },
+      }),
+    );
     trained.push(model);
   }
 
-  const backend = await pickBackend({ backend: args.backend || undefined, argv: [] });
+  const backend = await useBackend(args.backend);
   const rows: Row[] = [];
   for (const model of trained) {
     for (const fuseActivations of [false, true]) {
@@ -225,9 +202,16 @@ async function main(): Promise<void> {
       tf.dispose([before, after]);
       const [s0, s1] = [await savedSize(model), await savedSize(folded)];
       for (const batch of [1, args.batch]) {
+        progress.boundary(
+          `latency of the ${model.name}, ${fuseActivations ? 'fused' : 'folded'}, batch ${batch}`,
+        );
         const xb = tf.slice(x, 0, batch);
-        const [t0, t1, ratio] = await interleavedLatency(model, folded, xb, args.runs);
+        const timing = await interleaved(predictOnce(folded, xb), predictOnce(model, xb), {
+          runs: args.runs,
+          minSampleMs: 25,
+        });
         xb.dispose();
+        progress.tick();
         rows.push({
           model: model.name,
           variant: fuseActivations ? 'folded + fused activations' : 'folded',
@@ -241,8 +225,8 @@ async function main(): Promise<void> {
           params: [model.countParams(), folded.countParams()],
           jsonBytes: [s0.json, s1.json],
           weightBytes: [s0.weights, s1.weights],
-          latencyMs: [t0, t1],
-          latencyRatio: ratio,
+          latencyMs: [timing.b.median, timing.a.median],
+          latencyRatio: timing.pairedRatio,
           batch,
         });
       }
@@ -283,6 +267,7 @@ async function main(): Promise<void> {
     markdownTable(header, table),
     '',
   ].join('\n');
+  progress.done();
   writeMarkdown(args.out, md);
   writeResults(args.out, { backend, tfjs: tf.version.tfjs, args, rows });
   console.log(`\nreport: ${args.out}/report.md`);

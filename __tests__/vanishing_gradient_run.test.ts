@@ -1,13 +1,13 @@
 /**
- * Runs examples/vanishing-gradient.ts --quick as a child process (vega is ESM-only, which jest's
- * CommonJS runtime cannot load) and checks the issue's claims from its results.json.
+ * Runs experiments/vanishing-gradient/main.ts --quick as a child process (vega is ESM-only, which jest's
+ * CommonJS runtime cannot load) and checks its claims from its results.json.
  */
 import { execFile } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { promisify } from 'util';
-import { readResults } from '../examples/lib/report';
+import { readResults } from '../experiments/lib/report';
 
 interface ConfigResult {
   name: string;
@@ -28,10 +28,10 @@ interface Results {
 
 const ROOT = path.resolve(__dirname, '..');
 // Only stops a hung run; speed is not asserted in unit tests (`npm run experiments -- --quick`
-// reports each example's wall time).
+// reports each experiment's wall time).
 const HANG_TIMEOUT_MS = 170_000;
 
-describe('examples/vanishing-gradient.ts --quick', () => {
+describe('experiments/vanishing-gradient --quick', () => {
   let out: string;
   let results: Results;
   let stdout: string;
@@ -45,7 +45,7 @@ describe('examples/vanishing-gradient.ts --quick', () => {
     out = fs.mkdtempSync(path.join(os.tmpdir(), 'vanishing-gradient-'));
     const run = await promisify(execFile)(
       'npx',
-      ['tsx', 'examples/vanishing-gradient.ts', '--quick', '--out', out],
+      ['tsx', 'experiments/vanishing-gradient/main.ts', '--quick', '--out', out],
       { cwd: ROOT, timeout: HANG_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 },
     );
     stdout = run.stdout;
@@ -78,7 +78,7 @@ describe('examples/vanishing-gradient.ts --quick', () => {
 
   it('relu + BatchNorm has its ratio within [0.1, 10] once training has started', () => {
     // At initialization a deep BN-ReLU net's gradient grows towards the input (Yang et al. 2019,
-    // "A Mean Field Theory of Batch Normalization"); the example reports that ratio as measured.
+    // "A Mean Field Theory of Batch Normalization"); the experiment reports that ratio as measured.
     const { ratioFinal } = config('relu+bn');
     expect(ratioFinal).toBeGreaterThanOrEqual(0.1);
     expect(ratioFinal).toBeLessThanOrEqual(10);

@@ -12,38 +12,43 @@
  * 2. A small MNIST MLP (Dense → BN → ReLU → Dense) trained with each batch size under each variant:
  *    held-out loss and accuracy.
  *
- *   npx tsx examples/bn-statistics.ts [--quick] [--backend cpu|wasm] [--out reports/bn-statistics]
+ *   npm run experiment:bn-statistics -- [--quick] [--backend cpu|wasm] [--out reports/bn-statistics]
  *
  * Writes a console table, <out>/report.md, <out>/results.json and SVG charts.
  */
 import * as tf from '@tensorflow/tfjs';
-import { layers as dn, recalibrateBatchNorm } from 'tfjs-dropnorm';
-import { pickBackend } from 'tfjs-dropnorm/node';
-import { barChart } from './lib/charts';
-import { parseArgs } from './lib/cli';
-import { mnistSplit, toTensors } from './lib/mnist';
-import { ProgressBar } from './lib/progress';
-import { fmt, formatTable, markdownTable, meanStd, pct, writeReport } from './lib/report';
+import { layers as dn, mixSeed, recalibrateBatchNorm } from 'tfjs-dropnorm';
+import { useBackend } from '../lib/backend';
+import { barChart } from '../lib/charts';
+import { parseArgs } from '../lib/cli';
+import { mnistSplit, toTensors } from '../lib/mnist';
+import { Progress } from '../lib/progress';
+import { SEED_PURPOSE } from '../lib/random';
+import { fmt, formatTable, markdownTable, pct, writeReport } from '../lib/report';
+import { meanStd } from '../lib/stats';
 
-const args = parseArgs(
-  {
-    quick: false,
-    backend: '',
-    out: 'reports/bn-statistics',
-    seed: 7,
-    steps: 3000,
-    trainPerClass: 200,
-    heldOutPerClass: 100,
-    epochs: 2,
-  },
-  process.argv.slice(2),
-  { usage: 'npx tsx examples/bn-statistics.ts [--quick] [--backend cpu|wasm]' },
-);
-if (args.quick) {
-  args.steps = Math.min(args.steps, 800);
-  args.trainPerClass = Math.min(args.trainPerClass, 60);
-  args.heldOutPerClass = Math.min(args.heldOutPerClass, 50);
-  args.epochs = 1;
+const DEFAULTS = {
+  quick: false,
+  backend: '',
+  out: 'reports/bn-statistics',
+  seed: 7,
+  steps: 3000,
+  trainPerClass: 200,
+  heldOutPerClass: 100,
+  epochs: 2,
+};
+
+function parseOptions(argv: readonly string[]): typeof DEFAULTS {
+  const args = parseArgs(DEFAULTS, argv, {
+    usage: 'npm run experiment:bn-statistics -- [--quick] [--backend cpu|wasm]',
+  });
+  if (args.quick) {
+    args.steps = Math.min(args.steps, 800);
+    args.trainPerClass = Math.min(args.trainPerClass, 60);
+    args.heldOutPerClass = Math.min(args.heldOutPerClass, 50);
+    args.epochs = 1;
+  }
+  return args;
 }
 
 const BATCH_SIZES = [2, 4, 8, 32];
@@ -134,29 +139,31 @@ interface TrainCell {
 }
 
 function mlp(variant: Variant, seed: number): tf.LayersModel {
+  const init = (k: number) => mixSeed(seed, SEED_PURPOSE.init, k);
   return tf.sequential({
     layers: [
       tf.layers.dense({
         inputShape: [784],
         units: 64,
         useBias: false,
-        kernelInitializer: tf.initializers.heNormal({ seed }),
+        kernelInitializer: tf.initializers.heNormal({ seed: init(0) }),
       }),
       batchNormOf(variant),
       tf.layers.activation({ activation: 'relu' }),
       tf.layers.dense({
         units: 10,
         activation: 'softmax',
-        kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }),
+        kernelInitializer: tf.initializers.glorotUniform({ seed: init(1) }),
       }),
     ],
   });
 }
 
 async function main(): Promise<void> {
-  const backend = await pickBackend({ backend: args.backend || undefined, argv: [] });
+  const args = parseOptions(process.argv.slice(2));
+  const backend = await useBackend(args.backend);
   const ratios: RatioCell[] = [];
-  const progress = new ProgressBar(BATCH_SIZES.length * 2 + BATCH_SIZES.length * 4, {
+  const progress = new Progress(BATCH_SIZES.length * 2 + BATCH_SIZES.length * 4, {
     label: 'bn-statistics',
   });
 
@@ -168,16 +175,26 @@ async function main(): Promise<void> {
   const known = (step: number, size: number) =>
     tf.tidy(() =>
       tf.add(
-        tf.mul(tf.randomNormal([size, channels], 0, 1, 'float32', args.seed * 7919 + step), sd),
+        tf.mul(
+          tf.randomNormal(
+            [size, channels],
+            0,
+            1,
+            'float32',
+            mixSeed(args.seed, SEED_PURPOSE.data, step),
+          ),
+          sd,
+        ),
         mu,
       ),
     ) as tf.Tensor2D;
   const knownVariance = Float64Array.from(sigma, (s) => s * s);
   for (const b of BATCH_SIZES) {
+    progress.boundary(`running variance, N(μ, σ²), batch ${b}`);
     const r = await varianceRatios(known, knownVariance, b, args.steps);
     for (const v of VARIANTS)
       ratios.push({ source: 'N(μ, σ²)', batchSize: b, variant: v, ...stats(r[v]) });
-    progress.tick(1, `N(μ, σ²) batch ${b}`);
+    progress.tick(1);
   }
 
   // 1b. MNIST: a fixed random projection of the training digits to 16 features.
@@ -192,7 +209,13 @@ async function main(): Promise<void> {
   const projected = tf.tidy(() =>
     tf.matMul(
       trainT.xs,
-      tf.randomNormal([784, features], 0, 1 / Math.sqrt(784), 'float32', args.seed),
+      tf.randomNormal(
+        [784, features],
+        0,
+        1 / Math.sqrt(784),
+        'float32',
+        mixSeed(args.seed, SEED_PURPOSE.init),
+      ),
     ),
   ) as tf.Tensor2D;
   const mnistVariance = populationVariance(projected.dataSync() as Float32Array, train.n, features);
@@ -207,17 +230,19 @@ async function main(): Promise<void> {
       return tf.gather(projected, idx);
     }) as tf.Tensor2D;
   for (const b of BATCH_SIZES) {
+    progress.boundary(`running variance, MNIST features, batch ${b}`);
     const steps = Math.max(args.steps, Math.ceil(train.n / b));
     const r = await varianceRatios(mnistBatch, mnistVariance, b, steps);
     for (const v of VARIANTS)
       ratios.push({ source: 'MNIST', batchSize: b, variant: v, ...stats(r[v]) });
-    progress.tick(1, `MNIST batch ${b}`);
+    progress.tick(1);
   }
 
   // 2. Held-out loss and accuracy of an MLP trained with small batches under each variant.
   const training: TrainCell[] = [];
   for (const b of BATCH_SIZES) {
     for (const variant of VARIANTS.filter((v) => v !== 'recalibrated')) {
+      progress.boundary(`MLP, ${variant}, batch ${b}`);
       const model = mlp(variant, args.seed);
       model.compile({
         optimizer: tf.train.adam(3e-3),
@@ -242,7 +267,7 @@ async function main(): Promise<void> {
         training.push({ batchSize: b, variant: 'recalibrated', ...evaluate() });
       }
       model.dispose();
-      progress.tick(1, `MLP ${variant} batch ${b}`);
+      progress.tick(1);
     }
   }
   progress.done();
