@@ -386,7 +386,7 @@ describe('bad input: clear errors', () => {
 
   test('messages name the layer', () => {
     expect(() => layers.dropout({ rate: 2, name: 'drop_a' })).toThrow(
-      /^DropnormDropout 'drop_a': expected rate/,
+      /^Dropout 'drop_a': expected rate/,
     );
   });
 });

@@ -1,8 +1,10 @@
 import {
+  BASE_LAYER_ARGS,
   checkOptionKeys,
   describeLayer,
   DropnormValueError,
   nearestKey,
+  optionKeys,
   publicClassName,
 } from '../src/errors';
 
@@ -33,6 +35,46 @@ describe('checkOptionKeys', () => {
     expect(() => checkOptionKeys('f', { clipnorm: 1, zzz: 2 }, accepted, 'argument')).toThrow(
       "f: unknown arguments 'clipnorm' (did you mean 'clipNorm'?), 'zzz'. Accepted arguments:",
     );
+  });
+});
+
+describe('checkOptionKeys: shapes of the message', () => {
+  it('a layer: its own arguments first, then the tf.layers.Layer arguments as a group', () => {
+    expect(() =>
+      checkOptionKeys("Dropout 'd'", { sed: 1 }, [...BASE_LAYER_ARGS, 'seed', 'rate'], 'argument'),
+    ).toThrow(
+      "Dropout 'd': unknown argument 'sed' (did you mean 'seed'?). Accepted arguments: rate, seed, " +
+        'and the tf.layers.Layer arguments batchInputShape, batchSize, dtype, inputDType, ' +
+        'inputShape, name, trainable, weights.',
+    );
+  });
+
+  it('options that are not an object, and an owner that takes none', () => {
+    expect(() => checkOptionKeys('f', 0.5, ['rate'])).toThrow(
+      'f: expected options to be an object of named options, received: options=0.5. Pass them by name, e.g. {rate: …}.',
+    );
+    expect(() => checkOptionKeys('f', ['a'], ['rate'])).toThrow(DropnormValueError);
+    expect(() => checkOptionKeys('f', null, ['rate'])).not.toThrow();
+    expect(() => checkOptionKeys('g', { a: 1 }, [])).toThrow(
+      "g: unknown option 'a'. It takes no options.",
+    );
+  });
+});
+
+describe('optionKeys', () => {
+  it("lists an options type's keys (the compiler checks the list against the type)", () => {
+    interface Opts {
+      clipNorm?: number;
+      nonFinite?: 'skip';
+    }
+    expect(optionKeys<Opts>({ clipNorm: true, nonFinite: true })).toEqual([
+      'clipNorm',
+      'nonFinite',
+    ]);
+    // @ts-expect-error a key of Opts is missing
+    optionKeys<Opts>({ clipNorm: true });
+    // @ts-expect-error a key Opts does not have
+    optionKeys<Opts>({ clipNorm: true, nonFinite: true, clipnorm: true });
   });
 });
 

@@ -421,7 +421,7 @@ describe('foldBatchNorm: bad input', () => {
     model.layers[1].setWeights([g, b, m, tf.tensor1d([1, NaN])]);
     const before = snapshotWeights(model);
     expect(() => foldBatchNorm(model)).toThrow(
-      /moving_variance of BatchNorm layer 'bad_bn' to be finite.*NaN \(channel 1\)/,
+      /moving_variance of BatchNorm 'bad_bn' to be finite.*NaN \(channel 1\)/,
     );
     expect(snapshotWeights(model)).toEqual(before);
   });

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { BatchNorm, layers as dn, recalibrateBatchNorm } from 'tfjs-dropnorm';
-import { randn, snapshotWeights } from './fold_helpers';
+import { BatchNorm, DropnormValueError, layers as dn, recalibrateBatchNorm } from 'tfjs-dropnorm';
+import { randn, randomizeBatchNorms, snapshotWeights } from './fold_helpers';
 
 const REL = 1e-4;
 
@@ -163,7 +163,7 @@ describe('recalibrateBatchNorm', () => {
       /expected data to be a tf.Tensor, an array of tf.Tensor/,
     );
     await expect(recalibrateBatchNorm(model, [tf.zeros([2, 2]), tf.zeros([2, 2])])).rejects.toThrow(
-      /number of input tensors to equal the model's 1 inputs/,
+      /number of input tensors in data to equal the model's 1 inputs/,
     );
     await expect(recalibrateBatchNorm(model, tf.zeros([2, 2]), { batchSize: 0 })).rejects.toThrow(
       /batchSize to be an integer/,
@@ -175,6 +175,205 @@ describe('recalibrateBatchNorm', () => {
     const outer = tf.model({ inputs: input, outputs: model.apply(input) as tf.SymbolicTensor });
     await expect(recalibrateBatchNorm(outer, tf.zeros([4, 2]))).rejects.toThrow(
       /BatchNorm inside the nested model/,
+    );
+  });
+});
+
+/** Every weight of the model as bytes, for bit-for-bit comparisons. */
+function weightBytes(model: tf.LayersModel): Uint8Array[] {
+  return model.getWeights().map((w) => {
+    const d = w.dataSync();
+    return new Uint8Array(d.buffer.slice(d.byteOffset, d.byteOffset + d.byteLength));
+  });
+}
+
+/**
+ * Dense → BatchNorm (pack) → ReLU → Dense → BatchNormalization (built-in) → Dense, with random BN
+ * statistics far from any data's, so a BN that was written cannot pass for untouched.
+ */
+function twoBnModel(): tf.Sequential {
+  const model = tf.sequential({
+    layers: [
+      tf.layers.dense({ inputShape: [4], units: 3, name: 'dense1' }),
+      dn.batchNorm({ name: 'bn1' }),
+      tf.layers.activation({ activation: 'relu' }),
+      tf.layers.dense({ units: 2, name: 'dense2' }),
+      tf.layers.batchNormalization({ name: 'bn2' }),
+      tf.layers.dense({ units: 1 }),
+    ],
+  });
+  randomizeBatchNorms(model, 5);
+  return model;
+}
+
+/** Batches of `x` (4 samples each) from a generator. */
+function* batchesOf(x: tf.Tensor): Generator<tf.Tensor> {
+  for (let start = 0; start < x.shape[0]; start += 4) yield tf.slice(x, start, 4);
+}
+
+describe('recalibrateBatchNorm: all or nothing, with the cause of every failure', () => {
+  const x = randn([16, 4], 21, 3, 2);
+
+  /** Runs a failing recalibration: DropnormValueError with `message`, weights bit-identical, no leak. */
+  async function expectFailureLeavesModel(
+    model: tf.LayersModel,
+    run: () => Promise<unknown>,
+    message: RegExp,
+  ): Promise<Error> {
+    const before = weightBytes(model);
+    const tensors = tf.memory().numTensors;
+    let error: unknown;
+    try {
+      await run();
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(DropnormValueError);
+    expect((error as Error).message).toMatch(message);
+    expect(weightBytes(model)).toEqual(before);
+    expect(tf.memory().numTensors).toBe(tensors);
+    return error as Error;
+  }
+
+  it('a one-shot dataset: fails on the second pass with the fix, and the first BN is restored bit for bit', async () => {
+    const model = twoBnModel();
+    const bn1Before = model.getLayer('bn1').getWeights()[2].dataSync().slice();
+    const once = batchesOf(x);
+    const error = await expectFailureLeavesModel(
+      model,
+      () =>
+        recalibrateBatchNorm(
+          model,
+          tf.data.generator(() => once),
+        ),
+      /the dataset yielded 16 samples on its first pass and 0 on pass 2: it can be iterated only once.*Pass a fresh dataset that can be iterated again/,
+    );
+    // Before issue 11: BN1 was overwritten, then "elements per channel" was blamed.
+    expect(error.message).not.toMatch(/elements per channel/);
+    expect(model.getLayer('bn1').getWeights()[2].dataSync()).toEqual(bn1Before);
+    // The same data as a re-iterable dataset works, and does change BN1.
+    await recalibrateBatchNorm(
+      model,
+      tf.data.generator(() => batchesOf(x)),
+    );
+    expect(model.getLayer('bn1').getWeights()[2].dataSync()).not.toEqual(bn1Before);
+  });
+
+  it('an empty or an exhausted dataset: no samples, the fix named', async () => {
+    const model = twoBnModel();
+    const empty =
+      /the dataset yielded no samples: it is empty, or exhausted.*tf\.data\.array\(samples\)\.batch\(32\)/;
+    await expectFailureLeavesModel(
+      model,
+      () => recalibrateBatchNorm(model, tf.data.array<tf.Tensor>([]).batch(4)),
+      empty,
+    );
+    const used = batchesOf(x);
+    for (const t of used) t.dispose();
+    await expectFailureLeavesModel(
+      model,
+      () =>
+        recalibrateBatchNorm(
+          model,
+          tf.data.generator(() => used),
+        ),
+      empty,
+    );
+  });
+
+  it('a dataset that yields less on a later pass is refused', async () => {
+    const model = twoBnModel();
+    let pass = 0;
+    const half = tf.slice(x, 0, 8);
+    const shrinking = tf.data.generator(() => {
+      pass++;
+      return batchesOf(pass === 1 ? x : half);
+    });
+    await expectFailureLeavesModel(
+      model,
+      () => recalibrateBatchNorm(model, shrinking),
+      /yielded 16 samples on its first pass and 8 on pass 2: it must yield the same data at every pass/,
+    );
+  });
+
+  it('empty tensor data', async () => {
+    const model = twoBnModel();
+    const none = tf.zeros([0, 4]);
+    await expectFailureLeavesModel(
+      model,
+      () => recalibrateBatchNorm(model, none),
+      /expected data to hold at least one sample, received: data="0 samples \(shape \[0,4\]\)"/,
+    );
+  });
+
+  it('an unbatched dataset: call .batch(n)', async () => {
+    const model = twoBnModel();
+    const samples = tf.unstack(x);
+    await expectFailureLeavesModel(
+      model,
+      () => recalibrateBatchNorm(model, tf.data.array(samples)),
+      /shape of input 'dense1_input' in Dataset element 0 to have a batch axis first, received: .*=\[4\]\. The model's input 'dense1_input' takes \[null,4\]\. The dataset is not batched: call \.batch\(n\) on it/,
+    );
+  });
+
+  it('a wrong input shape, as tensors or as a dataset', async () => {
+    const model = twoBnModel();
+    const wrong = tf.zeros([8, 3]);
+    const wrongSamples = tf.unstack(wrong);
+    const expected =
+      /to match the model's input shape \[null,4\] \(null: any size\), received: .*=\[(8|4),3\]/;
+    await expectFailureLeavesModel(model, () => recalibrateBatchNorm(model, wrong), expected);
+    await expectFailureLeavesModel(
+      model,
+      () => recalibrateBatchNorm(model, tf.data.array(wrongSamples).batch(4)),
+      expected,
+    );
+  });
+
+  it.each([NaN, Infinity, -Infinity])('%s in one sample of the data', async (bad) => {
+    const model = twoBnModel();
+    const poisoned = tf.tidy(() => {
+      const mask = tf.oneHot(tf.tensor1d([9], 'int32'), 16).reshape([16, 1]);
+      return tf.where(tf.cast(tf.tile(mask, [1, 4]), 'bool'), tf.fill([16, 4], bad), x);
+    });
+    await expectFailureLeavesModel(
+      model,
+      () => recalibrateBatchNorm(model, poisoned, { batchSize: 4 }),
+      /the data holds NaN or Infinity \(in batch 2\), so the statistics of BatchNorm 'bn1' would not be finite/,
+    );
+  });
+
+  it('NaN that reaches only the second BN (data poisoned on pass 2): the first BN is restored', async () => {
+    const model = twoBnModel();
+    let pass = 0;
+    const poisonedLater = tf.data.generator(function* () {
+      pass++;
+      for (const b of batchesOf(x)) {
+        if (pass === 1) {
+          yield b;
+        } else {
+          const poisoned = tf.mul(b, NaN);
+          b.dispose();
+          yield poisoned;
+        }
+      }
+    });
+    await expectFailureLeavesModel(
+      model,
+      () => recalibrateBatchNorm(model, poisonedLater),
+      /the data holds NaN or Infinity \(in batch 0\), so the statistics of BatchNormalization 'bn2'/,
+    );
+  });
+
+  it('finite data that overflows before the second BN names the model, not the data', async () => {
+    const model = twoBnModel();
+    const dense2 = model.getLayer('dense2');
+    const [kernel, bias] = dense2.getWeights();
+    dense2.setWeights([tf.mul(tf.onesLike(kernel), 1e30), bias]);
+    await expectFailureLeavesModel(
+      model,
+      () => recalibrateBatchNorm(model, x),
+      /the statistics of BatchNormalization 'bn2' are not finite in channel 0 \(batch 0\) although the data is: the values reaching it overflow float32/,
     );
   });
 });

@@ -43,7 +43,7 @@ export function invalidArgument(
  * The arguments of the base `tf.layers.Layer` (what every layer accepts and what tfjs's
  * `Layer.getConfig` writes), accepted by every layer of the pack on top of its own.
  */
-export const BASE_LAYER_ARGS: readonly string[] = [
+export const BASE_LAYER_ARGS = [
   'name',
   'trainable',
   'inputShape',
@@ -52,7 +52,20 @@ export const BASE_LAYER_ARGS: readonly string[] = [
   'dtype',
   'weights',
   'inputDType',
-];
+] as const;
+
+/**
+ * The keys of an options type `T`, written once as `{ key: true, … }` so that the compiler checks
+ * the list against the type: a key of `T` missing here, or a key here that `T` lacks, is a type
+ * error. Adding an option is then one line in its interface and one line here, and tsc says where.
+ *
+ * ```ts
+ * const CLIP_OPTIONS = optionKeys<ClipOptions>({ clipNorm: true, clipValue: true, … });
+ * ```
+ */
+export function optionKeys<T extends object>(keys: { [K in keyof T]-?: true }): readonly string[] {
+  return Object.keys(keys);
+}
 
 /** Edit distance between two strings (insertions, deletions, substitutions). */
 function editDistance(a: string, b: string): number {
@@ -88,9 +101,11 @@ export function nearestKey(key: string, accepted: readonly string[]): string | u
 /**
  * Rejects option keys `owner` does not know (Keras rejects unknown keyword arguments; a silently
  * ignored `clipnorm` or `block_size` would train with the default instead). Keys whose value is
- * `undefined` count as absent. The message lists the accepted keys and suggests the nearest one.
+ * `undefined` count as absent. The message lists the accepted keys (a layer's own first, then the
+ * base `tf.layers.Layer` arguments) and suggests the nearest one. Options that are not an object
+ * (`layers.dropout(0.5)`, Keras's positional style) are rejected too.
  * @param owner who complains, e.g. `clipOptimizer` or `Dropout 'drop_a'`.
- * @param options what the user passed (not checked when null or not an object).
+ * @param options what the user passed (nothing to check when undefined or null).
  * @param accepted every key `owner` understands.
  * @param what how the message calls the keys: 'option' (functions) or 'argument' (layers).
  */
@@ -100,7 +115,17 @@ export function checkOptionKeys(
   accepted: readonly string[],
   what: 'option' | 'argument' = 'option',
 ): void {
-  if (options == null || typeof options !== 'object' || Array.isArray(options)) return;
+  if (options == null) return;
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    const example = accepted.filter((k) => !(BASE_LAYER_ARGS as readonly string[]).includes(k))[0];
+    throw invalidArgument(
+      owner,
+      `${what}s`,
+      options,
+      `to be an object of named ${what}s`,
+      example ? `Pass them by name, e.g. {${example}: …}.` : undefined,
+    );
+  }
   const unknown = Object.keys(options).filter(
     (k) => !accepted.includes(k) && (options as Record<string, unknown>)[k] !== undefined,
   );
@@ -109,10 +134,23 @@ export function checkOptionKeys(
     const near = nearestKey(k, accepted);
     return near ? `'${k}' (did you mean '${near}'?)` : `'${k}'`;
   });
-  const list = [...accepted].sort().join(', ');
   throw new DropnormValueError(
     `${owner}: unknown ${what}${unknown.length > 1 ? 's' : ''} ${hints.join(', ')}. ` +
-      `Accepted ${what}s: ${list}.`,
+      acceptedList(accepted, what),
+  );
+}
+
+/** "Accepted options: a, b." with the base Layer arguments, when all present, named as a group. */
+function acceptedList(accepted: readonly string[], what: 'option' | 'argument'): string {
+  if (accepted.length === 0) return `It takes no ${what}s.`;
+  const base: readonly string[] = BASE_LAYER_ARGS;
+  const hasBase = base.every((k) => accepted.includes(k));
+  const own = hasBase ? accepted.filter((k) => !base.includes(k)) : [...accepted];
+  const list = own.sort().join(', ');
+  if (!hasBase) return `Accepted ${what}s: ${list}.`;
+  return (
+    `Accepted ${what}s: ${list ? `${list}, and ` : ''}the tf.layers.Layer arguments ` +
+    `${[...base].sort().join(', ')}.`
   );
 }
 

@@ -5,7 +5,8 @@ import {
   checkNoiseShapeFits,
   resolveNoiseShape,
 } from '../ops/dropout';
-import { ActivationNoiseLayer, StochasticLayerArgs } from './stochastic';
+import { optionKeys } from '../errors';
+import { ActivationNoiseLayer, StochasticLayer, StochasticLayerArgs } from './stochastic';
 import { singleShape } from './util';
 
 /** Arguments of {@link AlphaDropout}. */
@@ -29,6 +30,11 @@ export interface AlphaDropoutArgs extends StochasticLayerArgs {
 export class AlphaDropout extends ActivationNoiseLayer {
   /** Serialization name: distinct from the built-in's 'AlphaDropout'. */
   static className = 'DropnormAlphaDropout';
+  /** Constructor arguments: {@link StochasticLayer.acceptedArgs} plus `noiseShape`. */
+  static override readonly acceptedArgs: readonly string[] = [
+    ...StochasticLayer.acceptedArgs,
+    ...optionKeys<Omit<AlphaDropoutArgs, keyof StochasticLayerArgs>>({ noiseShape: true }),
+  ];
 
   readonly noiseShape: (number | null)[] | null;
 
@@ -39,7 +45,7 @@ export class AlphaDropout extends ActivationNoiseLayer {
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
-    checkNoiseShapeFits(this.describe(), singleShape(inputShape), this.noiseShape);
+    checkNoiseShapeFits(this.describe(), singleShape(inputShape, this.describe()), this.noiseShape);
     this.built = true;
   }
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { invalidArgument } from '../errors';
+import { BASE_LAYER_ARGS, describeLayer, invalidArgument, optionKeys } from '../errors';
 import {
   batchMoments,
   besselFactor,
@@ -17,7 +17,7 @@ import {
   getRegularizer,
   serializeKerasObject,
 } from './keras_objects';
-import { Kwargs, singleShape, singleTensor } from './util';
+import { Kwargs, checkLayerArgs, singleShape, singleTensor } from './util';
 
 type BuiltinBatchNormArgs = NonNullable<Parameters<typeof tf.layers.batchNormalization>[0]>;
 
@@ -64,6 +64,29 @@ const VARIANCE_CORRECTIONS: readonly VarianceCorrection[] = ['unbiased', 'biased
 export class BatchNorm extends tf.layers.Layer {
   /** Serialization name: distinct from the built-in's 'BatchNormalization', which it must not replace. */
   static className = 'DropnormBatchNorm';
+  /**
+   * The constructor arguments (and config keys) BatchNorm accepts: the base `tf.layers.Layer`
+   * arguments and the ones below; anything else is an error. Add a new argument here.
+   */
+  static readonly acceptedArgs: readonly string[] = [
+    ...BASE_LAYER_ARGS,
+    ...optionKeys<Omit<BatchNormArgs, (typeof BASE_LAYER_ARGS)[number]>>({
+      axis: true,
+      momentum: true,
+      epsilon: true,
+      center: true,
+      scale: true,
+      betaInitializer: true,
+      gammaInitializer: true,
+      movingMeanInitializer: true,
+      movingVarianceInitializer: true,
+      betaConstraint: true,
+      gammaConstraint: true,
+      betaRegularizer: true,
+      gammaRegularizer: true,
+      varianceCorrection: true,
+    }),
+  ];
 
   readonly axis: number;
   readonly momentum: number | null;
@@ -88,6 +111,7 @@ export class BatchNorm extends tf.layers.Layer {
 
   constructor(args: BatchNormArgs = {}) {
     super(args as tf.serialization.ConfigDict);
+    checkLayerArgs(this, args);
     this.supportsMasking = true;
     const owner = this.describe();
     this.axis = args.axis ?? -1;
@@ -136,7 +160,7 @@ export class BatchNorm extends tf.layers.Layer {
   }
 
   private describe(): string {
-    return `BatchNorm '${this.name}'`;
+    return describeLayer(this);
   }
 
   /** The channel axis, made non-negative for an input of rank `rank`. */

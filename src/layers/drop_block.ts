@@ -1,9 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import { invalidArgument } from '../errors';
+import { invalidArgument, optionKeys } from '../errors';
 import { DataFormat, dropBlock2d } from '../ops/dropout';
-import { checkDataFormat } from './spatial_dropout';
 import { StochasticLayer, StochasticLayerArgs } from './stochastic';
-import { Kwargs, singleShape, singleTensor } from './util';
+import { Kwargs, checkDataFormat, singleShape, singleTensor } from './util';
 
 /** Arguments of {@link DropBlock2D}. */
 export interface DropBlock2DArgs extends StochasticLayerArgs {
@@ -30,6 +29,14 @@ export interface DropBlock2DArgs extends StochasticLayerArgs {
 export class DropBlock2D extends StochasticLayer {
   /** Serialization name of the pack's DropBlock. */
   static className = 'DropnormDropBlock2D';
+  /** Constructor arguments: {@link StochasticLayer.acceptedArgs} plus `blockSize` and `dataFormat`. */
+  static override readonly acceptedArgs: readonly string[] = [
+    ...StochasticLayer.acceptedArgs,
+    ...optionKeys<Omit<DropBlock2DArgs, keyof StochasticLayerArgs>>({
+      blockSize: true,
+      dataFormat: true,
+    }),
+  ];
 
   readonly blockSize: number;
   readonly dataFormat: DataFormat;
@@ -80,7 +87,7 @@ export class DropBlock2D extends StochasticLayer {
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
-    const shape = singleShape(inputShape);
+    const shape = singleShape(inputShape, this.describe());
     this.checkShape(shape);
     this.inputSpec = [new tf.InputSpec({ ndim: 4 })];
     this.built = true;
@@ -88,7 +95,7 @@ export class DropBlock2D extends StochasticLayer {
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
     return tf.tidy(() => {
-      const x = singleTensor(inputs);
+      const x = singleTensor(inputs, this.describe());
       if (!this.noiseActive(kwargs)) return x;
       this.checkShape(x.shape);
       const seed = this.nextSeed();

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { invalidArgument } from '../errors';
+import { invalidArgument, optionKeys } from '../errors';
 import { dropConnect } from '../ops/dropout';
 import { mixSeed } from '../random';
 import {
@@ -64,6 +64,27 @@ function getActivation(owner: string, identifier: unknown): ActivationFn {
 export class DropConnectDense extends StochasticLayer {
   /** Serialization name of the pack's DropConnect dense layer. */
   static className = 'DropnormDropConnectDense';
+  /**
+   * Constructor arguments: {@link StochasticLayer.acceptedArgs}, every argument of
+   * `tf.layers.dense`, and `dropBias`.
+   */
+  static override readonly acceptedArgs: readonly string[] = [
+    ...StochasticLayer.acceptedArgs,
+    ...optionKeys<Omit<DropConnectDenseArgs, keyof StochasticLayerArgs>>({
+      units: true,
+      activation: true,
+      useBias: true,
+      kernelInitializer: true,
+      biasInitializer: true,
+      inputDim: true,
+      kernelConstraint: true,
+      biasConstraint: true,
+      kernelRegularizer: true,
+      biasRegularizer: true,
+      activityRegularizer: true,
+      dropBias: true,
+    }),
+  ];
 
   readonly units: number;
   readonly useBias: boolean;
@@ -104,7 +125,7 @@ export class DropConnectDense extends StochasticLayer {
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
-    const shape = singleShape(inputShape);
+    const shape = singleShape(inputShape, this.describe());
     const inputDim = shape[shape.length - 1];
     if (shape.length < 2 || inputDim == null) {
       throw invalidArgument(
@@ -141,14 +162,14 @@ export class DropConnectDense extends StochasticLayer {
   }
 
   override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
-    const shape = singleShape(inputShape).slice();
+    const shape = singleShape(inputShape, this.describe()).slice();
     shape[shape.length - 1] = this.units;
     return shape;
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
     return tf.tidy(() => {
-      const x = singleTensor(inputs);
+      const x = singleTensor(inputs, this.describe());
       let kernel = (this.kernel as tf.LayerVariable).read();
       let bias = this.bias?.read() ?? null;
       if (this.noiseActive(kwargs)) {

@@ -23,7 +23,7 @@ export class DropPath extends ActivationNoiseLayer {
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
-    const shape = singleShape(inputShape);
+    const shape = singleShape(inputShape, this.describe());
     if (shape.length < 2) {
       throw invalidArgument(
         this.describe(),

@@ -1,12 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
-import { invalidArgument } from '../errors';
+import { invalidArgument, optionKeys } from '../errors';
 import {
   checkNoiseShapeArg,
   checkNoiseShapeFits,
   dropout,
   resolveNoiseShape,
 } from '../ops/dropout';
-import { ActivationNoiseLayer, StochasticLayerArgs } from './stochastic';
+import { ActivationNoiseLayer, StochasticLayer, StochasticLayerArgs } from './stochastic';
 import { singleShape } from './util';
 
 /** How dropout keeps the expected activation: scale in training, or scale at inference. */
@@ -44,6 +44,11 @@ export interface DropoutArgs extends StochasticLayerArgs {
 export class Dropout extends ActivationNoiseLayer {
   /** Serialization name: distinct from the built-in's 'Dropout', which it must not replace. */
   static className = 'DropnormDropout';
+  /** Constructor arguments: {@link StochasticLayer.acceptedArgs} plus `noiseShape` and `mode`. */
+  static override readonly acceptedArgs: readonly string[] = [
+    ...StochasticLayer.acceptedArgs,
+    ...optionKeys<Omit<DropoutArgs, keyof StochasticLayerArgs>>({ noiseShape: true, mode: true }),
+  ];
 
   readonly noiseShape: (number | null)[] | null;
   readonly mode: DropoutMode;
@@ -65,7 +70,7 @@ export class Dropout extends ActivationNoiseLayer {
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
-    checkNoiseShapeFits(this.describe(), singleShape(inputShape), this.noiseShape);
+    checkNoiseShapeFits(this.describe(), singleShape(inputShape, this.describe()), this.noiseShape);
     this.built = true;
   }
 

@@ -3,26 +3,15 @@
  * they share one file, as in Keras (`keras/src/layers/regularization/spatial_dropout.py`).
  */
 import * as tf from '@tensorflow/tfjs';
-import { invalidArgument } from '../errors';
+import { invalidArgument, optionKeys } from '../errors';
 import { DataFormat, spatialDropout } from '../ops/dropout';
-import { ActivationNoiseLayer, StochasticLayerArgs } from './stochastic';
-import { singleShape } from './util';
-
-const DATA_FORMATS: readonly DataFormat[] = ['channelsLast', 'channelsFirst'];
+import { ActivationNoiseLayer, StochasticLayer, StochasticLayerArgs } from './stochastic';
+import { checkDataFormat, singleShape } from './util';
 
 /** Arguments of {@link SpatialDropout1D}, {@link SpatialDropout2D} and {@link SpatialDropout3D}. */
 export interface SpatialDropoutArgs extends StochasticLayerArgs {
   /** Where the channels are: `'channelsLast'` (default, `[N, …, C]`) or `'channelsFirst'`. */
   dataFormat?: DataFormat;
-}
-
-/** Checks a `dataFormat` argument and returns it (default channels-last). */
-export function checkDataFormat(owner: string, value: unknown): DataFormat {
-  const dataFormat = (value ?? 'channelsLast') as DataFormat;
-  if (!DATA_FORMATS.includes(dataFormat)) {
-    throw invalidArgument(owner, 'dataFormat', value, "to be 'channelsLast' or 'channelsFirst'");
-  }
-  return dataFormat;
 }
 
 /**
@@ -33,6 +22,11 @@ export function checkDataFormat(owner: string, value: unknown): DataFormat {
  * Inference is the identity.
  */
 abstract class SpatialDropoutBase extends ActivationNoiseLayer {
+  /** Constructor arguments: {@link StochasticLayer.acceptedArgs} plus `dataFormat`. */
+  static override readonly acceptedArgs: readonly string[] = [
+    ...StochasticLayer.acceptedArgs,
+    ...optionKeys<Omit<SpatialDropoutArgs, keyof StochasticLayerArgs>>({ dataFormat: true }),
+  ];
   readonly dataFormat: DataFormat;
   /** Number of spatial axes: 1, 2 or 3. */
   protected abstract readonly spatialRank: number;
@@ -50,7 +44,7 @@ abstract class SpatialDropoutBase extends ActivationNoiseLayer {
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
-    const shape = singleShape(inputShape);
+    const shape = singleShape(inputShape, this.describe());
     const rank = this.spatialRank + 2;
     if (shape.length !== rank) {
       throw invalidArgument(

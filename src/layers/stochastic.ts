@@ -3,10 +3,10 @@
  * switch `mcPredict` uses. Not registered itself (it is abstract); subclasses are.
  */
 import * as tf from '@tensorflow/tfjs';
-import { invalidArgument } from '../errors';
+import { BASE_LAYER_ARGS, describeLayer, invalidArgument, optionKeys } from '../errors';
 import { checkRate } from '../ops/dropout';
 import { SeedStream } from '../random';
-import { Kwargs, singleTensor } from './util';
+import { Kwargs, checkLayerArgs, singleTensor } from './util';
 
 /** Arguments every `tf.layers.Layer` takes (name, inputShape, trainable, dtype, …). */
 export type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
@@ -27,8 +27,21 @@ export interface StochasticLayerArgs extends LayerArgs {
 /**
  * A layer that injects noise in training (`training: true`, e.g. in `model.fit`) and is a fixed
  * function at inference; `mcActive` keeps the noise on at inference (Monte-Carlo dropout).
+ *
+ * Unknown constructor arguments are errors (as in Keras): the constructor accepts exactly the keys
+ * of the class's static {@link StochasticLayer.acceptedArgs}. A subclass with arguments of its
+ * own extends its base's list: `static override readonly acceptedArgs = [...Base.acceptedArgs, 'k']`.
  */
 export abstract class StochasticLayer extends tf.layers.Layer {
+  /**
+   * The constructor arguments (and config keys) this class accepts: the base `tf.layers.Layer`
+   * arguments, plus `rate` and `seed`; each subclass adds its own to its base's list.
+   */
+  static readonly acceptedArgs: readonly string[] = [
+    ...BASE_LAYER_ARGS,
+    ...optionKeys<Omit<StochasticLayerArgs, keyof LayerArgs>>({ rate: true, seed: true }),
+  ];
+
   readonly rate: number;
   readonly seed: number | undefined;
   /**
@@ -40,7 +53,8 @@ export abstract class StochasticLayer extends tf.layers.Layer {
 
   constructor(args: StochasticLayerArgs) {
     super(args);
-    const owner = `${this.getClassName()} '${this.name}'`;
+    checkLayerArgs(this, args);
+    const owner = this.describe();
     checkRate(owner, args.rate);
     if (args.seed != null && (typeof args.seed !== 'number' || !Number.isFinite(args.seed))) {
       throw invalidArgument(
@@ -57,9 +71,9 @@ export abstract class StochasticLayer extends tf.layers.Layer {
     this.supportsMasking = true;
   }
 
-  /** `<ClassName> '<layer name>'`, the owner named in error messages. */
+  /** `<public class> '<layer name>'` (e.g. `Dropout 'drop_a'`), the owner named in error messages. */
   protected describe(): string {
-    return `${this.getClassName()} '${this.name}'`;
+    return describeLayer(this);
   }
 
   /** Whether this call draws noise: training, or a Monte-Carlo prediction. */
@@ -110,7 +124,7 @@ export abstract class ActivationNoiseLayer extends StochasticLayer {
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
     return tf.tidy(() => {
-      const x = singleTensor(inputs);
+      const x = singleTensor(inputs, this.describe());
       if (!this.noiseActive(kwargs)) return this.inference(x);
       const seed = this.nextSeed();
       if (this.rate === 0) return x;

@@ -3,7 +3,7 @@
  * parameters, shared by the model transforms.
  */
 import * as tf from '@tensorflow/tfjs';
-import { invalidArgument } from '../errors';
+import { describeLayer, invalidArgument } from '../errors';
 import { BatchNorm } from '../layers/batch_norm';
 import { BatchNormStatistics } from '../ops/fold';
 import { VarianceCorrection } from '../ops/batch_norm';
@@ -70,7 +70,7 @@ export function readBatchNormStatistics(owner: string, layer: Layer): BatchNormS
   if (bad >= 0) {
     throw invalidArgument(
       owner,
-      `moving_variance of BatchNorm layer '${layer.name}'`,
+      `moving_variance of ${describeLayer(layer)}`,
       `${variance[bad]} (channel ${bad})`,
       'to be finite with moving_variance + epsilon > 0',
       'The running statistics are broken (e.g. training diverged); recompute them with recalibrateBatchNorm or retrain.',
@@ -81,7 +81,7 @@ export function readBatchNormStatistics(owner: string, layer: Layer): BatchNormS
     if (Array.from(t.dataSync()).some((v) => !Number.isFinite(v))) {
       throw invalidArgument(
         owner,
-        `every parameter of BatchNorm layer '${layer.name}'`,
+        `every parameter of ${describeLayer(layer)}`,
         'a non-finite value',
         'to be finite',
         'The layer holds NaN or Infinity; retrain or recalibrate it.',

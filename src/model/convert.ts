@@ -4,7 +4,7 @@
  * {@link rewriteModel}: a new model, the input untouched.
  */
 import * as tf from '@tensorflow/tfjs';
-import { invalidArgument } from '../errors';
+import { checkOptionKeys, invalidArgument, optionKeys } from '../errors';
 import { BatchNorm } from '../layers/batch_norm';
 import { Dropout } from '../layers/dropout';
 import { VarianceCorrection } from '../ops/batch_norm';
@@ -45,6 +45,11 @@ export function convertToDropnorm(
 ): tf.LayersModel {
   const owner = 'convertToDropnorm';
   assertLayersModel(owner, model);
+  checkOptionKeys(
+    owner,
+    options,
+    optionKeys<ConvertToDropnormOptions>({ varianceCorrection: true }),
+  );
   const varianceCorrection = options.varianceCorrection ?? 'unbiased';
   if (varianceCorrection !== 'unbiased' && varianceCorrection !== 'biased') {
     throw invalidArgument(

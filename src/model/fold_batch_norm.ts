@@ -3,6 +3,7 @@
  * `fuse_linear_bn_eval` level; the weight math is {@link foldBatchNormWeights} in `ops/fold`).
  */
 import * as tf from '@tensorflow/tfjs';
+import { checkOptionKeys, describeLayer, optionKeys } from '../errors';
 import {
   KernelLayout,
   batchNormAffine,
@@ -59,6 +60,9 @@ export interface FoldBatchNormOptions {
   fuseActivations?: boolean;
 }
 
+// The keys of FoldBatchNormOptions: add a new option here too (tsc checks the two agree).
+const FOLD_OPTIONS = optionKeys<FoldBatchNormOptions>({ fuseActivations: true });
+
 /** Result of {@link foldBatchNorm}. */
 export interface FoldBatchNormResult {
   /** The new model; the input model is untouched. */
@@ -87,10 +91,6 @@ interface LinearEdit {
   kernel: tf.Tensor;
   bias: tf.Tensor | null;
   changed: boolean;
-}
-
-function describe(layer: Layer): string {
-  return `${layer.getClassName()} '${layer.name}'`;
 }
 
 /** Channel axis of a linear layer's input or output tensor of rank `rank`. */
@@ -136,12 +136,12 @@ class Folder {
     if (node == null) return `its input is a model input (it is first in the model)`;
     const layer = node.layer;
     if (!(layer.getClassName() in LINEAR_LAYOUTS)) {
-      return `the ${role} layer ${describe(layer)} is not one of ${LINEAR_NAMES}`;
+      return `the ${role} layer ${describeLayer(layer)} is not one of ${LINEAR_NAMES}`;
     }
-    if (this.removed.has(layer)) return `the ${role} layer ${describe(layer)} was removed`;
+    if (this.removed.has(layer)) return `the ${role} layer ${describeLayer(layer)} was removed`;
     const calls = this.graph.nodesOf(layer).length;
     if (calls !== 1)
-      return `the ${role} layer ${describe(layer)} is shared (called ${calls} times)`;
+      return `the ${role} layer ${describeLayer(layer)} is shared (called ${calls} times)`;
     return null;
   }
 
@@ -154,19 +154,19 @@ class Folder {
     const edit = this.edit(layer);
     const uses = this.graph.useCount(input);
     if (uses !== 1) {
-      return `the output of ${describe(layer)} has ${uses} consumers (the BN must be the only one)`;
+      return `the output of ${describeLayer(layer)} has ${uses} consumers (the BN must be the only one)`;
     }
     if (!isLinearActivation(edit.config)) {
-      return `${describe(layer)} has the non-linear activation '${String(edit.config.activation)}'`;
+      return `${describeLayer(layer)} has the non-linear activation '${String(edit.config.activation)}'`;
     }
     const rank = input.shape.length;
     const axis = batchNormAxis(bn.layer, rank);
     if (axis !== linearChannelAxis(edit, rank)) {
-      return `the BN normalizes axis ${axis}, not the channel axis of ${describe(layer)}`;
+      return `the BN normalizes axis ${axis}, not the channel axis of ${describeLayer(layer)}`;
     }
     const stats = readBatchNormStatistics('foldBatchNorm', bn.layer);
     if (stats.movingMean.size !== outputChannels(edit.kernel.shape, edit.layout)) {
-      return `the BN's ${stats.movingMean.size} channels differ from the outputs of ${describe(layer)}`;
+      return `the BN's ${stats.movingMean.size} channels differ from the outputs of ${describeLayer(layer)}`;
     }
     this.commit(bn, layer, edit, stats, 'backward', (affine) =>
       foldAffineIntoKernel(edit.kernel, edit.bias, affine, edit.layout),
@@ -207,19 +207,19 @@ class Folder {
     const layer = next.layer;
     const edit = this.edit(layer);
     if (edit.layout === 'conv2dTranspose') {
-      return `the next layer ${describe(layer)} is a transposed convolution (border outputs get fewer taps)`;
+      return `the next layer ${describeLayer(layer)} is a transposed convolution (border outputs get fewer taps)`;
     }
     if (edit.layout !== 'dense' && edit.config.padding !== 'valid') {
-      return `the next layer ${describe(layer)} has padding '${String(edit.config.padding)}': the BN shift does not fold exactly at zero-padded borders`;
+      return `the next layer ${describeLayer(layer)} has padding '${String(edit.config.padding)}': the BN shift does not fold exactly at zero-padded borders`;
     }
     const rank = output.shape.length;
     const axis = batchNormAxis(bn.layer, rank);
     if (axis !== linearChannelAxis(edit, rank)) {
-      return `the BN normalizes axis ${axis}, not the input channel axis of ${describe(layer)}`;
+      return `the BN normalizes axis ${axis}, not the input channel axis of ${describeLayer(layer)}`;
     }
     const stats = readBatchNormStatistics('foldBatchNorm', bn.layer);
     if (stats.movingMean.size !== inputChannels(edit.kernel.shape, edit.layout)) {
-      return `the BN's ${stats.movingMean.size} channels differ from the inputs of ${describe(layer)}`;
+      return `the BN's ${stats.movingMean.size} channels differ from the inputs of ${describeLayer(layer)}`;
     }
     const layout = edit.layout as Exclude<KernelLayout, 'conv2dTranspose'>;
     this.commit(bn, layer, edit, stats, 'forward', (affine) =>
@@ -332,6 +332,7 @@ export function foldBatchNorm(
 ): FoldBatchNormResult {
   const owner = 'foldBatchNorm';
   assertLayersModel(owner, model);
+  checkOptionKeys(owner, options, FOLD_OPTIONS);
   const graph = modelGraph(model);
   const bns = graph.nodes.filter((n) => isBatchNormLayer(n.layer));
   // Validate every BN first: a broken model fails before any work, whatever is foldable.

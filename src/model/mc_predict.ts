@@ -5,7 +5,7 @@
  * an uncertainty estimate.
  */
 import * as tf from '@tensorflow/tfjs';
-import { DropnormValueError, invalidArgument } from '../errors';
+import { DropnormValueError, checkOptionKeys, invalidArgument, optionKeys } from '../errors';
 import { StochasticLayer } from '../layers/stochastic';
 import { SeedStream, mixSeed } from '../random';
 
@@ -71,6 +71,11 @@ export function mcPredict(
   options: McPredictOptions = {},
 ): McPrediction {
   const owner = 'mcPredict';
+  checkOptionKeys(
+    owner,
+    options,
+    optionKeys<McPredictOptions>({ samples: true, seed: true, batchSize: true }),
+  );
   const samples = options.samples ?? 30;
   if (!(Number.isInteger(samples) && samples >= 1)) {
     throw invalidArgument(

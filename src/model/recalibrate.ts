@@ -4,7 +4,13 @@
  * mean and variance over a data set.
  */
 import * as tf from '@tensorflow/tfjs';
-import { invalidArgument } from '../errors';
+import {
+  DropnormValueError,
+  checkOptionKeys,
+  describeLayer,
+  invalidArgument,
+  optionKeys,
+} from '../errors';
 import { VarianceCorrection, reductionAxes } from '../ops/batch_norm';
 import {
   batchNormAxis,
@@ -12,7 +18,7 @@ import {
   isBatchNormLayer,
   varianceCorrectionOf,
 } from './batch_norm_layers';
-import { assertLayersModel, modelGraph } from './rewrite';
+import { GraphNode, assertLayersModel, modelGraph } from './rewrite';
 
 /** What {@link recalibrateBatchNorm} reads: inputs of the model, all samples along axis 0. */
 export type RecalibrationData = tf.Tensor | tf.Tensor[] | tf.data.Dataset<tf.TensorContainer>;
@@ -22,6 +28,12 @@ export interface RecalibrateOptions {
   /** Samples per forward pass for tensor data (default 32). A Dataset is used as batched. */
   batchSize?: number;
 }
+
+// The keys of RecalibrateOptions: add a new option here too (tsc checks the two agree).
+const RECALIBRATE_OPTIONS = optionKeys<RecalibrateOptions>({ batchSize: true });
+
+const OWNER = 'recalibrateBatchNorm';
+const NOTHING_CHANGED = 'No weight of the model was changed.';
 
 /** One recalibrated BatchNorm. */
 export interface RecalibratedBatchNorm {
@@ -58,45 +70,181 @@ class PooledMoments {
   }
 }
 
-/** The model inputs of one batch: a list in `model.inputs` order. */
-function inputsOf(model: tf.LayersModel, element: tf.TensorContainer): tf.Tensor[] {
+/** The names of the model's inputs (`model.inputNames` is empty for a Sequential). */
+function inputNames(model: tf.LayersModel): string[] {
+  return model.inputs.map((t) => t.sourceLayer.name);
+}
+
+/** The model inputs of one Dataset element: a list in `model.inputs` order. */
+function inputsOf(model: tf.LayersModel, element: unknown): tf.Tensor[] {
   if (element instanceof tf.Tensor) return [element];
-  if (Array.isArray(element)) return element as tf.Tensor[];
-  const dict = element as Record<string, tf.TensorContainer>;
-  if (dict != null && typeof dict === 'object' && 'xs' in dict) return inputsOf(model, dict.xs);
-  if (dict != null && typeof dict === 'object' && model.inputNames.every((n) => n in dict)) {
-    return model.inputNames.map((n) => dict[n] as tf.Tensor);
+  if (Array.isArray(element) && element.every((t) => t instanceof tf.Tensor)) return element;
+  if (element != null && typeof element === 'object' && !Array.isArray(element)) {
+    const dict = element as Record<string, unknown>;
+    if ('xs' in dict) return inputsOf(model, dict.xs);
+    const tensors = inputNames(model).map((n) => dict[n]);
+    if (tensors.every((t) => t instanceof tf.Tensor)) return tensors as tf.Tensor[];
   }
+  const received =
+    element != null && typeof element === 'object' && !Array.isArray(element)
+      ? `an object with keys ${JSON.stringify(Object.keys(element))}`
+      : Array.isArray(element)
+        ? 'an array holding something other than tensors'
+        : typeof element;
   throw invalidArgument(
-    'recalibrateBatchNorm',
+    OWNER,
     'each Dataset element',
-    Object.keys(dict ?? {}),
-    `to be a tensor, an array of tensors, {xs, ys}, or a map of the input names ${JSON.stringify(model.inputNames)}`,
+    received,
+    `to be a tensor, an array of tensors, {xs, ys}, or a map of the input names ${JSON.stringify(inputNames(model))}`,
   );
 }
 
-async function forEachBatch(
+/**
+ * Throws unless `inputs` fit the model's inputs: one tensor per input, each of the input's rank
+ * with its defined dimensions, all with the same number of samples (axis 0). A Dataset element
+ * one axis short is an unbatched dataset, and the message says to call `.batch(n)`.
+ * @param where e.g. 'data' or 'Dataset element 3', for the message.
+ */
+function checkInputShapes(
   model: tf.LayersModel,
-  data: RecalibrationData,
-  batchSize: number,
-  visit: (inputs: tf.Tensor[]) => void,
-): Promise<void> {
-  if (data instanceof tf.data.Dataset) {
-    const iterator = await data.iterator();
-    for (let r = await iterator.next(); !r.done; r = await iterator.next()) {
-      visit(inputsOf(model, r.value));
-      tf.dispose(r.value);
+  inputs: tf.Tensor[],
+  where: string,
+  fromDataset: boolean,
+): void {
+  if (inputs.length !== model.inputs.length) {
+    throw invalidArgument(
+      OWNER,
+      `number of input tensors in ${where}`,
+      inputs.length,
+      `to equal the model's ${model.inputs.length} inputs ${JSON.stringify(inputNames(model))}`,
+    );
+  }
+  inputs.forEach((t, i) => {
+    const expected = model.inputs[i].shape;
+    const fits = (shape: readonly number[], dims: readonly (number | null)[]) =>
+      shape.length === dims.length && dims.every((d, a) => d == null || d === shape[a]);
+    if (fits(t.shape, expected)) return;
+    const name = inputNames(model)[i];
+    const shapes = `The model's input '${name}' takes ${JSON.stringify(expected)}.`;
+    if (fits(t.shape, expected.slice(1))) {
+      throw invalidArgument(
+        OWNER,
+        `shape of input '${name}' in ${where}`,
+        t.shape,
+        'to have a batch axis first',
+        fromDataset
+          ? `${shapes} The dataset is not batched: call .batch(n) on it, e.g. dataset.batch(32).`
+          : `${shapes} For a single sample add the batch axis: x.expandDims(0).`,
+      );
     }
-    return;
+    throw invalidArgument(
+      OWNER,
+      `shape of input '${name}' in ${where}`,
+      t.shape,
+      `to match the model's input shape ${JSON.stringify(expected)} (null: any size)`,
+      `${shapes} Pass the data the model was built for.`,
+    );
+  });
+  const counts = inputs.map((t) => t.shape[0]);
+  if (counts.some((n) => n !== counts[0])) {
+    throw invalidArgument(
+      OWNER,
+      `sample counts (axis 0) of the inputs in ${where}`,
+      counts,
+      'to be equal',
+    );
   }
-  const tensors = Array.isArray(data) ? data : [data];
-  const n = tensors[0].shape[0];
-  for (let start = 0; start < n; start += batchSize) {
-    const size = Math.min(batchSize, n - start);
-    const batch = tensors.map((t) => tf.slice(t, start, size));
-    visit(batch);
-    tf.dispose(batch);
+}
+
+/**
+ * The data, read once per BatchNorm: each pass yields the model inputs batch by batch and checks
+ * that the data is there (a Dataset can be empty, exhausted, or iterable only once) and the same
+ * size on every pass.
+ */
+class DataPasses {
+  private pass = 0;
+  private firstSamples = 0;
+
+  constructor(
+    private readonly model: tf.LayersModel,
+    private readonly data: RecalibrationData,
+    private readonly batchSize: number,
+    private readonly passes: number,
+  ) {}
+
+  /** One pass; `visit` gets each batch (owned by the pass) and its index. */
+  async forEachBatch(visit: (inputs: tf.Tensor[], batch: number) => void): Promise<void> {
+    this.pass++;
+    let samples = 0;
+    let batch = 0;
+    if (this.data instanceof tf.data.Dataset) {
+      const iterator = await this.data.iterator();
+      for (let r = await iterator.next(); !r.done; r = await iterator.next()) {
+        try {
+          const inputs = inputsOf(this.model, r.value);
+          checkInputShapes(this.model, inputs, `Dataset element ${batch}`, true);
+          visit(inputs, batch);
+          samples += inputs[0].shape[0];
+          batch++;
+        } finally {
+          tf.dispose(r.value);
+        }
+      }
+    } else {
+      const tensors = Array.isArray(this.data) ? this.data : [this.data];
+      const n = tensors[0].shape[0];
+      for (let start = 0; start < n; start += this.batchSize, batch++) {
+        const size = Math.min(this.batchSize, n - start);
+        const inputs = tensors.map((t) => tf.slice(t, start, size));
+        try {
+          visit(inputs, batch);
+        } finally {
+          tf.dispose(inputs);
+        }
+        samples += size;
+      }
+    }
+    this.checkSize(samples);
   }
+
+  private checkSize(samples: number): void {
+    if (this.pass === 1) {
+      if (samples === 0) {
+        throw new DropnormValueError(
+          `${OWNER}: the dataset yielded no samples: it is empty, or exhausted (an iterator ` +
+            'that was already read to its end). Pass a dataset that yields the data, e.g. ' +
+            'tf.data.array(samples).batch(32), or a tf.data.generator whose function creates a ' +
+            `new generator at each call. ${NOTHING_CHANGED}`,
+        );
+      }
+      this.firstSamples = samples;
+      return;
+    }
+    if (samples === this.firstSamples) return;
+    const why =
+      samples === 0
+        ? 'it can be iterated only once (e.g. tf.data.generator(() => g) over one generator ' +
+          'object g) or it was exhausted'
+        : 'it must yield the same data at every pass';
+    throw new DropnormValueError(
+      `${OWNER}: the dataset yielded ${this.firstSamples} samples on its first pass and ` +
+        `${samples} on pass ${this.pass}: ${why}. The data is read once per BatchNorm ` +
+        `(${this.passes} passes here), so that each BN sees the statistics recalibrated before ` +
+        'it. Pass a fresh dataset that can be iterated again: tf.data.generator(() => ' +
+        'makeGenerator()) whose function creates a new generator at each call, ' +
+        `tf.data.array(samples).batch(32), or the tensors themselves. ${NOTHING_CHANGED}`,
+    );
+  }
+}
+
+/** Whether every element of `inputs` is finite (a GPU→CPU sync; only called on a failure). */
+function allFinite(inputs: tf.Tensor[]): boolean {
+  return inputs.every((t) => {
+    const ok = tf.tidy(() => tf.all(tf.isFinite(t)));
+    const value = ok.dataSync()[0];
+    ok.dispose();
+    return value === 1;
+  });
 }
 
 function containsBatchNorm(model: tf.LayersModel): boolean {
@@ -106,35 +254,48 @@ function containsBatchNorm(model: tf.LayersModel): boolean {
 }
 
 function validateData(model: tf.LayersModel, data: unknown): void {
-  const owner = 'recalibrateBatchNorm';
   if (data instanceof tf.data.Dataset) return;
   const tensors = Array.isArray(data) ? data : [data];
-  if (!tensors.every((t) => t instanceof tf.Tensor)) {
+  if (tensors.length === 0 || !tensors.every((t) => t instanceof tf.Tensor)) {
     throw invalidArgument(
-      owner,
+      OWNER,
       'data',
-      typeof data,
+      Array.isArray(data) ? `an array of ${tensors.length} non-tensors` : typeof data,
       'to be a tf.Tensor, an array of tf.Tensor (one per model input) or a tf.data.Dataset',
     );
   }
   const list = tensors as tf.Tensor[];
-  if (list.length !== model.inputs.length) {
+  checkInputShapes(model, list, 'data', false);
+  if (list[0].shape[0] === 0) {
     throw invalidArgument(
-      owner,
-      'number of input tensors',
-      list.length,
-      `to equal the model's ${model.inputs.length} inputs`,
+      OWNER,
+      'data',
+      `0 samples (shape ${JSON.stringify(list[0].shape)})`,
+      'to hold at least one sample',
+      'Pass the samples the population statistics should come from.',
     );
   }
-  const n = list[0].shape[0];
-  if (!(n > 0) || list.some((t) => t.shape[0] !== n)) {
-    throw invalidArgument(
-      owner,
-      'sample counts (axis 0) of data',
-      list.map((t) => t.shape[0]),
-      'to be equal and at least 1',
-    );
-  }
+}
+
+/** The moving statistics of one BN: its two LayerVariables and copies of their values. */
+interface SavedStatistics {
+  mean: tf.LayerVariable;
+  variance: tf.LayerVariable;
+  savedMean: tf.Tensor;
+  savedVariance: tf.Tensor;
+}
+
+function saveStatistics(layer: tf.layers.Layer): SavedStatistics {
+  const idx = batchNormWeightIndices(layer);
+  const mean = layer.weights[idx.movingMean];
+  const variance = layer.weights[idx.movingVariance];
+  // tf.clone shares the buffer: a copy costs nothing until the variable is overwritten.
+  return {
+    mean,
+    variance,
+    savedMean: tf.clone(mean.read()),
+    savedVariance: tf.clone(variance.read()),
+  };
 }
 
 /**
@@ -147,11 +308,20 @@ function validateData(model: tf.LayersModel, data: unknown): void {
  * over batches with Chan's parallel formula in float64, so the result does not depend on
  * `batchSize`. Every other layer runs in inference mode (Dropout off), and BNs are processed in
  * topological order, so each sees the already recalibrated statistics upstream. One forward pass
- * over `data` per BN (a Dataset must therefore be re-iterable).
+ * over `data` per BN (a Dataset must therefore be re-iterable and yield the same data each time).
  *
  * **Mutates `model`**: like `fit`, this is a statistics update; only the two moving statistics of
  * each BN change (γ, β and the pack's `num_batches_tracked` are kept). Copy the model first
  * (e.g. with `convertToDropnorm` or save/load) to keep the old statistics.
+ *
+ * **All or nothing**: either every BN gets its new statistics, or the call throws and every weight
+ * of the model is bit-identical to before. Each BN is written as soon as its statistics are
+ * computed (the next one needs them), and the previous statistics of every BN (2 × channels
+ * floats each) are written back on any failure; so do not predict with the model while the
+ * promise is pending. Each failure names its cause: empty data, a Dataset that is exhausted, can
+ * be iterated only once, or yields different data on a later pass (the fix: a fresh dataset), an
+ * unbatched Dataset (the fix: `.batch(n)`), inputs of the wrong shape, NaN/Infinity in the data,
+ * or a non-finite input of a BN (a layer before it overflows).
  *
  * @param data the model's inputs: a tensor, an array of tensors (multi-input, in `model.inputs`
  *   order), or a batched tf.data.Dataset of tensors, arrays, `{xs, ys}` or maps by input name.
@@ -162,8 +332,9 @@ export async function recalibrateBatchNorm(
   data: RecalibrationData,
   options: RecalibrateOptions = {},
 ): Promise<RecalibratedBatchNorm[]> {
-  const owner = 'recalibrateBatchNorm';
+  const owner = OWNER;
   assertLayersModel(owner, model);
+  checkOptionKeys(owner, options, RECALIBRATE_OPTIONS);
   const batchSize = options.batchSize ?? 32;
   if (!Number.isInteger(batchSize) || batchSize < 1) {
     throw invalidArgument(owner, 'options.batchSize', batchSize, 'to be an integer ≥ 1');
@@ -188,7 +359,7 @@ export async function recalibrateBatchNorm(
     if (seen.has(node.layer)) {
       throw invalidArgument(
         owner,
-        `calls of BatchNorm layer '${node.layer.name}'`,
+        `calls of ${describeLayer(node.layer)}`,
         'more than one',
         'to be one (a shared BN has no single population)',
       );
@@ -196,53 +367,101 @@ export async function recalibrateBatchNorm(
     seen.add(node.layer);
   }
 
-  const results: RecalibratedBatchNorm[] = [];
-  for (const node of bnNodes) {
-    const layer = node.layer;
-    const input = node.inputs[0];
-    const rank = input.shape.length;
-    const axis = batchNormAxis(layer, rank);
-    const axes = reductionAxes(rank, axis);
-    const channels = input.shape[axis] as number;
-    // A view of the model from its inputs to this BN's input: it shares the model's layers.
-    const features = tf.model({ inputs: model.inputs, outputs: input });
-    const pooled = new PooledMoments(channels);
-    await forEachBatch(model, data, batchSize, (inputs) => {
-      const [mean, m2, n] = tf.tidy(() => {
-        const x = features.predictOnBatch(inputs.length === 1 ? inputs[0] : inputs) as tf.Tensor;
-        const mu = tf.mean(x, axes, true);
-        const count = axes.reduce((m, a) => m * x.shape[a], 1);
-        return [
-          tf.reshape(mu, [-1]),
-          tf.reshape(tf.sum(tf.squaredDifference(x, mu), axes), [-1]),
-          count,
-        ] as const;
-      });
-      pooled.add(n, mean.dataSync(), m2.dataSync());
-      tf.dispose([mean, m2]);
-    });
-
-    const correction = varianceCorrectionOf(layer);
-    const m = pooled.count;
-    if (correction === 'unbiased' && m < 2) {
-      throw invalidArgument(
-        owner,
-        `elements per channel for BatchNorm '${layer.name}'`,
-        m,
-        "to be at least 2 under varianceCorrection 'unbiased'",
-      );
+  // Each BN must see the recalibrated statistics upstream, so each is written as soon as it is
+  // computed; every BN's previous statistics are kept (O(channels) each) and written back if
+  // anything fails, so a failure leaves the model as it was, bit for bit.
+  const saved = bnNodes.map((node) => saveStatistics(node.layer));
+  const passes = new DataPasses(model, data, batchSize, bnNodes.length);
+  try {
+    const results: RecalibratedBatchNorm[] = [];
+    for (const [k, node] of bnNodes.entries()) {
+      results.push(await recalibrateOne(node, model, passes, saved[k]));
     }
-    const divisor = correction === 'unbiased' ? m - 1 : m;
-    const variance = Float32Array.from(pooled.m2, (v) => v / divisor);
-    const idx = batchNormWeightIndices(layer);
-    const weights = layer.getWeights().slice();
-    const newMean = tf.tensor1d(Float32Array.from(pooled.mean));
-    const newVariance = tf.tensor1d(variance);
-    weights[idx.movingMean] = newMean;
-    weights[idx.movingVariance] = newVariance;
-    layer.setWeights(weights);
-    tf.dispose([newMean, newVariance]);
-    results.push({ name: layer.name, count: m, varianceCorrection: correction });
+    return results;
+  } catch (e) {
+    for (const s of saved) {
+      s.mean.write(s.savedMean);
+      s.variance.write(s.savedVariance);
+    }
+    throw e;
+  } finally {
+    tf.dispose(saved.flatMap((s) => [s.savedMean, s.savedVariance]));
   }
-  return results;
+}
+
+/** Computes one BN's population statistics over a pass of the data and writes them. */
+async function recalibrateOne(
+  node: GraphNode,
+  model: tf.LayersModel,
+  passes: DataPasses,
+  stats: SavedStatistics,
+): Promise<RecalibratedBatchNorm> {
+  const layer = node.layer;
+  const bn = describeLayer(layer);
+  const input = node.inputs[0];
+  const rank = input.shape.length;
+  const axis = batchNormAxis(layer, rank);
+  const axes = reductionAxes(rank, axis);
+  const channels = input.shape[axis] as number;
+  // A view of the model from its inputs to this BN's input: it shares the model's layers.
+  const features = tf.model({ inputs: model.inputs, outputs: input });
+  const pooled = new PooledMoments(channels);
+  await passes.forEachBatch((inputs, batch) => {
+    const [mean, m2, n] = tf.tidy(() => {
+      const x = features.predictOnBatch(inputs.length === 1 ? inputs[0] : inputs) as tf.Tensor;
+      const mu = tf.mean(x, axes, true);
+      const count = axes.reduce((m, a) => m * x.shape[a], 1);
+      return [
+        tf.reshape(mu, [-1]),
+        tf.reshape(tf.sum(tf.squaredDifference(x, mu), axes), [-1]),
+        count,
+      ] as const;
+    });
+    const meanValues = mean.dataSync();
+    const m2Values = m2.dataSync();
+    tf.dispose([mean, m2]);
+    const bad = meanValues.findIndex(
+      (v, c) => !Number.isFinite(v) || !Number.isFinite(m2Values[c]),
+    );
+    if (bad >= 0) {
+      const cause = allFinite(inputs)
+        ? `the statistics of ${bn} are not finite in channel ${bad} (batch ${batch}) although ` +
+          'the data is: the values reaching it overflow float32 (a layer before it blows up, ' +
+          'or its weights hold NaN/Infinity). Check the model, or recalibrate with data scaled ' +
+          'as in training.'
+        : `the data holds NaN or Infinity (in batch ${batch}), so the statistics of ${bn} would ` +
+          'not be finite. Remove or impute the non-finite samples.';
+      throw new DropnormValueError(`${OWNER}: ${cause} ${NOTHING_CHANGED}`);
+    }
+    pooled.add(n, meanValues, m2Values);
+  });
+
+  const correction = varianceCorrectionOf(layer);
+  const m = pooled.count;
+  if (correction === 'unbiased' && m < 2) {
+    throw invalidArgument(
+      OWNER,
+      `elements per channel for ${bn}`,
+      m,
+      "to be at least 2 under varianceCorrection 'unbiased' (m/(m−1) is undefined for m = 1)",
+      `Pass at least 2 samples. ${NOTHING_CHANGED}`,
+    );
+  }
+  const divisor = correction === 'unbiased' ? m - 1 : m;
+  const mean = Float32Array.from(pooled.mean);
+  const variance = Float32Array.from(pooled.m2, (v) => v / divisor);
+  const overflow = mean.findIndex((v, c) => !Number.isFinite(v) || !Number.isFinite(variance[c]));
+  if (overflow >= 0) {
+    throw new DropnormValueError(
+      `${OWNER}: the population mean or variance of ${bn} in channel ${overflow} exceeds the ` +
+        `float32 range (mean ${pooled.mean[overflow]}, variance ${pooled.m2[overflow] / divisor}): ` +
+        `the values reaching it are too large. ${NOTHING_CHANGED}`,
+    );
+  }
+  const newMean = tf.tensor1d(mean);
+  const newVariance = tf.tensor1d(variance);
+  stats.mean.write(newMean);
+  stats.variance.write(newVariance);
+  tf.dispose([newMean, newVariance]);
+  return { name: layer.name, count: m, varianceCorrection: correction };
 }

@@ -10,7 +10,7 @@
  * so the clone owns new layer objects and new weight variables holding copied values.
  */
 import * as tf from '@tensorflow/tfjs';
-import { invalidArgument } from '../errors';
+import { checkOptionKeys, invalidArgument, optionKeys } from '../errors';
 
 type Layer = tf.layers.Layer;
 type SymbolicTensor = tf.SymbolicTensor;
@@ -175,6 +175,9 @@ export interface RewriteOptions {
   name?: string;
 }
 
+// The keys of RewriteOptions: add a new option here too (tsc checks the two agree).
+const REWRITE_OPTIONS = optionKeys<RewriteOptions>({ owner: true, name: true });
+
 /**
  * Clones `model` with `substitutions` applied: a new functional LayersModel (a Sequential input
  * gives an equivalent functional model; the clone is not compiled) whose layers are new objects
@@ -192,6 +195,7 @@ export function rewriteModel(
   substitutions: ReadonlyMap<Layer, Substitution> = new Map(),
   options: RewriteOptions = {},
 ): tf.LayersModel {
+  checkOptionKeys('rewriteModel', options, REWRITE_OPTIONS);
   const owner = options.owner ?? 'rewriteModel';
   assertLayersModel(owner, model);
   const graph = modelGraph(model);

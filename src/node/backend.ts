@@ -4,6 +4,7 @@
  * or the one asked for by `--backend NAME` or `TFJS_BACKEND=NAME`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { checkOptionKeys, optionKeys } from '../errors';
 
 /** The backends a Node program can run on. */
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
@@ -59,6 +60,11 @@ let announced: string | null = null;
  * that loads. Prints `tfjs backend: NAME` once per process.
  */
 export async function pickBackend(options: PickBackendOptions = {}): Promise<BackendName> {
+  checkOptionKeys(
+    'pickBackend',
+    options,
+    optionKeys<PickBackendOptions>({ backend: true, argv: true, env: true, log: true }),
+  );
   const env = options.env ?? process.env;
   const requested =
     options.backend ?? backendFromArgv(options.argv ?? process.argv) ?? env.TFJS_BACKEND;

@@ -6,6 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
+import { invalidArgument } from '../errors';
 
 const MODEL_JSON = 'model.json';
 const WEIGHTS_BIN = 'weights.bin';
@@ -16,11 +17,21 @@ function stripScheme(p: string): string {
 }
 
 /**
- * An IOHandler for `model.save(handler)` and `tf.loadLayersModel(handler)`.
+ * An IOHandler for `model.save(handler)` and `tf.loadLayersModel(handler)`. It takes one location
+ * and no options (there is nothing to configure): anything but a non-empty string is an error.
  * @param location a directory (save: created if missing) or, for loading, the directory or its
  *   `model.json`; a `file://` prefix is accepted.
  */
 export function fileSystem(location: string): tf.io.IOHandler {
+  if (typeof location !== 'string' || location === '') {
+    throw invalidArgument(
+      'fileSystem',
+      'location',
+      location,
+      "to be a directory path or a 'file://' URL (a non-empty string)",
+      "fileSystem takes no options; for tfjs-node's [model.json, weights.bin] form pass the directory.",
+    );
+  }
   const target = path.resolve(stripScheme(location));
   return {
     async save(artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {

@@ -17,7 +17,7 @@
  * how layers turn one seed into a new seed per call). `rate` is always the drop probability p.
  */
 import * as tf from '@tensorflow/tfjs';
-import { invalidArgument } from '../errors';
+import { checkOptionKeys, invalidArgument, optionKeys } from '../errors';
 
 /** Channel layout of an image-like tensor, as in `tf.layers` (`dataFormat`). */
 export type DataFormat = 'channelsLast' | 'channelsFirst';
@@ -129,6 +129,24 @@ export interface DropoutOptions {
   mode?: 'inverted' | 'classic';
 }
 
+// The option keys of each op (tsc checks them against the option types): add a new one here too.
+const DROPOUT_OPTIONS = optionKeys<DropoutOptions>({ noiseShape: true, seed: true, mode: true });
+type OptionsOf<F extends (...args: never[]) => unknown, I extends number> = NonNullable<
+  Parameters<F>[I]
+>;
+const SPATIAL_OPTIONS = optionKeys<OptionsOf<typeof spatialDropout, 2>>({
+  dataFormat: true,
+  seed: true,
+});
+const ALPHA_OPTIONS = optionKeys<OptionsOf<typeof alphaDropout, 2>>({
+  noiseShape: true,
+  seed: true,
+});
+const DROP_BLOCK_OPTIONS = optionKeys<OptionsOf<typeof dropBlock2d, 3>>({
+  dataFormat: true,
+  seed: true,
+});
+
 /**
  * Training-time dropout (Srivastava et al. 2014): y = x ⊙ m / (1−p) with m ~ Bernoulli(1−p)
  * (inverted), or y = x ⊙ m (classic, whose inference is y = (1−p)·x). E[y] = x for inverted.
@@ -136,6 +154,7 @@ export interface DropoutOptions {
  */
 export function dropout(x: tf.Tensor, rate: number, options: DropoutOptions = {}): tf.Tensor {
   checkRate('ops.dropout', rate);
+  checkOptionKeys('ops.dropout', options, DROPOUT_OPTIONS);
   if (rate === 0) return tf.clone(x);
   return tf.tidy(() => {
     const shape = resolveNoiseShape(x.shape, options.noiseShape, 'ops.dropout');
@@ -165,6 +184,7 @@ export function spatialDropout(
   rate: number,
   options: { dataFormat?: DataFormat; seed?: number } = {},
 ): tf.Tensor {
+  checkOptionKeys('ops.spatialDropout', options, SPATIAL_OPTIONS);
   return dropout(x, rate, {
     noiseShape: spatialNoiseShape(x.shape, options.dataFormat ?? 'channelsLast'),
     seed: options.seed,
@@ -217,6 +237,7 @@ export function alphaDropout(
   options: { noiseShape?: readonly (number | null)[] | null; seed?: number } = {},
 ): tf.Tensor {
   checkRate('ops.alphaDropout', rate);
+  checkOptionKeys('ops.alphaDropout', options, ALPHA_OPTIONS);
   if (rate === 0) return tf.clone(x);
   const { alphaPrime, a, b } = alphaDropoutParams(rate);
   return tf.tidy(() => {
@@ -311,6 +332,7 @@ export function dropBlock2d(
   options: { dataFormat?: DataFormat; seed?: number } = {},
 ): tf.Tensor {
   checkRate('ops.dropBlock2d', rate);
+  checkOptionKeys('ops.dropBlock2d', options, DROP_BLOCK_OPTIONS);
   if (rate === 0) return tf.clone(x);
   return tf.tidy(() => {
     const mask = dropBlockMask(x.shape, rate, blockSize, options.dataFormat, options.seed);

@@ -5,7 +5,7 @@
  * difficulty of training recurrent neural networks", arXiv:1211.5063, Alg. 1.
  */
 import * as tf from '@tensorflow/tfjs';
-import { DropnormValueError, invalidArgument } from '../errors';
+import { DropnormValueError, checkOptionKeys, invalidArgument, optionKeys } from '../errors';
 import { globalNorm, l2Norm } from './norms';
 
 /** What to do when a gradient holds NaN or ±Infinity. */
@@ -28,6 +28,13 @@ export interface ClipOptions {
 }
 
 const MODES = ['clipNorm', 'clipValue', 'globalClipNorm'] as const;
+// The keys of ClipOptions: add a new option here too (tsc checks the two agree).
+const CLIP_OPTIONS = optionKeys<ClipOptions>({
+  clipNorm: true,
+  clipValue: true,
+  globalClipNorm: true,
+  nonFinite: true,
+});
 
 /** tfjs-core's NamedTensor (not re-exported by @tensorflow/tfjs). */
 interface NamedTensor {
@@ -205,6 +212,7 @@ function validate(optimizer: tf.Optimizer, options: ClipOptions): void {
       'Pass e.g. tf.train.adam(1e-3); a string name is not accepted here.',
     );
   }
+  checkOptionKeys(owner, options, CLIP_OPTIONS);
   const set = MODES.filter((m) => options[m] !== undefined);
   for (const mode of set) {
     const value = options[mode] as number;

@@ -6,7 +6,7 @@
  * arXiv:1903.06733).
  */
 import * as tf from '@tensorflow/tfjs';
-import { invalidArgument } from '../errors';
+import { checkOptionKeys, invalidArgument, optionKeys } from '../errors';
 import { withFrozenState } from './frozen_state';
 import { gradientNorms, LayerGradientNorm, LossSpec } from './gradient_norms';
 
@@ -80,6 +80,7 @@ export function activationStats(
   x: tf.Tensor | tf.Tensor[],
   options: { training?: boolean } = {},
 ): LayerActivationStats[] {
+  checkOptionKeys('activationStats', options, ['training']);
   const probe = probeModel(model);
   if (!probe) return [];
   const training = options.training ?? true;
@@ -138,6 +139,19 @@ export interface GradientFlowOptions {
   onRecord?: (record: GradientFlowRecord) => void;
 }
 
+// The keys of GradientFlowOptions: add a new option here too (tsc checks the two agree).
+const GRADIENT_FLOW_OPTIONS = optionKeys<GradientFlowOptions>({
+  x: true,
+  y: true,
+  loss: true,
+  every: true,
+  unit: true,
+  atTrainBegin: true,
+  training: true,
+  activations: true,
+  onRecord: true,
+});
+
 /** One measurement of {@link GradientFlow}. */
 export interface GradientFlowRecord {
   /** Epochs completed when recorded (0 before training). */
@@ -173,6 +187,7 @@ export class GradientFlow extends tf.Callback {
 
   constructor(private readonly options: GradientFlowOptions) {
     super();
+    checkOptionKeys('GradientFlow', options, GRADIENT_FLOW_OPTIONS);
     const every = options.every ?? 1;
     if (!Number.isInteger(every) || every < 1) {
       throw invalidArgument('GradientFlow', 'every', options.every, 'to be an integer ≥ 1');

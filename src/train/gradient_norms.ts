@@ -4,7 +4,7 @@
  * networks", §4.2), who compare ‖∂L/∂W⁽ˡ⁾‖ across layers l.
  */
 import * as tf from '@tensorflow/tfjs';
-import { invalidArgument } from '../errors';
+import { checkOptionKeys, invalidArgument, optionKeys } from '../errors';
 import { withFrozenState } from './frozen_state';
 import { l2Norm } from './norms';
 
@@ -39,6 +39,9 @@ export interface GradientNormsOptions {
    */
   training?: boolean;
 }
+
+// The keys of GradientNormsOptions: add a new option here too (tsc checks the two agree).
+const GRADIENT_NORMS_OPTIONS = optionKeys<GradientNormsOptions>({ loss: true, training: true });
 
 /** Gradient norms of one layer's trainable weights. */
 export interface LayerGradientNorm {
@@ -125,6 +128,7 @@ export function gradientNorms(
   options: GradientNormsOptions = {},
 ): LayerGradientNorm[] {
   const owner = 'gradientNorms';
+  checkOptionKeys(owner, options, GRADIENT_NORMS_OPTIONS);
   const lossFn = resolveLoss(owner, model, options.loss);
   const training = options.training ?? true;
   const layers = model.layers.filter((l) => l.trainable && l.trainableWeights.length > 0);
