@@ -4,28 +4,22 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import type { ConfigStats, CurvePoint } from '../experiments/lib/curves';
 import { fromJson } from '../experiments/lib/report';
+import type { Agreement } from '../experiments/lib/stats';
+import type { McSummary } from '../experiments/overfitting/report';
+import type { RunResult } from '../experiments/overfitting/train';
+import type { RunMetrics } from '../experiments/lib/curves';
 
 const ROOT = path.resolve(__dirname, '..');
 
-interface Stat {
-  mean: number;
-  std: number;
-  n: number;
-  values: number[];
-}
+/** The parts of results.json this test reads. */
 interface Results {
   settings: { seeds: number; epochs: number };
-  configs: { id: string; stats: Record<string, Stat>; meanCurve: unknown[] }[];
-  runs: {
-    config: string;
-    curve: { trainLoss: number; heldOutLoss: number }[];
-    metrics: Record<string, number>;
-  }[];
-  agreements: { a: string; b: string; metric: string }[];
-  monteCarlo: {
-    mc: { meanEntropyCorrect: number; meanEntropyWrong: number; nCorrect: number; nWrong: number };
-  } | null;
+  configs: { id: string; stats: ConfigStats; meanCurve: CurvePoint[] }[];
+  runs: (RunResult & { metrics: RunMetrics })[];
+  agreements: Agreement[];
+  monteCarlo: McSummary | null;
   interpretation: string[];
   leaks: unknown[];
 }

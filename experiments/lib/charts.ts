@@ -1,11 +1,11 @@
 /**
- * Charts for the examples: vega-lite specs (Satyanarayan et al. 2017, https://vega.github.io)
+ * Charts for the experiments: vega-lite specs (Satyanarayan et al. 2017, https://vega.github.io)
  * compiled by vega-lite and rendered to SVG by vega, headless, no browser or canvas.
  *
- * vega and vega-lite 6 are ESM-only. The examples run as CommonJS (tsx, or tsc's
+ * vega and vega-lite 6 are ESM-only. The experiments run as CommonJS (tsx, or tsc's
  * `module: commonjs`, which would rewrite `import()` into a `require()` that cannot load ESM), so we
  * load them with a real dynamic `import()` hidden from the compiler. Jest (CommonJS, no ESM
- * loader) cannot render charts in-process: tests run the examples as child processes.
+ * loader) cannot render charts in-process: tests run the experiments as child processes.
  *
  * ```ts
  * await writeChart('out/loss.svg', lineChart({ data: rows, title: 'Loss', logY: true }));

@@ -1,5 +1,5 @@
 /**
- * A tiny argv parser for the examples, typed by its defaults (no dependency).
+ * A tiny argv parser for the experiments, typed by its defaults (no dependency).
  *
  * ```ts
  * const args = parseArgs({ depth: 20, quick: false, out: 'reports/x', backend: '' });

@@ -116,12 +116,13 @@ export class Progress {
     }
   }
 
-  /** "12/27 (44%), elapsed 1m05s, ETA 1m22s" */
+  /** "12/27 (44%) elapsed 1m05s ETA 1m22s" */
   private counts(): string {
     const fraction = this.total > 0 ? this.current / this.total : 1;
     const elapsed = (Date.now() - this.start) / 1000;
+    // Below 5% done the rate is mostly start-up time: no estimate yet.
     const eta =
-      fraction > 0 && fraction < 1 ? ` ETA ${duration(elapsed / fraction - elapsed)}` : '';
+      fraction >= 0.05 && fraction < 1 ? ` ETA ${duration(elapsed / fraction - elapsed)}` : '';
     return `${this.current}/${this.total} (${Math.floor(fraction * 100)}%) elapsed ${duration(elapsed)}${eta}`;
   }
 

@@ -1,5 +1,5 @@
 /**
- * Reports for the examples: a console table, number formatting, mean ± std, and the output folder
+ * Reports for the experiments: a console table, number formatting, and the output folder
  * `<out>/report.md`, `<out>/results.json` and charts `<out>/*.svg`.
  *
  * JSON cannot hold NaN or ±Infinity (`JSON.stringify` would write null, losing the fact that a run
