@@ -13,12 +13,15 @@ const EXAMPLES = path.join(ROOT, 'examples');
 // Only stops a hung run; speed is not asserted in unit tests.
 const HANG_TIMEOUT_MS = 120_000;
 
+const stderrs: Record<string, string> = {};
+
 async function run(name: string): Promise<string> {
-  const { stdout } = await promisify(execFile)(
+  const { stdout, stderr } = await promisify(execFile)(
     path.join(ROOT, 'node_modules', '.bin', 'tsx'),
     [path.join('examples', `${name}.ts`), '--quick'],
     { cwd: ROOT, timeout: HANG_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 },
   );
+  stderrs[name] = stderr;
   return stdout;
 }
 
@@ -83,6 +86,9 @@ describe('examples/', () => {
       const [accuracy] = numbersAfter(stdout, /^test accuracy: ([\d.]+)/);
       expect(accuracy).toBeGreaterThanOrEqual(0);
       expect(accuracy).toBeLessThanOrEqual(1);
+      // One line names the backend; tfjs's "install the node backend" banner is not printed.
+      expect(stderrs['batchnorm-cnn']).toMatch(/^tfjs backend: cpu \(tfjs [\d.]+\)$/m);
+      expect(stderrs['batchnorm-cnn']).not.toMatch(/speed things up/);
       const [variance] = numbersAfter(stdout, /moving variance, channel 0: ([\d.]+)/);
       expect(variance).toBeGreaterThan(0);
       expect(variance).not.toBe(1); // it moved from its initial value

@@ -76,6 +76,19 @@ describe('experiments/overfitting --quick', () => {
     expect(stdout).toContain('configuration');
   });
 
+  it('prints plain progress lines to a log: every configuration starts and ends with one', () => {
+    for (const config of ['none', 'dropout', 'l2']) {
+      expect(stderr).toMatch(new RegExp(`^\\[overfitting\\] seed 1 ${config} started \\|`, 'm'));
+      expect(stderr).toMatch(
+        new RegExp(
+          `^\\[overfitting\\] seed 1 ${config} done: .* \\| \\d+/\\d+ \\(\\d+%\\) elapsed`,
+          'm',
+        ),
+      );
+    }
+    expect(stderr).not.toMatch(/speed things up/);
+  });
+
   it('runs all nine configurations', () => {
     const results = fromJson<Results>(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
     expect(results.configs.map((c) => c.id)).toEqual([

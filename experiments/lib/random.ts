@@ -1,9 +1,10 @@
 /**
  * The harness's one seeded uniform source, and the one way it seeds `Math.random`.
  *
- * Seeds for tfjs ops and the pack's layers are derived with the pack's own `mixSeed(seed, ...parts)`
- * (a hash, so seeds of different runs, layers and purposes never collide as `seed + k` would);
- * plain-JS choices (data splits, epoch orders) draw from {@link mulberry32}.
+ * Seeds for tfjs ops and the pack's layers are derived with the pack's own `mixSeed(seed, ...parts)`,
+ * a hash: the seeds of different runs, layers and purposes do not collide, whereas `seed + k` for
+ * layer k of run `seed` is `(seed + 1) + (k − 1)`, layer k − 1 of the next run. Plain-JS choices
+ * (data splits, epoch orders) draw from {@link mulberry32}.
  *
  * ```ts
  * const random = mulberry32(mixSeed(seed, SEED_PURPOSE.epochOrder));
