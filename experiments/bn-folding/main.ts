@@ -6,12 +6,13 @@
  *
  *   npm run experiment:bn-folding -- [--quick] [--backend cpu|wasm] [--out reports/bn-folding]
  *
- * Training always runs on cpu (the wasm backend has no Conv2DBackpropFilter); the measurements run
- * on the backend `pickBackend` chooses (wasm when installed, or `--backend`).
+ * Training runs on the fastest backend that trains conv nets (cpu where the wasm backend has no
+ * Conv2DBackpropFilter); the measurements run on the backend `pickBackend` chooses (wasm when
+ * installed, or `--backend`).
  */
 import * as tf from '@tensorflow/tfjs';
 import { foldBatchNorm, layers as dn, mixSeed } from 'tfjs-dropnorm';
-import { useBackend } from '../lib/backend';
+import { useBackend, useConvTrainingBackend } from '../lib/backend';
 import { parseArgs } from '../lib/cli';
 import { mnistSplit, toTensors } from '../lib/mnist';
 import { Progress } from '../lib/progress';
@@ -152,10 +153,7 @@ interface Row {
 
 async function main(): Promise<void> {
   const args = parseOptions(process.argv.slice(2));
-  // Training on cpu: the wasm backend of tfjs 4.22 has no Conv2DBackpropFilter kernel.
-  await useBackend('cpu', (line) =>
-    console.error(`${line}, for training (wasm cannot train convs)`),
-  );
+  const training = await useConvTrainingBackend('', (line) => console.error(`${line} (training)`));
   const { train, heldOut } = mnistSplit({
     trainPerClass: args.trainPerClass,
     heldOutPerClass: 50,
@@ -174,7 +172,7 @@ async function main(): Promise<void> {
       loss: 'categoricalCrossentropy',
       metrics: ['acc'],
     });
-    progress.boundary(`training the ${model.name} on cpu`);
+    progress.boundary(`training the ${model.name} on ${training.name}`);
     await withSeededMathRandom(mixSeed(args.seed, SEED_PURPOSE.mathRandom), () =>
       model.fit(trainT.xs, trainT.ys, {
         epochs: args.epochs,
@@ -261,7 +259,7 @@ async function main(): Promise<void> {
   const md = [
     `# BatchNorm folding (backend ${backend}, tfjs ${tf.version.tfjs})`,
     '',
-    `Trained on ${train.n} MNIST digits for ${args.epochs} epoch(s) on cpu; measured on ${heldOut.n} held-out digits. ` +
+    `Trained on ${train.n} MNIST digits for ${args.epochs} epoch(s) on ${training.name} (${training.reason}); measured on ${heldOut.n} held-out digits. ` +
       `Latency: median over ${args.runs} interleaved samples per model, each the mean of enough predict calls to last ~25 ms; ratio = median of the per-pair ratios folded/original.`,
     '',
     markdownTable(header, table),

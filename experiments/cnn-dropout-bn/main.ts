@@ -12,7 +12,7 @@
  * Writes `<out>/report.md`, `<out>/results.json` and SVG charts; prints a table.
  */
 import * as path from 'path';
-import { useBackend } from '../lib/backend';
+import { useConvTrainingBackend } from '../lib/backend';
 import { Progress } from '../lib/progress';
 import { OnProgress, runTasks, serveWorker, Task } from '../lib/pool';
 import { fmt, formatTable, writeReport } from '../lib/report';
@@ -20,13 +20,6 @@ import { claims, summarize } from './analysis';
 import { Options, parseOptions, selectedConfigs } from './options';
 import { cnnReport, resultsTable } from './report';
 import { CnnRun, runTask, SeedCache } from './train';
-
-// tfjs 4.22's wasm backend has no Conv2DBackpropFilter kernel, so conv nets train on cpu.
-const BACKEND_REASON = 'tfjs 4.22’s wasm backend cannot train conv nets (no Conv2DBackpropFilter)';
-
-async function backend(o: Options, log?: (line: string) => void): Promise<string> {
-  return useBackend(o.backend || 'cpu', log);
-}
 
 function taskRunner(o: Options) {
   const cache = new SeedCache(o);
@@ -37,7 +30,7 @@ function taskRunner(o: Options) {
 
 async function worker(o: Options): Promise<void> {
   let announcement = '';
-  const name = await backend(o, (line) => (announcement = line));
+  const { name } = await useConvTrainingBackend(o.backend, (line) => (announcement = line));
   const runner = taskRunner(o);
   serveWorker(name, announcement, runner.run, runner.dispose);
 }
@@ -53,10 +46,15 @@ async function main(): Promise<void> {
   const progress = new Progress(tasks.length * batchesPerRun, { label: 'cnn-dropout-bn' });
   const begun = new Set<string>();
   const runner = taskRunner(o);
+  let reason = '';
   const { results: runs, backend: backendName } = await runTasks<CnnRun>({
     jobs: o.jobs,
     tasks,
-    backend: () => backend(o),
+    backend: async () => {
+      const picked = await useConvTrainingBackend(o.backend);
+      reason = picked.reason;
+      return picked.name;
+    },
     local: runner.run,
     onProgress: (task, steps, status) => {
       const name = `seed ${task.seed} ${task.config}`;
@@ -74,7 +72,8 @@ async function main(): Promise<void> {
   });
   runner.dispose();
   progress.done();
-  if (!o.backend) console.error(`(${backendName}: ${BACKEND_REASON})`);
+  // In a pool the workers picked the backend, and the same way: ask again here for the reason.
+  reason ||= (await useConvTrainingBackend(o.backend, () => {})).reason;
   const summaries = summarize(runs);
   const verdicts = claims(summaries);
   const table = resultsTable(summaries);
@@ -92,7 +91,7 @@ async function main(): Promise<void> {
     o,
     seeds,
     backend: backendName,
-    backendReason: o.backend ? 'asked for with --backend' : BACKEND_REASON,
+    backendReason: reason,
     seconds: (Date.now() - started) / 1000,
     summaries,
     claims: verdicts,
