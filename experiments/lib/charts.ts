@@ -141,7 +141,10 @@ export interface Bar {
   group?: string;
 }
 
-/** Bars with optional ± error bars; with `group`, grouped bars side by side per category. */
+/**
+ * Bars with optional ± error bars; with `group`, grouped bars side by side per category. Categories
+ * and groups keep their order of first appearance.
+ */
 export function barChart(data: readonly Bar[], options: ChartOptions = {}): VegaLiteSpec {
   const values = data
     .filter((b) => Number.isFinite(b.value))
@@ -153,9 +156,12 @@ export function barChart(data: readonly Bar[], options: ChartOptions = {}): Vega
     }));
   const grouped = data.some((b) => b.group !== undefined);
   const order = [...new Set(data.map((b) => b.category))];
+  const groups = [...new Set(data.map((b) => b.group ?? ''))];
   const x = { field: 'category', type: 'nominal', title: options.xTitle ?? null, sort: order };
-  const offset = grouped ? { xOffset: { field: 'group' } } : {};
-  const color = grouped ? { color: { field: 'group', type: 'nominal', title: null } } : {};
+  const offset = grouped ? { xOffset: { field: 'group', sort: groups } } : {};
+  const color = grouped
+    ? { color: { field: 'group', type: 'nominal', title: null, sort: groups } }
+    : {};
   return {
     ...frame(options),
     data: { values },
