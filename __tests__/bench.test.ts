@@ -2,7 +2,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { interleaved, summarize } from '../bench/timing';
+import { interleaved, summarize } from '../experiments/lib/timing';
 
 const root = path.resolve(__dirname, '..');
 

@@ -1,21 +1,22 @@
 // The overfitting report's statistics and interpretation, on hand-made numbers: the text must
 // follow the numbers, in particular say where dropout does not beat the baseline.
 import {
-  aggregate,
   agreement,
   auroc,
   compare,
-  ConfigStats,
-  CurvePoint,
-  entropySummary,
   histogramCounts,
-  interpret,
-  InterpretationInput,
-  runMetrics,
-  RunMetrics,
   showPair,
   stat,
-} from '../examples/overfitting/analysis';
+} from '../experiments/lib/stats';
+import {
+  aggregate,
+  ConfigStats,
+  CurvePoint,
+  runMetrics,
+  RunMetrics,
+} from '../experiments/lib/curves';
+import { entropySummary } from '../experiments/overfitting/analysis';
+import { interpret, InterpretationInput } from '../experiments/overfitting/interpret';
 
 function point(trainLoss: number, heldOutLoss: number, trainAcc = 1, heldOutAcc = 0.9): CurvePoint {
   return { trainLoss, trainAcc, heldOutLoss, heldOutAcc };

@@ -15,8 +15,8 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import * as dn from 'tfjs-dropnorm';
 import { pickBackend } from 'tfjs-dropnorm/node';
-import { parseArgs } from '../examples/lib/cli';
-import { fmt, formatTable, markdownTable, toJson } from '../examples/lib/report';
+import { parseArgs } from '../experiments/lib/cli';
+import { fmt, formatTable, markdownTable, toJson } from '../experiments/lib/report';
 
 /** One checked property of one pair. */
 export interface Row {

@@ -14,7 +14,7 @@ import { performance } from 'perf_hooks';
 import * as tf from '@tensorflow/tfjs';
 import { WASM_TRAINING_KERNELS } from 'tfjs-dropnorm';
 import { pickBackend } from 'tfjs-dropnorm/node';
-import { summarize, TimingSummary } from './timing';
+import { summarize, TimingSummary } from '../experiments/lib/timing';
 
 /** A markdown table for bench.ts to render, and the targets it missed. */
 export interface WasmTrainingReport {

@@ -1,0 +1,150 @@
+/**
+ * Every program in examples/ runs, in its `--quick` mode (fewer digits and epochs), and prints
+ * what its doc comment says it shows. The examples train without seeds on purpose (they are
+ * meant to be copied), so the checks are on facts that hold for any initialization.
+ */
+import { execFile } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { promisify } from 'util';
+
+const ROOT = path.resolve(__dirname, '..');
+const EXAMPLES = path.join(ROOT, 'examples');
+// Only stops a hung run; speed is not asserted in unit tests.
+const HANG_TIMEOUT_MS = 120_000;
+
+const stderrs: Record<string, string> = {};
+
+async function run(name: string): Promise<string> {
+  const { stdout, stderr } = await promisify(execFile)(
+    path.join(ROOT, 'node_modules', '.bin', 'tsx'),
+    [path.join('examples', `${name}.ts`), '--quick'],
+    { cwd: ROOT, timeout: HANG_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 },
+  );
+  stderrs[name] = stderr;
+  return stdout;
+}
+
+/** The numbers after `label` on each line that has it. */
+function numbersAfter(stdout: string, label: RegExp): number[] {
+  return stdout
+    .split('\n')
+    .map((line) => label.exec(line))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]));
+}
+
+describe('examples/', () => {
+  it('are short programs: one file each, at most about 150 lines, each with an npm script', () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+    const programs = fs
+      .readdirSync(EXAMPLES)
+      .filter((f) => f.endsWith('.ts') && f !== 'mnist.ts')
+      .map((f) => f.replace(/\.ts$/, ''));
+    expect(programs.sort()).toEqual(
+      ['batchnorm-cnn', 'dropout-mlp', 'fold-export', 'gradient-clipping', 'mc-dropout'].sort(),
+    );
+    for (const name of [...programs, 'mnist']) {
+      const lines = fs.readFileSync(path.join(EXAMPLES, `${name}.ts`), 'utf8').split('\n').length;
+      expect({ name, short: lines <= 160 }).toEqual({ name, short: true });
+    }
+    for (const name of programs) {
+      expect(pkg.scripts[`example:${name}`]).toBe(`tsx examples/${name}.ts`);
+    }
+  });
+
+  it(
+    'dropout-mlp trains the MLP without and with each dropout variant',
+    async () => {
+      const stdout = await run('dropout-mlp');
+      const rows = stdout
+        .split('\n')
+        .filter((l) => /^(none|dropout|gaussianDropout|dropConnect) /.test(l));
+      expect(rows.map((r) => r.split(/\s+/)[0])).toEqual([
+        'none',
+        'dropout',
+        'gaussianDropout',
+        'dropConnect',
+      ]);
+      for (const row of rows) {
+        const [trainAcc, testAcc, testLoss] = row.split(/\s+/).slice(1).map(Number);
+        for (const acc of [trainAcc, testAcc]) expect(acc).toBeGreaterThanOrEqual(0);
+        for (const acc of [trainAcc, testAcc]) expect(acc).toBeLessThanOrEqual(1);
+        expect(testLoss).toBeGreaterThan(0);
+      }
+    },
+    HANG_TIMEOUT_MS,
+  );
+
+  it(
+    'batchnorm-cnn trains conv (no bias) → BatchNorm → ReLU and reports the test accuracy',
+    async () => {
+      const stdout = await run('batchnorm-cnn');
+      expect(stdout).toMatch(
+        /conv2d_Conv2D1 \(Conv2D\)\s+\[\[null,28,28,1\]\]\s+\[null,28,28,4\]\s+36\s/,
+      );
+      const [accuracy] = numbersAfter(stdout, /^test accuracy: ([\d.]+)/);
+      expect(accuracy).toBeGreaterThanOrEqual(0);
+      expect(accuracy).toBeLessThanOrEqual(1);
+      // One line names the backend; tfjs's "install the node backend" banner is not printed.
+      expect(stderrs['batchnorm-cnn']).toMatch(/^tfjs backend: cpu \(tfjs [\d.]+\)$/m);
+      expect(stderrs['batchnorm-cnn']).not.toMatch(/speed things up/);
+      const [variance] = numbersAfter(stdout, /moving variance, channel 0: ([\d.]+)/);
+      expect(variance).toBeGreaterThan(0);
+      expect(variance).not.toBe(1); // it moved from its initial value
+    },
+    HANG_TIMEOUT_MS,
+  );
+
+  it(
+    'fold-export folds both BNs, keeps the outputs, saves and loads only built-in layers',
+    async () => {
+      const stdout = await run('fold-export');
+      expect(stdout).toMatch(/^folded 2 BatchNorm layers \(0 skipped\)/m);
+      const [maxDiff] = numbersAfter(stdout, /max \|original − folded\| .*: ([\d.e+-]+)/);
+      expect(maxDiff).toBeLessThan(1e-5);
+      expect(stdout).toMatch(/^layers 8 → 6$/m);
+      expect(stdout).toMatch(/^parameters (\d+) → (\d+)$/m);
+      const [, before, after] = /^parameters (\d+) → (\d+)$/m.exec(stdout)!.map(Number);
+      expect(before - after).toBe(4 * (128 + 64) - 128 - 64); // BN's 4 per channel out, a bias in
+      expect(stdout).toMatch(/^layer classes: InputLayer, Flatten, Dense, Activation$/m);
+      expect(stdout).toMatch(/model\.json, weights\.bin; loaded back, same outputs: true$/m);
+    },
+    HANG_TIMEOUT_MS,
+  );
+
+  it(
+    'mc-dropout reports entropies within [0, ln 10] and the most uncertain digits',
+    async () => {
+      const stdout = await run('mc-dropout');
+      const entropies = numbersAfter(stdout, /mean predictive entropy, \w+: +([\d.]+) nats/);
+      expect(entropies).toHaveLength(2);
+      for (const h of entropies) {
+        expect(h).toBeGreaterThanOrEqual(0);
+        expect(h).toBeLessThanOrEqual(Math.log(10) + 1e-3);
+      }
+      const listed = numbersAfter(stdout, /entropy ([\d.]+), std/);
+      expect(listed).toHaveLength(5);
+      expect([...listed].sort((a, b) => b - a)).toEqual(listed);
+    },
+    HANG_TIMEOUT_MS,
+  );
+
+  it(
+    'gradient-clipping shows the vanishing sigmoid gradient and a clipped run that stays finite',
+    async () => {
+      const stdout = await run('gradient-clipping');
+      const [sigmoidRatio, reluRatio] = numbersAfter(stdout, /first\/last ratio ([\d.e+-]+)/);
+      expect(sigmoidRatio).toBeLessThan(1e-3);
+      expect(reluRatio).toBeGreaterThan(1e-2);
+      const losses = (run: string) =>
+        new RegExp(`${run}[^\\n]*\\n\\s+loss per epoch: ([^\\n]+)`)
+          .exec(stdout)![1]
+          .split(', ')
+          .map(Number);
+      expect(losses('no clipping').some((l) => !Number.isFinite(l) || l > 100)).toBe(true);
+      expect(losses('clipOptimizer').every((l) => Number.isFinite(l))).toBe(true);
+    },
+    HANG_TIMEOUT_MS,
+  );
+});

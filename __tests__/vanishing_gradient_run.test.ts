@@ -1,0 +1,99 @@
+/**
+ * Runs experiments/vanishing-gradient/main.ts --quick as a child process (vega is ESM-only, which jest's
+ * CommonJS runtime cannot load) and checks its claims from its results.json.
+ */
+import { execFile } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { promisify } from 'util';
+import { readResults } from '../experiments/lib/report';
+
+interface ConfigResult {
+  name: string;
+  gradInit: number[];
+  ratioInit: number;
+  ratioFinal: number;
+  maxGradNorm: number;
+  nonFiniteLoss: boolean;
+  allFinite: boolean;
+  lossPerBatch: number[];
+  error: string | null;
+}
+interface Results {
+  settings: { depth: number; quick: boolean };
+  configs: ConfigResult[];
+  interpretation: string[];
+}
+
+const ROOT = path.resolve(__dirname, '..');
+// Only stops a hung run; speed is not asserted in unit tests (`npm run experiments -- --quick`
+// reports each experiment's wall time).
+const HANG_TIMEOUT_MS = 170_000;
+
+describe('experiments/vanishing-gradient --quick', () => {
+  let out: string;
+  let results: Results;
+  let stdout: string;
+  const config = (name: string): ConfigResult => {
+    const found = results.configs.find((c) => c.name === name);
+    if (!found) throw new Error(`no configuration ${name} in results.json`);
+    return found;
+  };
+
+  beforeAll(async () => {
+    out = fs.mkdtempSync(path.join(os.tmpdir(), 'vanishing-gradient-'));
+    const run = await promisify(execFile)(
+      'npx',
+      ['tsx', 'experiments/vanishing-gradient/main.ts', '--quick', '--out', out],
+      { cwd: ROOT, timeout: HANG_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 },
+    );
+    stdout = run.stdout;
+    results = readResults<Results>(out);
+  }, HANG_TIMEOUT_MS + 10_000);
+
+  afterAll(() => fs.rmSync(out, { recursive: true, force: true }));
+
+  it('writes the table, report.md, results.json and SVG charts', () => {
+    expect(stdout).toMatch(/config\s+ratio init/);
+    const report = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
+    expect(report).toContain('| config | ratio init |');
+    expect(report).toContain('## Interpretation');
+    for (const chart of ['grad-norms-init', 'grad-norms-trained', 'loss-curves', 'accuracy']) {
+      expect(fs.readFileSync(path.join(out, `${chart}.svg`), 'utf8')).toMatch(/^<svg/);
+    }
+    expect(results.settings).toMatchObject({ depth: 20, quick: true });
+    expect(config('sigmoid').gradInit).toHaveLength(20);
+  });
+
+  it('sigmoid gradients vanish at depth 20: first/last ratio < 1e-3', () => {
+    expect(config('sigmoid').ratioInit).toBeLessThan(1e-3);
+  });
+
+  it('residual relu keeps the ratio within [0.1, 10] at init', () => {
+    const { ratioInit } = config('residual-relu');
+    expect(ratioInit).toBeGreaterThanOrEqual(0.1);
+    expect(ratioInit).toBeLessThanOrEqual(10);
+  });
+
+  it('relu + BatchNorm has its ratio within [0.1, 10] once training has started', () => {
+    // At initialization a deep BN-ReLU net's gradient grows towards the input (Yang et al. 2019,
+    // "A Mean Field Theory of Batch Normalization"); the experiment reports that ratio as measured.
+    const { ratioFinal } = config('relu+bn');
+    expect(ratioFinal).toBeGreaterThanOrEqual(0.1);
+    expect(ratioFinal).toBeLessThanOrEqual(10);
+  });
+
+  it('the unclipped exploding run blows up while the clipped one stays finite', () => {
+    const unclipped = config('exploding');
+    expect(unclipped.nonFiniteLoss || unclipped.maxGradNorm > 1e3).toBe(true);
+    const clipped = config('exploding+clip');
+    expect(clipped.error).toBeNull();
+    expect(clipped.allFinite).toBe(true);
+    expect(clipped.lossPerBatch.every((l) => Number.isFinite(l))).toBe(true);
+  });
+
+  it('dropout does not cure vanishing gradients: sigmoid + dropout ratio < 1e-3', () => {
+    expect(config('sigmoid+dropout').ratioInit).toBeLessThan(1e-3);
+  });
+});

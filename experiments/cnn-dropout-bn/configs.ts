@@ -1,0 +1,215 @@
+/**
+ * The configurations of the CNN experiment and the small conv net built under each: where dropout
+ * (plain, spatial, DropBlock) and BatchNorm sit, and whether the conv before a BN has a bias.
+ *
+ *   input 28×28×1 → block(f₁) → block(f₂) → flatten → Dense(h) [→ BN] → ReLU → Dense(10) softmax
+ *   block(f) = Conv 3×3 'same' (f filters) [→ BN] → ReLU [→ BN] → MaxPool 2×2
+ */
+import * as tf from '@tensorflow/tfjs';
+import { layers as dn, mixSeed } from 'tfjs-dropnorm';
+import { SEED_PURPOSE } from '../lib/random';
+
+/** The net's size and the regularizers' rates. */
+export interface CnnOptions {
+  /** Filters of the two conv layers. */
+  filters1: number;
+  filters2: number;
+  /** Units of the hidden Dense layer. */
+  dense: number;
+  /** Rate of plain dropout (after the dense layer, or before a BN). */
+  rate: number;
+  /** Rate of SpatialDropout2D and DropBlock2D on the feature maps. */
+  spatialRate: number;
+  /** DropBlock2D's block side. */
+  blockSize: number;
+  /** Momentum of every BN's moving averages. */
+  bnMomentum: number;
+  /** Average-pool the 28×28 digits by this factor first (1: no pooling; 2: 14×14, four times cheaper). */
+  inputPool: number;
+}
+
+/** Where BatchNorm sits in each block: nowhere, between the linear layer and ReLU, or after ReLU. */
+export type BatchNormPlace = 'none' | 'before-relu' | 'after-relu';
+
+/** Where dropout sits. */
+export type DropoutPlace =
+  | 'none'
+  /** Dropout(rate) after the hidden Dense layer's ReLU. */
+  | 'dense'
+  /** SpatialDropout2D(spatialRate) after each conv block. */
+  | 'spatial'
+  /** DropBlock2D(spatialRate, blockSize) after each conv block. */
+  | 'block'
+  /** Dropout(rate) in front of every linear layer followed by a BN, except the first conv. */
+  | 'before-bn'
+  /** Dropout(rate) after the last BN (after the hidden Dense layer's BN → ReLU). */
+  | 'after-last-bn';
+
+/** One configuration. */
+export interface CnnConfig {
+  id: string;
+  label: string;
+  batchNorm: BatchNormPlace;
+  /** Whether the conv and Dense layers feeding a BN (or the ReLU) have a bias. */
+  bias: boolean;
+  dropout: DropoutPlace;
+}
+
+/** The nine configurations, baseline first. */
+export const CONFIGS: readonly CnnConfig[] = [
+  { id: 'none', label: 'No regularization', batchNorm: 'none', bias: true, dropout: 'none' },
+  {
+    id: 'dropout',
+    label: 'Dropout after the dense layer',
+    batchNorm: 'none',
+    bias: true,
+    dropout: 'dense',
+  },
+  {
+    id: 'spatial-dropout',
+    label: 'SpatialDropout2D after each conv block',
+    batchNorm: 'none',
+    bias: true,
+    dropout: 'spatial',
+  },
+  {
+    id: 'dropblock',
+    label: 'DropBlock2D after each conv block',
+    batchNorm: 'none',
+    bias: true,
+    dropout: 'block',
+  },
+  {
+    id: 'bn',
+    label: 'BN before ReLU, no bias',
+    batchNorm: 'before-relu',
+    bias: false,
+    dropout: 'none',
+  },
+  {
+    id: 'bn-bias',
+    label: 'BN before ReLU, with bias',
+    batchNorm: 'before-relu',
+    bias: true,
+    dropout: 'none',
+  },
+  {
+    id: 'bn-after-relu',
+    label: 'BN after ReLU',
+    batchNorm: 'after-relu',
+    bias: true,
+    dropout: 'none',
+  },
+  {
+    id: 'bn-dropout-before',
+    label: 'BN, dropout before each later BN',
+    batchNorm: 'before-relu',
+    bias: false,
+    dropout: 'before-bn',
+  },
+  {
+    id: 'bn-dropout-after',
+    label: 'BN, dropout after the last BN',
+    batchNorm: 'before-relu',
+    bias: false,
+    dropout: 'after-last-bn',
+  },
+];
+
+/** The configuration every other one is compared with. */
+export const BASELINE = 'none';
+
+/** The configuration's entry in {@link CONFIGS}. */
+export function configById(id: string): CnnConfig {
+  const config = CONFIGS.find((c) => c.id === id);
+  if (!config) {
+    throw new Error(
+      `cnn-dropout-bn: unknown configuration ${JSON.stringify(id)}; known: ${CONFIGS.map((c) => c.id).join(', ')}.`,
+    );
+  }
+  return config;
+}
+
+/** What a configuration adds to the plain net, for the report. */
+export function describeConfig(config: CnnConfig, o: CnnOptions): string {
+  const parts: string[] = [];
+  if (config.batchNorm === 'before-relu') {
+    parts.push(
+      `\`layers.batchNorm()\` between each conv / Dense and its ReLU (${config.bias ? 'with' : 'without'} bias)`,
+    );
+  } else if (config.batchNorm === 'after-relu') {
+    parts.push('`layers.batchNorm()` after each ReLU');
+  }
+  const drop = {
+    none: '',
+    dense: `\`layers.dropout({rate: ${o.rate}})\` after the dense layer`,
+    spatial: `\`layers.spatialDropout2d({rate: ${o.spatialRate}})\` after each conv block`,
+    block: `\`layers.dropBlock2d({rate: ${o.spatialRate}, blockSize: ${o.blockSize}})\` after each conv block`,
+    'before-bn': `\`layers.dropout({rate: ${o.rate}})\` before the second conv and before the Dense layer (each followed by a BN)`,
+    'after-last-bn': `\`layers.dropout({rate: ${o.rate}})\` after the Dense layer's BN → ReLU`,
+  }[config.dropout];
+  if (drop) parts.push(drop);
+  return parts.length ? parts.join('; ') : 'the plain CNN';
+}
+
+/**
+ * The CNN of a configuration. Kernels are He-normal, seeded by (seed, layer index), so every
+ * configuration of a seed starts from the same kernels; the dropout layers' seeds are derived
+ * from (seed, layer index) too.
+ */
+export function buildModel(config: CnnConfig, o: CnnOptions, seed: number): tf.Sequential {
+  const model = tf.sequential({ name: config.id });
+  const kernel = (k: number) =>
+    tf.initializers.heNormal({ seed: mixSeed(seed, SEED_PURPOSE.init, k) });
+  const dropSeed = (k: number) => mixSeed(seed, SEED_PURPOSE.layer, k);
+  const add = (layer: tf.layers.Layer) => model.add(layer);
+  const bn = config.batchNorm;
+  const activate = () => {
+    if (bn === 'before-relu') add(dn.batchNorm({ momentum: o.bnMomentum }));
+    add(tf.layers.activation({ activation: 'relu' }));
+    if (bn === 'after-relu') add(dn.batchNorm({ momentum: o.bnMomentum }));
+  };
+  const beforeLinear = (k: number) => {
+    if (config.dropout === 'before-bn' && k > 0)
+      add(dn.dropout({ rate: o.rate, seed: dropSeed(k) }));
+  };
+
+  add(tf.layers.reshape({ inputShape: [784], targetShape: [28, 28, 1] }));
+  if (o.inputPool > 1) add(tf.layers.averagePooling2d({ poolSize: o.inputPool }));
+  [o.filters1, o.filters2].forEach((filters, k) => {
+    beforeLinear(k);
+    add(
+      tf.layers.conv2d({
+        filters,
+        kernelSize: 3,
+        padding: 'same',
+        useBias: config.bias,
+        kernelInitializer: kernel(k),
+      }),
+    );
+    activate();
+    add(tf.layers.maxPooling2d({ poolSize: 2 }));
+    if (config.dropout === 'spatial') {
+      add(dn.spatialDropout2d({ rate: o.spatialRate, seed: dropSeed(k) }));
+    } else if (config.dropout === 'block') {
+      add(dn.dropBlock2d({ rate: o.spatialRate, blockSize: o.blockSize, seed: dropSeed(k) }));
+    }
+  });
+  add(tf.layers.flatten());
+  beforeLinear(2);
+  add(tf.layers.dense({ units: o.dense, useBias: config.bias, kernelInitializer: kernel(2) }));
+  activate();
+  if (config.dropout === 'dense' || config.dropout === 'after-last-bn') {
+    add(dn.dropout({ rate: o.rate, seed: dropSeed(2) }));
+  }
+  add(
+    tf.layers.dense({
+      units: 10,
+      activation: 'softmax',
+      kernelInitializer: tf.initializers.glorotUniform({
+        seed: mixSeed(seed, SEED_PURPOSE.init, 3),
+      }),
+    }),
+  );
+  return model;
+}

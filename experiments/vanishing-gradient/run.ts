@@ -1,0 +1,201 @@
+/**
+ * One configuration of the vanishing-gradient experiment: gradient norms and activation statistics
+ * on a fixed probe batch at initialization, training with the `GradientFlow` callback, held-out
+ * accuracy.
+ */
+import * as tf from '@tensorflow/tfjs';
+import {
+  activationStats,
+  ClipOptimizer,
+  clipOptimizer,
+  firstLastRatio,
+  GradientFlow,
+  gradientNorms,
+  LayerActivationStats,
+  LayerGradientNorm,
+  mixSeed,
+} from 'tfjs-dropnorm';
+import { SEED_PURPOSE, withSeededMathRandom } from '../lib/random';
+import { buildModel, CLIP_NORM, Config, MOMENTUM, NetShape } from './configs';
+
+/** Training settings shared by every configuration. */
+export interface TrainSettings extends NetShape {
+  epochs: number;
+  batchSize: number;
+  /** SGD learning rate. */
+  lr: number;
+  seed: number;
+}
+
+/** The training digits, the held-out digits and the probe batch the diagnostics run on. */
+export interface Data {
+  xs: tf.Tensor2D;
+  ys: tf.Tensor2D;
+  testXs: tf.Tensor2D;
+  testYs: tf.Tensor2D;
+  probe: { xs: tf.Tensor2D; ys: tf.Tensor2D };
+}
+
+/** Mean softmax cross-entropy from logits (numerically stable: log-sum-exp). */
+function softmaxCrossEntropy(yTrue: tf.Tensor, logits: tf.Tensor): tf.Tensor {
+  return tf.losses.softmaxCrossEntropy(yTrue, logits);
+}
+
+/** Everything measured for one configuration. */
+export interface Result {
+  name: string;
+  description: string;
+  /** ‖∂L/∂W⁽ˡ⁾‖ of each Dense kernel l = 1…depth on the probe batch, before training. */
+  gradInit: number[];
+  /** The same after training. */
+  gradFinal: number[];
+  ratioInit: number;
+  ratioFinal: number;
+  /**
+   * ‖∂L/∂W⁽²⁾‖ / ‖∂L/∂W⁽ᴸ⁾‖ at init: the ratio without the input layer, whose gradient xᵀδ₁
+   * also scales with the 784-pixel input.
+   */
+  ratioHiddenInit: number;
+  /** First/last ratio after each epoch. */
+  ratioPerEpoch: number[];
+  /** Largest finite kernel-gradient norm in any record (init and after every epoch). */
+  maxGradNorm: number;
+  /** Some recorded kernel-gradient norm was NaN or Infinity. */
+  nonFiniteGrad: boolean;
+  /** Training loss of every batch, in order. */
+  lossPerBatch: number[];
+  /** Mean training loss of each epoch. */
+  lossPerEpoch: number[];
+  finalLoss: number;
+  /** Largest finite training loss of any batch. */
+  peakLoss: number;
+  /** A NaN or Infinity training loss occurred. */
+  nonFiniteLoss: boolean;
+  /** Every loss and every gradient norm recorded was finite. */
+  allFinite: boolean;
+  heldOutAccuracy: number;
+  /** Mean over sigmoid/tanh layers of the saturated fraction; null without such layers. */
+  saturatedInit: number | null;
+  saturatedFinal: number | null;
+  /** Mean over relu layers of the dead-unit fraction; null without relu layers. */
+  deadInit: number | null;
+  deadFinal: number | null;
+  /** Steps skipped by clipOptimizer because of non-finite gradients. */
+  skippedSteps: number;
+  /** An error that stopped this configuration's training, if any. */
+  error: string | null;
+  seconds: number;
+}
+
+function kernels(norms: readonly LayerGradientNorm[]): number[] {
+  return norms.filter((n) => n.kernel !== null).map((n) => n.kernel as number);
+}
+
+function meanOf(stats: readonly LayerActivationStats[], key: 'saturated' | 'dead'): number | null {
+  const values = stats.map((s) => s[key]).filter((v): v is number => v !== null);
+  return values.length ? values.reduce((a, b) => a + b, 0) / values.length : null;
+}
+
+function mean(values: readonly number[]): number {
+  return values.length ? values.reduce((a, b) => a + b, 0) / values.length : NaN;
+}
+
+/**
+ * Trains one configuration and records its diagnostics. `index` is its position, which seeds
+ * `Math.random` (tfjs's fit() shuffle draws from it); `onBatch` sees every batch's loss.
+ */
+export async function runConfig(
+  config: Config,
+  s: TrainSettings,
+  data: Data,
+  index: number,
+  onBatch: (loss: number) => void,
+): Promise<Result> {
+  return withSeededMathRandom(mixSeed(s.seed, SEED_PURPOSE.mathRandom, index), () =>
+    train(config, s, data, onBatch),
+  );
+}
+
+async function train(
+  config: Config,
+  s: TrainSettings,
+  data: Data,
+  onBatch: (loss: number) => void,
+): Promise<Result> {
+  const started = Date.now();
+  const { probe } = data;
+  const model = buildModel(config, s, s.seed);
+  const sgd = tf.train.momentum(s.lr, MOMENTUM);
+  const optimizer = config.clip ? clipOptimizer(sgd, { globalClipNorm: CLIP_NORM }) : sgd;
+  model.compile({ optimizer, loss: softmaxCrossEntropy });
+
+  const initGrad = gradientNorms(model, probe.xs, probe.ys);
+  const initActivations = activationStats(model, probe.xs);
+  const flow = new GradientFlow({ x: probe.xs, y: probe.ys, every: 1 });
+  const lossPerBatch: number[] = [];
+  const lossPerEpoch: number[] = [];
+  let epochLosses: number[] = [];
+  const recorder = new tf.CustomCallback({
+    onBatchEnd: async (_batch, logs) => {
+      const loss = logs?.loss ?? NaN;
+      lossPerBatch.push(loss);
+      epochLosses.push(loss);
+      onBatch(loss);
+    },
+    onEpochEnd: async () => {
+      lossPerEpoch.push(mean(epochLosses));
+      epochLosses = [];
+    },
+  });
+  let error: string | null = null;
+  try {
+    await model.fit(data.xs, data.ys, {
+      epochs: s.epochs,
+      batchSize: s.batchSize,
+      shuffle: true,
+      verbose: 0,
+      callbacks: [flow, recorder],
+      yieldEvery: 'never',
+    });
+  } catch (e) {
+    error = e instanceof Error ? e.message : String(e);
+  }
+  const last = flow.history[flow.history.length - 1];
+  const finalGrad = last ? last.gradients : gradientNorms(model, probe.xs, probe.ys);
+  const finalActivations = last ? last.activations : activationStats(model, probe.xs);
+  const heldOutAccuracy = tf.tidy(() => {
+    const predicted = (model.predict(data.testXs) as tf.Tensor).argMax(-1);
+    return tf.mean(tf.cast(tf.equal(predicted, data.testYs.argMax(-1)), 'float32')).dataSync()[0];
+  });
+  const allNorms = [initGrad, ...flow.history.map((r) => r.gradients)].flatMap(kernels);
+  const result: Result = {
+    name: config.name,
+    description: config.description,
+    gradInit: kernels(initGrad),
+    gradFinal: kernels(finalGrad),
+    ratioInit: firstLastRatio(initGrad),
+    ratioFinal: firstLastRatio(finalGrad),
+    ratioHiddenInit: firstLastRatio(initGrad.filter((n) => n.kernel !== null).slice(1)),
+    ratioPerEpoch: flow.history.map((r) => firstLastRatio(r.gradients)),
+    maxGradNorm: Math.max(0, ...allNorms.filter((n) => Number.isFinite(n))),
+    nonFiniteGrad: allNorms.some((n) => !Number.isFinite(n)),
+    lossPerBatch,
+    lossPerEpoch,
+    finalLoss: lossPerEpoch.length ? lossPerEpoch[lossPerEpoch.length - 1] : NaN,
+    peakLoss: Math.max(0, ...lossPerBatch.filter((l) => Number.isFinite(l))),
+    nonFiniteLoss: lossPerBatch.some((l) => !Number.isFinite(l)),
+    allFinite:
+      lossPerBatch.every((l) => Number.isFinite(l)) && allNorms.every((n) => Number.isFinite(n)),
+    heldOutAccuracy,
+    saturatedInit: meanOf(initActivations, 'saturated'),
+    saturatedFinal: meanOf(finalActivations, 'saturated'),
+    deadInit: meanOf(initActivations, 'dead'),
+    deadFinal: meanOf(finalActivations, 'dead'),
+    skippedSteps: optimizer instanceof ClipOptimizer ? optimizer.skippedSteps : 0,
+    error,
+    seconds: (Date.now() - started) / 1000,
+  };
+  model.dispose();
+  optimizer.dispose();
+  return result;
+}
