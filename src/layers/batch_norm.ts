@@ -553,8 +553,7 @@ export class BatchNorm extends tf.layers.Layer {
     for (const block of blocks) {
       const whole = blocks.length === 1;
       const rows = block.groups * block.size;
-      const part = (t: tf.Tensor) =>
-        whole ? t : tf.slice(t, block.start, rows);
+      const part = (t: tf.Tensor) => (whole ? t : tf.slice(t, block.start, rows));
       const { y, moments } = this.normalizeBlock(
         part(x),
         weights ? part(weights) : null,
@@ -766,7 +765,7 @@ function checkRenormArgs(
       'renormClipping.rmin',
       rmin,
       'in [0, 1] (the lower limit of r = σ_B/σ must not exclude 1)',
-      'Leave it out for 1/rmax, the paper\'s choice.',
+      "Leave it out for 1/rmax, the paper's choice.",
     );
   }
   if (!isBound(dmax) || (dmax != null && dmax < 0)) {
