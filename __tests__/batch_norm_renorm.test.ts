@@ -293,7 +293,7 @@ describe('the clipping ramp (the paper, Section 4)', () => {
     expect(weightValues(layer, 'renorm_steps')).toEqual([8]);
   });
 
-  test('fixed limits without a ramp; null without renorm', () => {
+  test('fixed limits without a ramp; step 0 before the first call; null without renorm', () => {
     expect(
       layers.batchNorm({ renorm: true, renormClipping: { rmax: 3 } }).currentRenormClipping(),
     ).toEqual({ rmax: 3, rmin: 1 / 3, dmax: Infinity });
@@ -303,6 +303,16 @@ describe('the clipping ramp (the paper, Section 4)', () => {
       dmax: Infinity,
     });
     expect(layers.batchNorm().currentRenormClipping()).toBeNull();
+    // A ramped layer not yet built is at step 0: plain BN.
+    expect(
+      layers
+        .batchNorm({
+          renorm: true,
+          renormClipping: { rmax: 3, dmax: 5 },
+          renormRamp: { rmaxEnd: 9 },
+        })
+        .currentRenormClipping(),
+    ).toEqual({ rmax: 1, rmin: 1, dmax: 0 });
   });
 });
 

@@ -18,7 +18,7 @@ function snippet(name: string): { code: string; output: string } {
 describe('README', () => {
   // These print after a promise resolves (model.fit, mcPredictAsync), so each runs in a process
   // of its own.
-  test.each(['usage', 'batchnorm', 'training', 'wasm-training', 'mcasync', 'schedule'])(
+  test.each(['usage', 'batchnorm', 'renorm', 'training', 'wasm-training', 'mcasync', 'schedule'])(
     'the %s snippet runs as shown and prints what the README says',
     (name) => {
       const { code, output } = snippet(name);

@@ -61,6 +61,20 @@ export function accuracyTable(summaries: readonly Summary[], settings: readonly 
   return settingTable(summaries, settings, (s) => showPct(s.heldOutAcc));
 }
 
+// vega's tableau10 scheme, so a configuration keeps its color in every chart.
+const TABLEAU10 = [
+  '#4c78a8',
+  '#f58518',
+  '#e45756',
+  '#72b7b2',
+  '#54a24b',
+  '#eeca3b',
+  '#b279a2',
+  '#ff9da6',
+  '#9d755d',
+  '#bab0ac',
+];
+
 function charts(input: ReportInput): Record<string, VegaLiteSpec> {
   const { summaries } = input;
   const seeds = input.seeds.length;
@@ -77,9 +91,25 @@ function charts(input: ReportInput): Record<string, VegaLiteSpec> {
         error: v.std,
       }));
   const withBn = (s: Summary) => s.bn.length > 0;
+  // One color per configuration across the charts, in report order, whichever settings it ran in.
+  const order = rowOrder(summaries).map((r) => r.label);
+  const fixedColors = (spec: VegaLiteSpec): VegaLiteSpec => {
+    const values = (spec.data as { values: { group: string }[] }).values;
+    const domain = order.filter((label) => values.some((v) => v.group === label));
+    const range = domain.map((label) => TABLEAU10[order.indexOf(label) % TABLEAU10.length]);
+    for (const layer of spec.layer as { encoding: Record<string, Record<string, unknown>> }[]) {
+      if (layer.encoding.xOffset) layer.encoding.xOffset.sort = domain;
+      if (layer.encoding.color) {
+        layer.encoding.color.sort = domain;
+        layer.encoding.color.scale = { domain, range };
+      }
+    }
+    return spec;
+  };
+  const grouped = (spec: VegaLiteSpec): VegaLiteSpec => ({ ...fixedColors(spec), ...wide });
   return {
-    held_out_accuracy: {
-      ...barChart(
+    held_out_accuracy: grouped(
+      barChart(
         bars(
           (s) => s.heldOutAcc,
           () => true,
@@ -90,10 +120,9 @@ function charts(input: ReportInput): Record<string, VegaLiteSpec> {
           width: 640,
         },
       ),
-      ...wide,
-    },
-    variance_ratio: {
-      ...barChart(
+    ),
+    variance_ratio: grouped(
+      barChart(
         bars((s) => s.bn[s.bn.length - 1]?.varianceRatio ?? null, withBn),
         {
           title: 'Running / population variance at the dense BN (1 = right)',
@@ -101,10 +130,9 @@ function charts(input: ReportInput): Record<string, VegaLiteSpec> {
           width: 640,
         },
       ),
-      ...wide,
-    },
-    train_inference_gap: {
-      ...barChart(
+    ),
+    train_inference_gap: grouped(
+      barChart(
         bars((s) => meanOverBns(s, 'gap'), withBn),
         {
           title: 'Train/inference output gap, mean over the BNs (0 = same output)',
@@ -112,8 +140,7 @@ function charts(input: ReportInput): Record<string, VegaLiteSpec> {
           width: 640,
         },
       ),
-      ...wide,
-    },
+    ),
   };
 }
 
@@ -229,6 +256,13 @@ export function smallBatchReport(input: ReportInput): {
       ['claim', 'verdict', 'evidence'],
       claims.map((c) => [c.claim, `**${c.verdict}**`, c.evidence]),
     ),
+    '',
+    '_A derivation, not a measurement, that bears on the renorm claims at batch 2:_ the dense BN ' +
+      'reduces over the batch only, so with 2 samples x̂ = ±σ_B/√(σ²_B+ε) ≈ ±1 whatever the inputs. ' +
+      'Renorm restores the information in the forward pass (x̂·r + d = (x − μ)/σ when unclipped), but its ' +
+      'gradient treats r and d as constants and is that of x̂: dx₁ = γ·r/√(σ²_B+ε) · ε/(σ²_B+ε) · ' +
+      '(dy₁ − dy₂)/2, which vanishes unless σ²_B ≲ ε. The conv BNs reduce over batch × height × ' +
+      'width values and do not have this problem.',
     '',
     'Files: `results.json` (settings, every run, the summaries and verdicts) and the SVG charts. ' +
       `The BNs average with momentum ${o.bnMomentum}: with 0.99 (the Keras default) ${o.steps} steps ` +

@@ -369,23 +369,24 @@ export interface RenormCorrection {
 
 /**
  * The limits of {@link RenormClipping} at a training step: fixed without a ramp; with a
- * {@link RenormRamp}, the ramped limits at `step` (a scalar tensor, so the training step never
- * reads the counter back to the CPU). The ramp needs finite `rmax` and `dmax` (the values it ramps
- * to); the caller checks that.
+ * {@link RenormRamp}, the ramped limits at `step` (0-based; a scalar tensor, so the training step
+ * never reads the counter back to the CPU; null is step 0). The ramp needs finite `rmax` and
+ * `dmax` (the values it ramps to); the caller checks that.
  */
 export function renormLimits(
   clipping: RenormClipping,
   ramp: RenormRamp | null,
-  step: tf.Tensor | null,
+  step: tf.Tensor | number | null,
 ): RenormLimits {
   const rmax = clipping.rmax ?? Infinity;
   const dmax = clipping.dmax ?? Infinity;
   const rmin = clipping.rmin ?? null;
-  if (!ramp || !step) return { rmax, rmin: rmin ?? 1 / rmax, dmax };
+  if (!ramp) return { rmax, rmin: rmin ?? 1 / rmax, dmax };
   return tf.tidy(() => {
+    const t = step ?? 0;
     const start = ramp.start ?? 0;
     const progress = (end: number) =>
-      tf.clipByValue(tf.div(tf.sub(step, start), end - start), 0, 1);
+      tf.clipByValue(tf.div(tf.sub(t, start), end - start), 0, 1);
     const fr = progress(ramp.rmaxEnd);
     const fd = progress(ramp.dmaxEnd ?? ramp.rmaxEnd);
     const rmaxT = tf.add(1, tf.mul(rmax - 1, fr));
