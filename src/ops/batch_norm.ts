@@ -385,8 +385,7 @@ export function renormLimits(
   return tf.tidy(() => {
     const t = step ?? 0;
     const start = ramp.start ?? 0;
-    const progress = (end: number) =>
-      tf.clipByValue(tf.div(tf.sub(t, start), end - start), 0, 1);
+    const progress = (end: number) => tf.clipByValue(tf.div(tf.sub(t, start), end - start), 0, 1);
     const fr = progress(ramp.rmaxEnd);
     const fd = progress(ramp.dmaxEnd ?? ramp.rmaxEnd);
     const rmaxT = tf.add(1, tf.mul(rmax - 1, fr));
