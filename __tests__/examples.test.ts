@@ -97,19 +97,40 @@ describe('examples/', () => {
   );
 
   it(
-    'fold-export folds both BNs, keeps the outputs, saves and loads only built-in layers',
+    'fold-export exports for plain tfjs: BNs folded, dropout removed, DropConnect replaced, same outputs, built-in classes only',
     async () => {
       const stdout = await run('fold-export');
-      expect(stdout).toMatch(/^folded 2 BatchNorm layers \(0 skipped\)/m);
-      const [maxDiff] = numbersAfter(stdout, /max \|original − folded\| .*: ([\d.e+-]+)/);
-      expect(maxDiff).toBeLessThan(1e-5);
-      expect(stdout).toMatch(/^layers 8 → 6$/m);
-      expect(stdout).toMatch(/^parameters (\d+) → (\d+)$/m);
+      const lines = (prefix: string) =>
+        stdout.split('\n').filter((l) => l.startsWith(`${prefix} `));
+      expect(lines('folded')).toEqual(['folded   bn1 into dense1', 'folded   bn2 into dense2']);
+      expect(lines('removed').map((l) => l.split(':')[0])).toEqual([
+        'removed  dropout1 (DropnormDropout)',
+        'removed  dropout2 (DropnormDropout)',
+        'removed  relu1 (Activation)',
+        'removed  relu2 (Activation)',
+      ]);
+      expect(lines('replaced')).toHaveLength(1);
+      expect(lines('replaced')[0]).toMatch(/^replaced out \(DropnormDropConnectDense\) by Dense: /);
+      expect(stdout).toMatch(/^skipped  0 layers$/m);
+      expect(stdout).toMatch(/^layers 10 → 4$/m);
       const [, before, after] = /^parameters (\d+) → (\d+)$/m.exec(stdout)!.map(Number);
-      expect(before - after).toBe(4 * (128 + 64) - 128 - 64); // BN's 4 per channel out, a bias in
-      expect(stdout).toMatch(/^layer classes: InputLayer, Flatten, Dense, Activation$/m);
+      // The Dense/BN/DropConnect parameter counts of 784-128-64-10, written out.
+      expect(before).toBe(784 * 128 + 4 * 128 + 128 * 64 + 4 * 64 + 64 * 10 + 10);
+      // Each BN's 4 per channel go, a bias per channel comes in.
+      expect(before - after).toBe(4 * (128 + 64) - (128 + 64));
+      const [maxDiff] = numbersAfter(stdout, /max \|original − exported\| .*: ([\d.e+-]+)/);
+      expect(maxDiff).toBeLessThan(1e-5);
+      const [original, exported] = /^test accuracy: original ([\d.]+), exported ([\d.]+)$/m
+        .exec(stdout)!
+        .slice(1)
+        .map(Number);
+      // Equal up to a digit whose top two probabilities tie within float rounding (1 of 500).
+      expect(Math.abs(exported - original)).toBeLessThanOrEqual(1 / 500 + 1e-9);
       expect(stdout).toMatch(
-        /model\.json, weights\.[0-9a-f]{16}\.bin; loaded back, same outputs: true$/m,
+        /^model\.json classes: InputLayer, Flatten, Dense \(from tfjs-dropnorm: 0\)$/m,
+      );
+      expect(stdout).toMatch(
+        /: model\.json, weights\.[0-9a-f]{16}\.bin; loaded back, same outputs: true$/m,
       );
     },
     HANG_TIMEOUT_MS,
