@@ -111,7 +111,7 @@ describe('examples/', () => {
       ]);
       expect(lines('replaced')).toHaveLength(1);
       expect(lines('replaced')[0]).toMatch(/^replaced out \(DropnormDropConnectDense\) by Dense: /);
-      expect(stdout).toMatch(/^skipped  0 layers$/m);
+      expect(stdout).toMatch(/^skipped {2}0 layers$/m);
       expect(stdout).toMatch(/^layers 10 → 4$/m);
       const [, before, after] = /^parameters (\d+) → (\d+)$/m.exec(stdout)!.map(Number);
       // The Dense/BN/DropConnect parameter counts of 784-128-64-10, written out.
@@ -137,18 +137,37 @@ describe('examples/', () => {
   );
 
   it(
-    'mc-dropout reports entropies within [0, ln 10] and the most uncertain digits',
+    'mc-dropout splits the uncertainty of correct and wrong digits into entropies and mutual information',
     async () => {
       const stdout = await run('mc-dropout');
-      const entropies = numbersAfter(stdout, /mean predictive entropy, \w+: +([\d.]+) nats/);
-      expect(entropies).toHaveLength(2);
-      for (const h of entropies) {
-        expect(h).toBeGreaterThanOrEqual(0);
-        expect(h).toBeLessThanOrEqual(Math.log(10) + 1e-3);
+      // onProgress of mcPredictAsync, every 10 samples.
+      expect(stdout).toMatch(/^ {2}10\/30 samples\n {2}20\/30 samples\n {2}30\/30 samples$/m);
+      const row = (name: string) => {
+        const m = new RegExp(
+          `^  ${name} \\((\\d+) digits\\)\\s+([\\d.]+)\\s+([\\d.]+)\\s+([\\d.]+)$`,
+          'm',
+        ).exec(stdout)!;
+        const [digits, predictive, expected, mutual] = m.slice(1).map(Number);
+        return { digits, predictive, expected, mutual };
+      };
+      const correct = row('correct');
+      const wrong = row('wrong');
+      expect(correct.digits + wrong.digits).toBe(1000);
+      for (const r of [correct, wrong]) {
+        // 0 ≤ expected ≤ predictive ≤ ln 10, and I = H[ȳ] − E H[ŷ_t] (printed to 3 decimals).
+        expect(r.expected).toBeGreaterThanOrEqual(0);
+        expect(r.predictive).toBeGreaterThanOrEqual(r.expected);
+        expect(r.predictive).toBeLessThanOrEqual(Math.log(10) + 1e-3);
+        expect(Math.abs(r.predictive - r.expected - r.mutual)).toBeLessThanOrEqual(0.0015);
       }
-      const listed = numbersAfter(stdout, /entropy ([\d.]+), std/);
+      // The point of the example: the model is less sure, and its passes disagree more, where it
+      // is wrong.
+      expect(wrong.predictive).toBeGreaterThan(correct.predictive);
+      expect(wrong.mutual).toBeGreaterThan(correct.mutual);
+      const listed = numbersAfter(stdout, /mutual information ([\d.]+), predictive/);
       expect(listed).toHaveLength(5);
       expect([...listed].sort((a, b) => b - a)).toEqual(listed);
+      expect(listed[4]).toBeGreaterThanOrEqual(Math.max(correct.mutual, wrong.mutual));
     },
     HANG_TIMEOUT_MS,
   );
