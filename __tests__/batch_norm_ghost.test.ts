@@ -340,7 +340,7 @@ describe('Ghost BatchNorm in a model', () => {
       ],
     });
     const w = model.getWeights();
-    plain.setWeights([...w.slice(0, 5), ...w.slice(7)]);
+    plain.setWeights(w);
     expect(maxAbsDiff(model.predict(x) as tf.Tensor, plain.predict(x) as tf.Tensor)).toBe(0);
     const leaked = await leakedTensors(async () => {
       await model.fit(x, y, { epochs: 2, batchSize: 6, verbose: 0 });

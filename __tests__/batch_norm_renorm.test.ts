@@ -346,11 +346,14 @@ describe('renorm with the rest of BatchNorm', () => {
     const [B, T, C] = [3, 4, 2];
     const mask = tf.tensor2d([1, 1, 1, 0, 1, 1, 0, 0, 1, 0, 0, 0], [B, T], 'bool');
     const x = tf.randomNormal([B, T, C], 2, 3, 'float32', 11);
-    const layer = built(layers.batchNorm({ renorm: true, renormClipping: { rmax: 2, dmax: 1 } }), [
-      B,
-      T,
-      C,
-    ]);
+    const layer = built(
+      layers.batchNorm({
+        renorm: true,
+        renormClipping: { rmax: 2, dmax: 1 },
+        renormMomentum: 0.99,
+      }),
+      [B, T, C],
+    );
     randomizeWeights(layer, 12);
     const [gamma, beta, , , mu, variance] = layer.getWeights().map((w) => Array.from(w.dataSync()));
     const xs = x.arraySync() as number[][][];
@@ -399,6 +402,36 @@ describe('renorm with the rest of BatchNorm', () => {
     expect(weightValues(layer, 'num_batches_tracked')).toEqual([2]);
   });
 
+  test('without renormMomentum r and d use the moving statistics: the same as separate statistics at renormMomentum = momentum', () => {
+    const args = { renorm: true, renormClipping: { rmax: 1.5, dmax: 0.5 }, momentum: 0.8 };
+    const shared = built(layers.batchNorm(args), [6, 3]);
+    const separate = built(layers.batchNorm({ ...args, renormMomentum: 0.8 }), [6, 3]);
+    randomizeWeights(shared, 16);
+    const w = shared.getWeights();
+    separate.setWeights([...w, w[2], w[3]]);
+    for (let step = 0; step < 3; step++) {
+      const x = tf.randomNormal([6, 3], 1, 2, 'float32', 17 + step);
+      const dy = tf.randomNormal([6, 3], 0, 1, 'float32', 27 + step);
+      const a = trainCall(shared, x, dy);
+      const b = trainCall(separate, x, dy);
+      expect(maxAbsDiff(a.y, b.y)).toBeLessThan(1e-6);
+      expect(maxAbsDiff(a.dx, b.dx)).toBeLessThan(1e-6);
+    }
+    expect(weightValues(separate, 'renorm_variance')).toEqual(
+      weightValues(separate, 'moving_variance'),
+    );
+    // Not vacuous: the clipping binds, so the output is not plain BN's.
+    const plain = built(layers.batchNorm({ momentum: 0.8 }), [6, 3]);
+    plain.setWeights(shared.getWeights());
+    const x = tf.randomNormal([6, 3], 4, 0.3, 'float32', 40);
+    expect(
+      maxAbsDiff(
+        plain.apply(x, { training: true }) as tf.Tensor,
+        shared.apply(x, { training: true }) as tf.Tensor,
+      ),
+    ).toBeGreaterThan(0.01);
+  });
+
   test('a batch of one: x̂ = 0, so y = γ·d + β; the statistics stay as they were', () => {
     const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
     try {
@@ -408,7 +441,8 @@ describe('renorm with the rest of BatchNorm', () => {
       );
       randomizeWeights(layer, 13);
       const before = snapshot(layer);
-      const [gamma, beta, , , mu, variance] = before.map((w) => Array.from(w.dataSync()));
+      // Without renormMomentum, r and d are taken against the moving statistics.
+      const [gamma, beta, mu, variance] = before.map((w) => Array.from(w.dataSync()));
       const x = tf.tensor2d([[0.3, -2, 5]]);
       const y = Array.from((layer.apply(x, { training: true }) as tf.Tensor).dataSync());
       [0.3, -2, 5].forEach((v, j) => {
@@ -422,10 +456,12 @@ describe('renorm with the rest of BatchNorm', () => {
     }
   });
 
-  test('weights: the built-in four, then renorm_mean, renorm_variance, renorm_steps', () => {
+  test('weights: the built-in four, then renorm_mean, renorm_variance (renormMomentum), renorm_steps', () => {
     const names = (args: Parameters<typeof layers.batchNorm>[0]) =>
       built(layers.batchNorm(args), [2, 3]).weights.map((w) => w.originalName.split('/').pop());
-    expect(names({ renorm: true })).toEqual([
+    // r and d use the moving statistics: no weight of their own.
+    expect(names({ renorm: true })).toEqual(['gamma', 'beta', 'moving_mean', 'moving_variance']);
+    expect(names({ renorm: true, renormMomentum: 0.9 })).toEqual([
       'gamma',
       'beta',
       'moving_mean',
@@ -437,6 +473,7 @@ describe('renorm with the rest of BatchNorm', () => {
       names({
         renorm: true,
         momentum: null,
+        renormMomentum: 0.9,
         renormClipping: { rmax: 2, dmax: 1 },
         renormRamp: { rmaxEnd: 10 },
       }),
@@ -614,7 +651,7 @@ describe('renorm argument errors name the layer, the argument and the value', ()
     ],
     [
       { renorm: true, renormMomentum: 1 },
-      /expected renormMomentum in \[0, 1\), received: renormMomentum=1/,
+      /expected renormMomentum in \[0, 1\), or null, received: renormMomentum=1/,
     ],
     [{ renormClipping: { rmax: 3 } }, /expected renormClipping to be given only with renorm: true/],
     [{ renormMomentum: 0.9 }, /expected renormMomentum to be given only with renorm: true/],

@@ -88,7 +88,7 @@ export interface NetOptions {
   dense: number;
   /** Average-pool the 28×28 digits by this factor first (2: 14×14, four times cheaper). */
   inputPool: number;
-  /** Momentum of every BN's moving averages (and of the renorm statistics). */
+  /** Momentum of every BN's moving averages (which Batch Renorm's r and d are taken against). */
   bnMomentum: number;
   /** Ghost BN's virtual batch size. */
   virtualBatchSize: number;
@@ -127,7 +127,6 @@ function normLayer(kind: NormKind, o: NetOptions): tf.layers.Layer | null {
       return dn.batchNorm({
         momentum,
         renorm: true,
-        renormMomentum: momentum,
         renormClipping: { rmax: o.rmax, dmax: o.dmax },
         renormRamp: renormRamp(o.steps),
       });
@@ -145,7 +144,7 @@ export function describeConfig(kind: NormKind, o: NetOptions): string {
     bn: `\`layers.batchNorm({momentum: ${o.bnMomentum}})\` (unbiased running variance)`,
     renorm:
       `\`layers.batchNorm({renorm: true, renormClipping: {rmax: ${o.rmax}, dmax: ${o.dmax}}, ` +
-      `renormMomentum: ${o.bnMomentum}, renormRamp: ${JSON.stringify(ramp).replace(/"/g, '')}})\``,
+      `renormRamp: ${JSON.stringify(ramp).replace(/"/g, '')}})\` (r and d against the moving statistics)`,
     ghost: `\`layers.batchNorm({virtualBatchSize: ${o.virtualBatchSize}})\``,
   }[kind];
 }

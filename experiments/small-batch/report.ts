@@ -267,11 +267,10 @@ export function smallBatchReport(input: ReportInput): {
     'Files: `results.json` (settings, every run, the summaries and verdicts) and the SVG charts. ' +
       `The BNs average with momentum ${o.bnMomentum}: with 0.99 (the Keras default) ${o.steps} steps ` +
       `would leave ${pct(0.99 ** o.steps)} of the initial moving variance 1 in the running variance, ` +
-      'which would hide the Bessel factor this experiment measures. Batch Renorm uses the same ' +
-      'momentum for its own statistics (`renormMomentum`), so its `renorm_mean` / `renorm_variance` ' +
-      "equal its moving statistics (the single set of averages of the paper's Algorithm 1): an " +
-      'unclipped renorm BN then computes in training exactly what it computes at inference, and its ' +
-      'train/inference gap measures how often the clipping binds.',
+      'which would hide the Bessel factor this experiment measures. Batch Renorm takes r and d ' +
+      'against its moving statistics (no `renormMomentum`: the single set of averages of the ' +
+      "paper's Algorithm 1), so an unclipped renorm BN computes in training exactly what it " +
+      'computes at inference, and its train/inference gap measures how often the clipping binds.',
   ].join('\n');
   return {
     markdown,

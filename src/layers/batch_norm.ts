@@ -19,7 +19,6 @@ import {
   poolVirtualBatchStatistics,
   reductionAxes,
   RenormClipping,
-  renormCorrection,
   RenormLimits,
   renormLimits,
   RenormRamp,
@@ -61,9 +60,9 @@ export interface BatchNormArgs extends Omit<BuiltinBatchNormArgs, 'momentum'> {
   /**
    * Batch Renormalization (Ioffe 2017, arXiv:1702.03275): in training, normalize with the batch
    * moments corrected towards moving estimates, y = γ·(x̂·r + d) + β with r = σ_B/σ and
-   * d = (μ_B − μ)/σ clipped by `renormClipping` and held constant in the gradient. μ and σ² are two
-   * extra weights `renorm_mean`, `renorm_variance` updated like the moving statistics but with
-   * `renormMomentum`. Inference is unchanged (plain BN with `moving_mean`, `moving_variance`).
+   * d = (μ_B − μ)/σ clipped by `renormClipping` and held constant in the gradient. μ and σ² are the
+   * moving statistics (the paper's Algorithm 1), or, with `renormMomentum`, two extra weights of
+   * their own. Inference is unchanged (plain BN with `moving_mean`, `moving_variance`).
    * Default false.
    */
   renorm?: boolean;
@@ -74,11 +73,14 @@ export interface BatchNormArgs extends Omit<BuiltinBatchNormArgs, 'momentum'> {
    */
   renormClipping?: RenormClipping;
   /**
-   * Momentum of `renorm_mean` and `renorm_variance` (default 0.99, tf.keras 2's): how fast the
-   * reference statistics of r and d follow the batches. A training hyperparameter, unlike
-   * `momentum`, which only shapes the inference statistics. Only with `renorm: true`.
+   * Give r and d reference statistics of their own, as tf.keras 2 does: two extra weights
+   * `renorm_mean` and `renorm_variance`, updated like the moving statistics but with this momentum
+   * (tf.keras 2's `renorm_momentum`, 0.99 there by default), so that how fast the reference
+   * follows the batches is set apart from `momentum`, which then only shapes the inference
+   * statistics. Absent or null (default): r and d use `moving_mean` and `moving_variance`. Only
+   * with `renorm: true`.
    */
-  renormMomentum?: number;
+  renormMomentum?: number | null;
   /**
    * Ramp the clipping from plain BN (r_max = 1, d_max = 0) to `renormClipping` over training steps,
    * as in the paper's Section 4 (see {@link RenormRamp}). The step count is a weight
@@ -120,9 +122,11 @@ const VARIANCE_CORRECTIONS: readonly VarianceCorrection[] = ['unbiased', 'biased
  * Batch Renormalization (`renorm: true`, Ioffe 2017, arXiv:1702.03275, Algorithm 1): training
  * computes `y = γ·(x̂·r + d) + β` with x̂ = (x−μ_B)/σ_B, σ_B = √(σ²_B+ε) (biased, as in the paper),
  * r = clip(σ_B/σ, rmin, rmax) and d = clip((μ_B−μ)/σ, −dmax, dmax) held constant in the gradient,
- * where μ and σ = √(σ²+ε) are the weights `renorm_mean` and `renorm_variance`, updated after the
- * step exactly like the moving statistics (same `varianceCorrection`, same guards) but with
- * `renormMomentum`. The moving statistics, and so inference, are those of plain BN.
+ * where μ and σ² are the moving statistics before the step (the paper's single set of moving
+ * averages), or, with `renormMomentum`, the weights `renorm_mean` and `renorm_variance`, updated
+ * after the step exactly like the moving statistics (same `varianceCorrection`, same guards) but
+ * with that momentum (tf.keras 2's separate renorm statistics). The moving statistics, and so
+ * inference, are those of plain BN.
  * `renormRamp` relaxes the limits from plain BN (rmax = 1, dmax = 0) over training steps.
  *
  * Ghost BatchNorm (`virtualBatchSize: V`, Hoffer et al. 2017): training normalizes each run of V
@@ -146,7 +150,7 @@ const VARIANCE_CORRECTIONS: readonly VarianceCorrection[] = ['unbiased', 'biased
  *
  * Weights are `[gamma, beta, moving_mean, moving_variance]` (gamma/beta only when scale/center), as
  * the built-in's, so `setWeights(builtin.getWeights())` works both ways. Extra state follows, in
- * this order: `num_batches_tracked` (momentum null), `renorm_mean` and `renorm_variance` (renorm),
+ * this order: `num_batches_tracked` (momentum null), `renorm_mean` and `renorm_variance` (renormMomentum),
  * `renorm_steps` (renormRamp).
  */
 export class BatchNorm extends tf.layers.Layer {
@@ -191,7 +195,8 @@ export class BatchNorm extends tf.layers.Layer {
   readonly renorm: boolean;
   /** The renorm clipping as given (empty: unclipped). */
   readonly renormClipping: Readonly<RenormClipping>;
-  readonly renormMomentum: number;
+  /** Momentum of the separate renorm statistics, or null: r and d use the moving statistics. */
+  readonly renormMomentum: number | null;
   /** The clipping ramp, or null for fixed limits. */
   readonly renormRamp: Readonly<RenormRamp> | null;
   /** Ghost BatchNorm's virtual batch size, or null (the whole batch). */
@@ -384,7 +389,7 @@ export class BatchNorm extends tf.layers.Layer {
         false,
       );
     }
-    if (this.renorm) {
+    if (this.renorm && this.renormMomentum !== null) {
       // Initialized like the moving statistics (as Keras 3's renorm_mean / renorm_stddev).
       this.renormMean = this.addWeight(
         'renorm_mean',
@@ -402,16 +407,16 @@ export class BatchNorm extends tf.layers.Layer {
         undefined,
         false,
       );
-      if (this.renormRamp) {
-        this.renormSteps = this.addWeight(
-          'renorm_steps',
-          [],
-          'float32',
-          tf.initializers.zeros(),
-          undefined,
-          false,
-        );
-      }
+    }
+    if (this.renorm && this.renormRamp) {
+      this.renormSteps = this.addWeight(
+        'renorm_steps',
+        [],
+        'float32',
+        tf.initializers.zeros(),
+        undefined,
+        false,
+      );
     }
     this.built = true;
   }
@@ -508,16 +513,16 @@ export class BatchNorm extends tf.layers.Layer {
     const axes = reductionAxes(xs.rank, channelAxis).filter((a) => !grouped || a !== 0);
     const w = weights ? split(weights) : null;
     const moments = w ? maskedBatchMoments(xs, w, axes) : batchMoments(xs, axes);
-    let correction;
+    let renorm;
     if (limits) {
+      // A [C] vector broadcasts along the last axis as it is; any other layout needs its shape.
       const shape = channelShape(xs.shape, channelAxis);
-      correction = renormCorrection(
-        moments,
-        tf.reshape(this.renormMean!.read(), shape),
-        tf.reshape(this.renormVariance!.read(), shape),
-        this.epsilon,
+      const along = (v: tf.Tensor) => (channelAxis === xs.rank - 1 ? v : tf.reshape(v, shape));
+      renorm = {
+        mean: along((this.renormMean ?? this.movingMean).read()),
+        variance: along((this.renormVariance ?? this.movingVariance).read()),
         limits,
-      );
+      };
     }
     const y = normalizeTraining(
       xs,
@@ -526,7 +531,7 @@ export class BatchNorm extends tf.layers.Layer {
       this.beta?.read() ?? null,
       this.epsilon,
       channelAxis,
-      { axes, correction },
+      { axes, renorm },
     );
     return { y: grouped ? tf.reshape(y, x.shape) : y, moments };
   }
@@ -666,9 +671,10 @@ export class BatchNorm extends tf.layers.Layer {
         [this.movingVariance, variance, decay],
       ];
       if (this.renormMean && this.renormVariance) {
+        const renormDecay = 1 - (this.renormMomentum as number);
         updates.push(
-          [this.renormMean, mean, 1 - this.renormMomentum],
-          [this.renormVariance, variance, 1 - this.renormMomentum],
+          [this.renormMean, mean, renormDecay],
+          [this.renormVariance, variance, renormDecay],
         );
       }
       for (const [variable, value, d] of updates) {
@@ -727,7 +733,7 @@ function isBound(value: unknown): value is number | null | undefined {
 function checkRenormArgs(
   owner: string,
   args: BatchNormArgs,
-): { renorm: boolean; clipping: RenormClipping; momentum: number; ramp: RenormRamp | null } {
+): { renorm: boolean; clipping: RenormClipping; momentum: number | null; ramp: RenormRamp | null } {
   const renorm = args.renorm ?? false;
   if (typeof renorm !== 'boolean') {
     throw invalidArgument(owner, 'renorm', args.renorm, 'to be true or false');
@@ -744,7 +750,7 @@ function checkRenormArgs(
         );
       }
     }
-    return { renorm, clipping: {}, momentum: 0.99, ramp: null };
+    return { renorm, clipping: {}, momentum: null, ramp: null };
   }
   const clipping = args.renormClipping ?? {};
   checkOptionKeys(`${owner} renormClipping`, clipping, RENORM_CLIPPING_KEYS, 'option');
@@ -777,14 +783,15 @@ function checkRenormArgs(
       example,
     );
   }
-  const momentum = args.renormMomentum ?? 0.99;
-  if (!(typeof momentum === 'number' && momentum >= 0 && momentum < 1)) {
+  const momentum = args.renormMomentum ?? null;
+  if (momentum !== null && !(typeof momentum === 'number' && momentum >= 0 && momentum < 1)) {
     throw invalidArgument(
       owner,
       'renormMomentum',
       args.renormMomentum,
-      'in [0, 1)',
-      'It is the momentum of renorm_mean / renorm_variance; 0.99 is the default (tf.keras 2).',
+      'in [0, 1), or null',
+      'It is the momentum of separate renorm_mean / renorm_variance (tf.keras 2 used 0.99); ' +
+        'null makes r and d use the moving statistics.',
     );
   }
   let ramp: RenormRamp | null = null;

@@ -163,8 +163,20 @@ export interface NormalizeTrainingOptions {
    * group axis normalizes each group (virtual batch) with its own moments; γ and β stay per channel.
    */
   axes?: number[];
-  /** Batch Renormalization's r and d (see {@link renormCorrection}); constants of the gradient. */
-  correction?: RenormCorrection;
+  /**
+   * Batch Renormalization: the reference statistics and limits r and d are computed from (see
+   * {@link renormCorrection}); r and d are constants of the gradient.
+   */
+  renorm?: RenormReference;
+}
+
+/** What Batch Renormalization corrects the batch moments towards. */
+export interface RenormReference {
+  /** Reference mean μ, broadcastable against the moments (keepDims shape, or `[C]` channels-last). */
+  mean: tf.Tensor;
+  /** Reference variance σ², likewise. */
+  variance: tf.Tensor;
+  limits: RenormLimits;
 }
 
 /**
@@ -179,8 +191,8 @@ export interface NormalizeTrainingOptions {
  * ∂μ/∂xᵢ = wᵢ/n and ∂σ²/∂xᵢ = 2wᵢ(xᵢ−μ)/n: the correction term reaches unmasked positions only,
  * while the sums dβ, dγ run over every position (each output depends on μ and σ²).
  *
- * With Batch Renormalization (Ioffe 2017, arXiv:1702.03275, Algorithm 1) the output is
- * y = γ·(x̂·r + d) + β, r and d held constant (stop_gradient): the upstream gradient of x̂ is γ·r·dy,
+ * With Batch Renormalization (`options.renorm`, Ioffe 2017, arXiv:1702.03275, Algorithm 1) the
+ * output is y = γ·(x̂·r + d) + β, r and d held constant (stop_gradient): the upstream gradient of x̂ is γ·r·dy,
  * so dx = γ·r/√(σ²+ε) · (dy − w·(Σdy + x̂·Σdy·x̂)/n), dγ = Σ dy·(x̂·r + d) = r·Σdy·x̂ + d·Σdy, dβ = Σdy.
  * With groups (Ghost BatchNorm, `options.axes` without the group axis) every sum above is per
  * group, and dγ, dβ are then summed over the groups.
@@ -199,7 +211,7 @@ export function normalizeTraining(
   options: NormalizeTrainingOptions = {},
 ): tf.Tensor {
   const { mean, variance, count, weights } = moments;
-  const correction = options.correction ?? null;
+  const renorm = options.renorm ?? null;
   const axes = options.axes ?? reductionAxes(x.rank, axis);
   // Axes neither reduced nor the channel: groups, each with its own moments.
   const groupAxes = x.shape.map((_, a) => a).filter((a) => a !== axis && !axes.includes(a));
@@ -211,6 +223,8 @@ export function normalizeTraining(
   if (gamma) inputs.push(tf.reshape(gamma, shape));
   if (beta) inputs.push(tf.reshape(beta, shape));
 
+  // The renorm inputs the backward needs: the reference statistics and any limit that is a tensor.
+  const renormInputs = renorm ? [renorm.mean, renorm.variance, ...limitTensors(renorm.limits)] : [];
   const op = tf.customGrad((...args: unknown[]) => {
     const save = args.pop() as (tensors: tf.Tensor[]) => void;
     const [xIn, g, b] = [
@@ -218,6 +232,13 @@ export function normalizeTraining(
       gamma ? (args[1] as tf.Tensor) : null,
       beta ? (args[gamma ? 2 : 1] as tf.Tensor) : null,
     ];
+    // r and d are computed here, inside the kernel, where tfjs records no gradient tape (they are
+    // constants of the gradient; taping their per-channel ops, each with clones of its inputs,
+    // would cost more than the ops), and again in the backward from the saved inputs: a tensor
+    // created in a kernel cannot be saved (tfjs would count it as leaked).
+    const correction = renorm
+      ? renormCorrection(moments, renorm.mean, renorm.variance, epsilon, renorm.limits)
+      : null;
     // γ·(x̂·r + d) + β = x̂·(γ·r) + (γ·d + β): the correction only changes the per-channel affine.
     let scale = g;
     let shift = b;
@@ -235,18 +256,29 @@ export function normalizeTraining(
       if (shift) value = tf.add(value, shift);
     }
     // Save only tensors that exist outside this kernel; 1/√(σ²+ε) is per channel and cheap to redo.
-    // Closure-held tensors die with the caller's tidy, so the mask's weights and count, and r and d,
-    // are saved too.
+    // Closure-held tensors die with the caller's tidy, so the mask's weights and count, and the
+    // renorm reference statistics and ramped limits, are saved too.
     const masked = weights ? [weights, count as tf.Tensor] : [];
-    const renorm = correction ? [correction.r, correction.d] : [];
-    save([xIn, mean, variance, ...masked, ...renorm, ...(g ? [g] : [])]);
+    save([xIn, mean, variance, ...masked, ...renormInputs, ...(g ? [g] : [])]);
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, mu, v] = saved;
         let next = 3;
         const [w, n] = weights ? [saved[next++], saved[next++]] : [null, count];
-        const [r, d] = correction ? [saved[next++], saved[next++]] : [null, null];
+        let r: tf.Tensor | null = null;
+        let d: tf.Tensor | null = null;
+        if (renorm) {
+          const reference = saved.slice(next, next + renormInputs.length);
+          next += renormInputs.length;
+          ({ r, d } = renormCorrection(
+            { mean: mu, variance: v, count: 0 },
+            reference[0],
+            reference[1],
+            epsilon,
+            restoreLimits(renorm.limits, reference.slice(2)),
+          ));
+        }
         const gs = g ? saved[next] : null;
         const inv = tf.rsqrt(tf.add(v, epsilon));
         const xHat = tf.mul(tf.sub(xs, mu), inv);
@@ -394,8 +426,27 @@ export function renormLimits(
   }) as unknown as RenormLimits;
 }
 
+const LIMIT_KEYS = ['rmin', 'rmax', 'dmax'] as const;
+
+/** The limits that are tensors (a ramp), in {@link LIMIT_KEYS} order. */
+function limitTensors(limits: RenormLimits): tf.Tensor[] {
+  return LIMIT_KEYS.map((k) => limits[k]).filter((v): v is tf.Tensor => typeof v !== 'number');
+}
+
+/** `limits` with its tensor entries replaced, in order, by `tensors` (their saved copies). */
+function restoreLimits(limits: RenormLimits, tensors: tf.Tensor[]): RenormLimits {
+  let i = 0;
+  const pick = (v: number | tf.Tensor) => (typeof v === 'number' ? v : tensors[i++]);
+  return { rmin: pick(limits.rmin), rmax: pick(limits.rmax), dmax: pick(limits.dmax) };
+}
+
 /** t clipped to [lo, hi]; number limits that are infinite clip nothing. */
 function clipBetween(t: tf.Tensor, lo: number | tf.Tensor, hi: number | tf.Tensor): tf.Tensor {
+  // Fixed limits: one ClipByValue kernel (a training step runs this per BN, where tfjs's per-op
+  // overhead is most of the cost of these per-channel tensors).
+  if (typeof lo === 'number' && typeof hi === 'number') {
+    return Number.isFinite(lo) || Number.isFinite(hi) ? tf.clipByValue(t, lo, hi) : t;
+  }
   let out = t;
   if (typeof lo !== 'number' || Number.isFinite(lo)) out = tf.maximum(out, lo);
   if (typeof hi !== 'number' || Number.isFinite(hi)) out = tf.minimum(out, hi);

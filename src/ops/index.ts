@@ -28,6 +28,7 @@ export type {
   RenormCorrection,
   RenormLimits,
   RenormRamp,
+  RenormReference,
   VarianceCorrection,
   VirtualBatchBlock,
 } from './batch_norm';
