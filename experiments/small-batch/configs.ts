@@ -143,9 +143,10 @@ export function describeConfig(kind: NormKind, o: NetOptions): string {
     builtin: `\`tf.layers.batchNormalization({momentum: ${o.bnMomentum}})\` (biased running variance)`,
     bn: `\`layers.batchNorm({momentum: ${o.bnMomentum}})\` (unbiased running variance)`,
     renorm:
-      `\`layers.batchNorm({renorm: true, renormClipping: {rmax: ${o.rmax}, dmax: ${o.dmax}}, ` +
-      `renormRamp: ${JSON.stringify(ramp).replace(/"/g, '')}})\` (r and d against the moving statistics)`,
-    ghost: `\`layers.batchNorm({virtualBatchSize: ${o.virtualBatchSize}})\``,
+      `\`layers.batchNorm({momentum: ${o.bnMomentum}, renorm: true, renormClipping: {rmax: ${o.rmax}, ` +
+      `dmax: ${o.dmax}}, renormRamp: {start: ${ramp.start}, rmaxEnd: ${ramp.rmaxEnd}, dmaxEnd: ` +
+      `${ramp.dmaxEnd}}})\` (r and d against the moving statistics)`,
+    ghost: `\`layers.batchNorm({momentum: ${o.bnMomentum}, virtualBatchSize: ${o.virtualBatchSize}})\``,
   }[kind];
 }
 

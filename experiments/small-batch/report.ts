@@ -163,7 +163,7 @@ export function smallBatchReport(input: ReportInput): {
       ? `digits average-pooled to ${28 / o.inputPool}×${28 / o.inputPool}, then `
       : '';
   const ramp = renormRamp(o.steps);
-  const kinds = [...new Set(summaries.map((s) => s.config))].filter((c) => c !== RECALIBRATED);
+  const kinds = CONFIGS.map((c) => c.id).filter((id) => summaries.some((s) => s.config === id));
   const markdown = [
     '# Small batches and non-i.i.d. batches: BatchNorm, Batch Renorm, Ghost BN',
     '',
