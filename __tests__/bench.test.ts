@@ -66,6 +66,8 @@ describe('bench', () => {
       expect(renormGhost.map((m: { pair: string }) => m.pair)).toEqual([
         'BatchNorm renorm / plain',
         'BatchNorm virtualBatchSize 32 (4 virtual batches) / plain',
+        'BatchNorm renorm / plain (model)',
+        'BatchNorm virtualBatchSize 32 / plain (model)',
       ]);
       expect(
         measurements.filter((m: { kind: string }) => m.kind === 'renorm/ghost forward'),
