@@ -68,6 +68,20 @@ export class KernelScope {
     return this.backend.typedArrayFromHeap(info) as Float32Array;
   }
 
+  /**
+   * The whole wasm heap as one float32 array (from any tensor on it): copies between tensors with
+   * `copyWithin` and zeroing with `fill` then allocate no view per run, which matters when a
+   * kernel moves thousands of short runs. Same caveat as {@link heap}.
+   */
+  wholeHeap(anyTensor: tf.TensorInfo): Float32Array {
+    return new Float32Array(this.heap(anyTensor).buffer);
+  }
+
+  /** Where `info` starts in {@link wholeHeap}'s array. */
+  offset(info: tf.TensorInfo): number {
+    return this.heap(info).byteOffset >> 2;
+  }
+
   /** `x[start : start + count]` along its first axis (a contiguous block): one copy. */
   leading(x: tf.TensorInfo, start: number, count: number): tf.TensorInfo {
     const inner = tf.util.sizeFromShape(x.shape.slice(1));
