@@ -90,7 +90,9 @@ const toNhwc = [0, 2, 3, 1];
  * Stride 1: ∂L/∂W = P·dy, one GEMM of [kh·kw·C, N] by [N, O] (N = B·H'·W, see ./patches.ts), whose
  * [(r, q, c), o] result is ∂L/∂W in HWIO order. The patches stay on the left: as the packed
  * operand they would be kh·kw·C values per position instead of O, and would have to be
- * interleaved (an element-wise transposition) where on the left they are block copies.
+ * interleaved (an element-wise transposition) where on the left they are block copies. (Measured
+ * for a 3×3 1→16 first layer, where the patches are the fewer: packing them after transposing
+ * them and dy was no faster.)
  */
 function patchProduct(
   scope: KernelScope,
