@@ -3,8 +3,8 @@
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { ROOT as root, readmeSnippets } from './readme_snippets';
 
-const root = path.resolve(__dirname, '..');
 const IMPORTS = ["import * as tf from '@tensorflow/tfjs';", "import * as dn from 'tfjs-dropnorm';"];
 
 interface Snippet {
@@ -13,21 +13,17 @@ interface Snippet {
   output: string;
 }
 
+/** The synchronous snippets (readme.test.ts runs the asynchronous ones), imports checked. */
 function snippets(): Snippet[] {
-  const doc = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
-  const re = /<!-- snippet:([\w-]+) -->\n```ts\n([\s\S]*?)```\n\nprints\n\n```text\n([\s\S]*?)```/g;
-  const found: Snippet[] = [];
-  for (let m = re.exec(doc); m; m = re.exec(doc)) {
-    // These print asynchronously (after fit or mcPredictAsync); readme.test.ts runs each on its own.
-    if (['usage', 'batchnorm', 'training', 'wasm-training', 'mcasync', 'schedule'].includes(m[1]))
-      continue;
-    const lines = m[2].split('\n');
-    for (const line of lines.filter((l) => l.startsWith('import ')))
-      expect(IMPORTS).toContain(line);
-    const body = lines.filter((l) => !l.startsWith('import ')).join('\n');
-    found.push({ name: m[1], body, output: m[3] });
-  }
-  return found;
+  return readmeSnippets()
+    .filter((s) => !s.async)
+    .map(({ name, code, output }) => {
+      const lines = code.split('\n');
+      for (const line of lines.filter((l) => l.startsWith('import ')))
+        expect(IMPORTS).toContain(line);
+      const body = lines.filter((l) => !l.startsWith('import ')).join('\n');
+      return { name, body, output };
+    });
 }
 
 test('every dropout snippet of the README runs and prints what the doc says', () => {

@@ -63,6 +63,88 @@ describe('error owners name the public class', () => {
     );
   });
 
+  it('BatchNorm given two inputs or two tensors names itself (singleShape, singleTensor)', () => {
+    const a = tf.input({ shape: [3] });
+    const two = errorOf(() => layers.batchNorm({ name: 'bn1' }).apply([a, a]));
+    expect(two).toBeInstanceOf(DropnormValueError);
+    expect(two.message).toMatch(/^BatchNorm 'bn1': expected number of inputs to be 1/);
+    const built = layers.batchNorm({ name: 'bn2' });
+    built.apply(tf.zeros([2, 3]));
+    const call = errorOf(() => built.call([tf.zeros([2, 3]), tf.zeros([2, 3])], {}));
+    expect(call).toBeInstanceOf(DropnormValueError);
+    expect(call.message).toMatch(/^BatchNorm 'bn2': expected number of input tensors to be 1/);
+  });
+
+  describe('an unknown initializer, regularizer or constraint names the layer, argument and value', () => {
+    const dc = (args: Record<string, unknown>) => () =>
+      layers.dropConnectDense({ name: 'dc', rate: 0.1, units: 2, ...args });
+
+    it('a misspelt initializer name, with the name it most likely meant', () => {
+      const error = errorOf(dc({ kernelInitializer: 'glorotNormall' }));
+      expect(error).toBeInstanceOf(DropnormValueError);
+      expect(error.message).toMatch(
+        /^DropConnectDense 'dc': expected kernelInitializer to be a tfjs initializer: a name \('zeros', 'ones', .*'glorotNormal'.*\), a \{className, config\} object, an instance, or a registered subclass, received: kernelInitializer="glorotNormall"\. Did you mean 'glorotNormal'\?$/,
+      );
+    });
+
+    it.each([
+      [
+        'biasInitializer',
+        { className: 'GlorotNormall', config: {} },
+        "Did you mean 'GlorotNormal'?",
+      ],
+      ['kernelRegularizer', 'l1l3', "Did you mean 'l1l2'?"],
+      ['biasRegularizer', 42, undefined],
+      ['activityRegularizer', 'maxNorm', undefined], // a constraint, not a regularizer
+      ['kernelConstraint', 'nonNegative', undefined],
+      ['biasConstraint', 'unitnorm', "Did you mean 'unitNorm'?"],
+    ])('%s = %j', (argument, value, hint) => {
+      const error = errorOf(dc({ [argument]: value }));
+      expect(error).toBeInstanceOf(DropnormValueError);
+      expect(
+        error.message.startsWith(`DropConnectDense 'dc': expected ${argument} to be a tfjs `),
+      ).toBe(true);
+      expect(error.message).toContain(`received: ${argument}=${JSON.stringify(value)}.`);
+      if (hint) expect(error.message.endsWith(hint)).toBe(true);
+      else expect(error.message).not.toMatch(/Did you mean/);
+    });
+
+    it('a registered class of another kind is refused, not built (a layer as an initializer)', () => {
+      const error = errorOf(dc({ kernelInitializer: 'dense' }));
+      expect(error).toBeInstanceOf(DropnormValueError);
+      expect(error.message).toMatch(
+        /^DropConnectDense 'dc': expected kernelInitializer to be a tfjs initializer/,
+      );
+    });
+
+    it('every kind of identifier still resolves, to what tf.layers.dense makes of it', () => {
+      // The {className, config} form is outside the declared types, as for tf.layers.dense.
+      const args: Record<string, unknown> = {
+        units: 2,
+        kernelInitializer: 'heNormal',
+        biasInitializer: { className: 'Constant', config: { value: 0.5 } },
+        kernelRegularizer: 'l1l2',
+        biasRegularizer: tf.regularizers.l2({ l2: 0.1 }),
+        kernelConstraint: 'maxNorm',
+        biasConstraint: { className: 'NonNeg', config: {} },
+      };
+      const layer = layers.dropConnectDense({ name: 'ok', rate: 0.1, ...args } as never);
+      const builtin = tf.layers.dense(args as never);
+      layer.apply(tf.zeros([1, 3]));
+      expect(Array.from(layer.getWeights()[1].dataSync())).toEqual([0.5, 0.5]);
+      const ours = layer.getConfig();
+      const theirs = builtin.getConfig();
+      for (const key of Object.keys(args).filter((k) => k !== 'units')) {
+        const className = (c: unknown) => (c as { className: string }).className;
+        expect({ key, className: className(ours[key]) }).toEqual({
+          key,
+          className: className(theirs[key]),
+        });
+      }
+      layer.dispose();
+    });
+  });
+
   it("foldBatchNorm's reasons and errors name layers by their public class", () => {
     const model = tf.sequential({
       layers: [

@@ -77,18 +77,21 @@ describe('examples/', () => {
   );
 
   it(
-    'batchnorm-cnn trains conv (no bias) → BatchNorm → ReLU and reports the test accuracy',
+    'batchnorm-cnn trains conv (no bias) → BatchNorm → ReLU on a backend that trains conv nets',
     async () => {
       const stdout = await run('batchnorm-cnn');
+      // 3×3×1×8 kernel weights and no bias.
       expect(stdout).toMatch(
-        /conv2d_Conv2D1 \(Conv2D\)\s+\[\[null,28,28,1\]\]\s+\[null,28,28,4\]\s+36\s/,
+        /conv2d_Conv2D1 \(Conv2D\)\s+\[\[null,28,28,1\]\]\s+\[null,28,28,8\]\s+72\s/,
       );
-      const [accuracy] = numbersAfter(stdout, /^test accuracy: ([\d.]+)/);
+      const [accuracy] = numbersAfter(stdout, /^test accuracy: ([\d.]+) \(1000 digits\)/);
       expect(accuracy).toBeGreaterThanOrEqual(0);
       expect(accuracy).toBeLessThanOrEqual(1);
-      // One line names the backend; tfjs's "install the node backend" banner is not printed.
-      expect(stderrs['batchnorm-cnn']).toMatch(/^tfjs backend: cpu \(tfjs [\d.]+\)$/m);
-      expect(stderrs['batchnorm-cnn']).not.toMatch(/speed things up/);
+      // pickBackend({training: true}) picks wasm with the pack's gradient kernels and says so in
+      // the one line on stderr; tfjs's "install the node backend" banner is not printed.
+      expect(stderrs['batchnorm-cnn']).toMatch(
+        /^tfjs backend: wasm \(tfjs [\d.]+; conv-net training kernels added by tfjs-dropnorm: [\w, ]*Conv2DBackpropFilter[\w, ]*\)\n$/,
+      );
       const [variance] = numbersAfter(stdout, /moving variance, channel 0: ([\d.]+)/);
       expect(variance).toBeGreaterThan(0);
       expect(variance).not.toBe(1); // it moved from its initial value
@@ -97,37 +100,77 @@ describe('examples/', () => {
   );
 
   it(
-    'fold-export folds both BNs, keeps the outputs, saves and loads only built-in layers',
+    'fold-export exports for plain tfjs: BNs folded, dropout removed, DropConnect replaced, same outputs, built-in classes only',
     async () => {
       const stdout = await run('fold-export');
-      expect(stdout).toMatch(/^folded 2 BatchNorm layers \(0 skipped\)/m);
-      const [maxDiff] = numbersAfter(stdout, /max \|original − folded\| .*: ([\d.e+-]+)/);
-      expect(maxDiff).toBeLessThan(1e-5);
-      expect(stdout).toMatch(/^layers 8 → 6$/m);
-      expect(stdout).toMatch(/^parameters (\d+) → (\d+)$/m);
+      const lines = (prefix: string) =>
+        stdout.split('\n').filter((l) => l.startsWith(`${prefix} `));
+      expect(lines('folded')).toEqual(['folded   bn1 into dense1', 'folded   bn2 into dense2']);
+      expect(lines('removed').map((l) => l.split(':')[0])).toEqual([
+        'removed  dropout1 (DropnormDropout)',
+        'removed  dropout2 (DropnormDropout)',
+        'removed  relu1 (Activation)',
+        'removed  relu2 (Activation)',
+      ]);
+      expect(lines('replaced')).toHaveLength(1);
+      expect(lines('replaced')[0]).toMatch(/^replaced out \(DropnormDropConnectDense\) by Dense: /);
+      expect(stdout).toMatch(/^skipped {2}0 layers$/m);
+      expect(stdout).toMatch(/^layers 10 → 4$/m);
       const [, before, after] = /^parameters (\d+) → (\d+)$/m.exec(stdout)!.map(Number);
-      expect(before - after).toBe(4 * (128 + 64) - 128 - 64); // BN's 4 per channel out, a bias in
-      expect(stdout).toMatch(/^layer classes: InputLayer, Flatten, Dense, Activation$/m);
+      // The Dense/BN/DropConnect parameter counts of 784-128-64-10, written out.
+      expect(before).toBe(784 * 128 + 4 * 128 + 128 * 64 + 4 * 64 + 64 * 10 + 10);
+      // Each BN's 4 per channel go, a bias per channel comes in.
+      expect(before - after).toBe(4 * (128 + 64) - (128 + 64));
+      const [maxDiff] = numbersAfter(stdout, /max \|original − exported\| .*: ([\d.e+-]+)/);
+      expect(maxDiff).toBeLessThan(1e-5);
+      const [original, exported] = /^test accuracy: original ([\d.]+), exported ([\d.]+)$/m
+        .exec(stdout)!
+        .slice(1)
+        .map(Number);
+      // Equal up to a digit whose top two probabilities tie within float rounding (1 of 500).
+      expect(Math.abs(exported - original)).toBeLessThanOrEqual(1 / 500 + 1e-9);
       expect(stdout).toMatch(
-        /model\.json, weights\.[0-9a-f]{16}\.bin; loaded back, same outputs: true$/m,
+        /^model\.json classes: InputLayer, Flatten, Dense \(from tfjs-dropnorm: 0\)$/m,
+      );
+      expect(stdout).toMatch(
+        /: model\.json, weights\.[0-9a-f]{16}\.bin; loaded back, same outputs: true$/m,
       );
     },
     HANG_TIMEOUT_MS,
   );
 
   it(
-    'mc-dropout reports entropies within [0, ln 10] and the most uncertain digits',
+    'mc-dropout splits the uncertainty of correct and wrong digits into entropies and mutual information',
     async () => {
       const stdout = await run('mc-dropout');
-      const entropies = numbersAfter(stdout, /mean predictive entropy, \w+: +([\d.]+) nats/);
-      expect(entropies).toHaveLength(2);
-      for (const h of entropies) {
-        expect(h).toBeGreaterThanOrEqual(0);
-        expect(h).toBeLessThanOrEqual(Math.log(10) + 1e-3);
+      // onProgress of mcPredictAsync, every 10 samples.
+      expect(stdout).toMatch(/^ {2}10\/30 samples\n {2}20\/30 samples\n {2}30\/30 samples$/m);
+      const row = (name: string) => {
+        const m = new RegExp(
+          `^  ${name} \\((\\d+) digits\\)\\s+([\\d.]+)\\s+([\\d.]+)\\s+([\\d.]+)$`,
+          'm',
+        ).exec(stdout)!;
+        const [digits, predictive, expected, mutual] = m.slice(1).map(Number);
+        return { digits, predictive, expected, mutual };
+      };
+      const correct = row('correct');
+      const wrong = row('wrong');
+      expect(correct.digits + wrong.digits).toBe(1000);
+      for (const r of [correct, wrong]) {
+        // 0 ≤ expected ≤ predictive ≤ ln 10, and I = H[ȳ] − E H[ŷ_t] (printed to 3 decimals).
+        expect(r.expected).toBeGreaterThanOrEqual(0);
+        expect(r.predictive).toBeGreaterThanOrEqual(r.expected);
+        expect(r.predictive).toBeLessThanOrEqual(Math.log(10) + 1e-3);
+        expect(Math.abs(r.predictive - r.expected - r.mutual)).toBeLessThanOrEqual(0.0015);
       }
-      const listed = numbersAfter(stdout, /entropy ([\d.]+), std/);
+      // The point of the example: the model is less sure, and its passes disagree more, where it
+      // is wrong.
+      expect(wrong.predictive).toBeGreaterThan(correct.predictive);
+      expect(wrong.mutual).toBeGreaterThan(correct.mutual);
+      const listed = numbersAfter(stdout, /mutual information ([\d.]+), predictive/);
       expect(listed).toHaveLength(5);
       expect([...listed].sort((a, b) => b - a)).toEqual(listed);
+      expect(listed[4]).toBeGreaterThanOrEqual(Math.max(correct.mutual, wrong.mutual));
     },
     HANG_TIMEOUT_MS,
   );

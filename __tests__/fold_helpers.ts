@@ -1,28 +1,30 @@
 /** Helpers for the folding, recalibration and conversion tests. */
 import * as tf from '@tensorflow/tfjs';
+import { batchNormWeightIndices, isBatchNormLayer } from '../src/model/batch_norm_layers';
 import { maxAbsDiff } from './helpers';
-
-const BN_CLASSES = ['BatchNormalization', 'DropnormBatchNorm'];
 
 /**
  * Gives every BN of `model` non-trivial statistics: γ ∈ [0.5, 2], β ∈ [−1, 1], μ ∈ [−2, 2],
- * σ² ∈ [0.2, 3] (seeded), so that folding errors cannot hide behind the identity map.
+ * σ² ∈ [0.2, 3] (seeded), so that folding errors cannot hide behind the identity map. BNs are
+ * recognized, and their weights found, by the transforms' own helpers.
  */
 export function randomizeBatchNorms(model: tf.LayersModel, seed = 1): void {
   let s = seed;
   for (const layer of model.layers) {
-    if (!BN_CLASSES.includes(layer.getClassName())) continue;
-    const config = layer.getConfig();
+    if (!isBatchNormLayer(layer)) continue;
     const weights = layer.getWeights();
-    const c = weights[(config.scale !== false ? 1 : 0) + (config.center !== false ? 1 : 0)].size;
-    const next: tf.Tensor[] = [];
-    if (config.scale !== false) next.push(tf.randomUniform([c], 0.5, 2, 'float32', s++));
-    if (config.center !== false) next.push(tf.randomUniform([c], -1, 1, 'float32', s++));
-    next.push(tf.randomUniform([c], -2, 2, 'float32', s++));
-    next.push(tf.randomUniform([c], 0.2, 3, 'float32', s++));
-    // The pack's cumulative BN carries num_batches_tracked last.
-    for (let i = next.length; i < weights.length; i++) next.push(weights[i]);
+    const index = batchNormWeightIndices(layer);
+    const c = weights[index.movingMean].size;
+    // Extra state of the pack's BN (num_batches_tracked) keeps its value.
+    const next = [...weights];
+    const draw = (i: number, low: number, high: number) =>
+      (next[i] = tf.randomUniform([c], low, high, 'float32', s++));
+    if (index.gamma !== null) draw(index.gamma, 0.5, 2);
+    if (index.beta !== null) draw(index.beta, -1, 1);
+    draw(index.movingMean, -2, 2);
+    draw(index.movingVariance, 0.2, 3);
     layer.setWeights(next);
+    tf.dispose(next.filter((t) => !weights.includes(t)));
   }
 }
 

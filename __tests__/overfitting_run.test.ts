@@ -8,6 +8,7 @@ import type { ConfigStats, CurvePoint } from '../experiments/lib/curves';
 import { fromJson } from '../experiments/lib/report';
 import type { Agreement } from '../experiments/lib/stats';
 import type { McSummary } from '../experiments/overfitting/report';
+import type { McResult } from '../experiments/overfitting/mc';
 import type { RunResult } from '../experiments/overfitting/train';
 import type { RunMetrics } from '../experiments/lib/curves';
 
@@ -20,6 +21,7 @@ interface Results {
   runs: (RunResult & { metrics: RunMetrics })[];
   agreements: Agreement[];
   monteCarlo: McSummary | null;
+  monteCarloPerSeed: (McResult & { seed: number })[];
   interpretation: string[];
   leaks: unknown[];
 }
@@ -137,5 +139,33 @@ describe('experiments/overfitting --quick', () => {
     const report = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
     expect(report).toContain('Pack Dropout (inverted) vs Built-in tf.layers.dropout');
     expect(report).toContain('## Interpretation');
+  });
+
+  it("splits the MC entropy into expected entropy and mutual information (mcPredict's outputs)", () => {
+    const results = fromJson<Results>(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
+    expect(results.monteCarloPerSeed.length).toBeGreaterThan(0);
+    for (const run of results.monteCarloPerSeed) {
+      expect(run.expectedEntropy).toHaveLength(run.entropy.length);
+      expect(run.mutualInformation).toHaveLength(run.entropy.length);
+      run.entropy.forEach((h, i) => {
+        // H[ȳ] = E_t H[ŷ_t] + I, each ≥ 0 (Jensen: the entropy of the mean is at least the mean entropy).
+        expect(run.mutualInformation[i]).toBeGreaterThanOrEqual(0);
+        expect(run.expectedEntropy[i]).toBeGreaterThanOrEqual(0);
+        expect(Math.abs(h - run.expectedEntropy[i] - run.mutualInformation[i])).toBeLessThan(1e-5);
+      });
+    }
+    const mc = results.monteCarlo!;
+    const sum = mc.expectedEntropy.meanWrong + mc.mutualInformation.meanWrong;
+    expect(sum).toBeCloseTo(mc.mc.meanEntropyWrong, 5);
+    for (const s of [
+      mc.expectedEntropy,
+      mc.mutualInformation,
+      ...mc.perSeed.map((p) => ({ errorAuroc: p.miAuroc })),
+    ]) {
+      expect(s.errorAuroc).toBeGreaterThanOrEqual(0);
+      expect(s.errorAuroc).toBeLessThanOrEqual(1);
+    }
+    const report = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
+    expect(report).toMatch(/\| mutual information \| [\d.]+ \| [\d.]+ \| [\d.]+ \|/);
   });
 });

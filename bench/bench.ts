@@ -135,16 +135,19 @@ function cnn(layer: LayerFactory | null): tf.LayersModel {
   return model;
 }
 
-/** A padded sequence batch [batch, 32, 256]: sequence i keeps its first 8…32 timesteps, rest 0. */
+/**
+ * A padded sequence batch [batch, 32, 256]: sequence i keeps its first 8…32 timesteps, rest 0.
+ * Inputs and targets draw from seeds derived with mixSeed (`seed + k` would collide across calls).
+ */
 function sequenceBatch(batch: number, seed: number) {
   return tf.tidy(() => {
     const lengths = tf.randomUniform([batch, 1], 8, 33, 'int32', seed);
     const mask = tf.less(tf.range(0, 32, 1, 'int32').expandDims(0), lengths);
     const x = tf.mul(
-      tf.randomNormal([batch, 32, 256], 0, 1, 'float32', seed + 1),
+      tf.randomNormal([batch, 32, 256], 0, 1, 'float32', dn.mixSeed(seed, 1)),
       tf.expandDims(tf.cast(mask, 'float32'), 2),
     );
-    return { x, mask, y: tf.randomNormal([batch, 32, 256], 0, 1, 'float32', seed + 2) };
+    return { x, mask, y: tf.randomNormal([batch, 32, 256], 0, 1, 'float32', dn.mixSeed(seed, 2)) };
   });
 }
 
@@ -379,7 +382,7 @@ function keptNotes(file: string): string {
 
 function inputs(shape: number[], seed: number) {
   const x = tf.randomNormal(shape, 0, 1, 'float32', seed);
-  const y = tf.oneHot(tf.randomUniform([shape[0]], 0, 10, 'int32', seed + 1), 10);
+  const y = tf.oneHot(tf.randomUniform([shape[0]], 0, 10, 'int32', dn.mixSeed(seed, 1)), 10);
   return { x, y };
 }
 

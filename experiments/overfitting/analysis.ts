@@ -1,7 +1,7 @@
 /**
  * The numbers side of the overfitting experiment, pure functions with no tfjs and no charts (so
  * tests can load them): verdicts against the baseline with the seed-to-seed spread, and
- * Monte-Carlo entropy statistics. The per-run metrics are in ../lib/curves.ts; the text written
+ * Monte-Carlo entropy and mutual-information statistics. The per-run metrics are in ../lib/curves.ts; the text written
  * from all of them is in ./interpret.ts.
  */
 import { fmt } from '../lib/report';
@@ -42,6 +42,29 @@ export function entropySummary(
       correct.map((c) => !c),
     ),
     histogram: { edges: hr.edges, correct: hr.counts, wrong: hw.counts },
+  };
+}
+
+/** A per-digit uncertainty on correctly and wrongly classified digits. */
+export interface UncertaintySplit {
+  meanCorrect: number;
+  meanWrong: number;
+  /** How well it flags errors: AUROC for "wrongly classified" (0.5 is chance). */
+  errorAuroc: number;
+}
+
+/** Mean of `values` over correct and wrong digits, and their AUROC as an error detector. */
+export function uncertaintySplit(
+  values: readonly number[],
+  correct: readonly boolean[],
+): UncertaintySplit {
+  return {
+    meanCorrect: meanStd(values.filter((_, i) => correct[i])).mean,
+    meanWrong: meanStd(values.filter((_, i) => !correct[i])).mean,
+    errorAuroc: auroc(
+      values,
+      correct.map((c) => !c),
+    ),
   };
 }
 

@@ -5,7 +5,7 @@
 import { fmt } from '../lib/report';
 import { Agreement, compare, showPair, showStat, stat } from '../lib/stats';
 import { metricInfo, MetricKey } from '../lib/curves';
-import { COMPARED, EntropySummary, RunSummary, verdicts } from './analysis';
+import { COMPARED, EntropySummary, RunSummary, UncertaintySplit, verdicts } from './analysis';
 
 /** Monte-Carlo summaries: pooled over seeds, and per seed for the seed-to-seed spread. */
 export interface McInput {
@@ -13,8 +13,14 @@ export interface McInput {
   samples: number;
   mc: EntropySummary;
   deterministic: EntropySummary;
-  /** Per seed, the error AUROC of MC and deterministic entropy (same seeds, same order). */
-  perSeed: { seed: number; mcAuroc: number; deterministicAuroc: number }[];
+  /** The MC predictive entropy's two parts: expected entropy (aleatoric), mutual information (epistemic). */
+  expectedEntropy: UncertaintySplit;
+  mutualInformation: UncertaintySplit;
+  /**
+   * Per seed, the error AUROC of the MC entropy, of the deterministic entropy and of the mutual
+   * information (same seeds, same order).
+   */
+  perSeed: { seed: number; mcAuroc: number; deterministicAuroc: number; miAuroc: number }[];
 }
 
 /** What the interpretation needs to know about the run. */
@@ -183,7 +189,9 @@ export function interpret(input: InterpretationInput): string[] {
   }
 
   if (input.mc) {
-    const { mc, deterministic, samples, perSeed } = input.mc;
+    const { mc, deterministic, samples, perSeed, expectedEntropy } = input.mc;
+    const mi = input.mc.mutualInformation;
+    const miAuroc = stat(perSeed.map((s) => s.miAuroc));
     const separates = mc.meanEntropyWrong > mc.meanEntropyCorrect;
     const mcAuroc = stat(perSeed.map((s) => s.mcAuroc));
     const detAuroc = stat(perSeed.map((s) => s.deterministicAuroc));
@@ -206,6 +214,11 @@ export function interpret(input: InterpretationInput): string[] {
           : ': the entropy does **not** flag the errors.') +
         ` As a detector of errors, MC entropy has AUROC ${showStat(mcAuroc)} per seed (0.5 is chance), ` +
         `${aurocVerdict} the deterministic prediction's entropy of the same models (${showStat(detAuroc)}). ` +
+        `Of the predictive entropy, the mutual information between prediction and weights (the part ` +
+        `where the samples disagree, BALD) is ${fmt(mi.meanWrong)} nats on wrong digits vs ` +
+        `${fmt(mi.meanCorrect)} on correct ones, the expected entropy (each sample unsure) ` +
+        `${fmt(expectedEntropy.meanWrong)} vs ${fmt(expectedEntropy.meanCorrect)}; the mutual ` +
+        `information alone flags errors with AUROC ${showStat(miAuroc)} per seed. ` +
         `Accuracy of the MC mean ${fmt(mc.accuracy)} vs the deterministic prediction ${fmt(deterministic.accuracy)}.`,
     );
   }

@@ -17,7 +17,7 @@ import { Progress } from '../lib/progress';
 import { fmt, formatTable, writeReport } from '../lib/report';
 import { agreement, auroc, showStat } from '../lib/stats';
 import { aggregate, ConfigStats, meanCurve, metricInfo, MetricKey } from '../lib/curves';
-import { entropySummary } from './analysis';
+import { entropySummary, uncertaintySplit } from './analysis';
 import { OVERFIT, Options, parseOptions, selectedConfigs, validate } from './options';
 import { OnProgress, runTasks, serveWorker, Task } from '../lib/pool';
 import { McSummary, overfittingReport, TABLE_METRICS } from './report';
@@ -67,6 +67,14 @@ function mcSummary(results: readonly TaskResult[], samples: number): McSummary |
       runs.flatMap((r) => r.deterministicEntropy),
       runs.flatMap((r) => r.deterministicCorrect),
     ),
+    expectedEntropy: uncertaintySplit(
+      runs.flatMap((r) => r.expectedEntropy),
+      runs.flatMap((r) => r.correct),
+    ),
+    mutualInformation: uncertaintySplit(
+      runs.flatMap((r) => r.mutualInformation),
+      runs.flatMap((r) => r.correct),
+    ),
     perSeed: runs.map((r) => ({
       seed: r.seed,
       mcAuroc: auroc(
@@ -76,6 +84,10 @@ function mcSummary(results: readonly TaskResult[], samples: number): McSummary |
       deterministicAuroc: auroc(
         r.deterministicEntropy,
         r.deterministicCorrect.map((c) => !c),
+      ),
+      miAuroc: auroc(
+        r.mutualInformation,
+        r.correct.map((c) => !c),
       ),
       meanVarianceOfPredicted: r.meanVarianceOfPredicted,
     })),

@@ -159,6 +159,23 @@ function mcSection(mc: McSummary, samples: number): string[] {
       [row('MC dropout mean', mc.mc), row('deterministic', mc.deterministic)],
     ),
     '',
+    'The MC predictive entropy H[ȳ] splits into the expected entropy (1/T) Σ H[ŷ_t] (each sample ' +
+      'unsure: aleatoric) and the mutual information between prediction and weights (the samples ' +
+      "disagree: epistemic; BALD), from `mcPredict`'s `probabilities: 'categorical'` outputs (nats):",
+    '',
+    markdownTable(
+      ['part', 'mean, correct', 'mean, wrong', 'error AUROC'],
+      [
+        ['predictive entropy', mc.mc.meanEntropyCorrect, mc.mc.meanEntropyWrong, mc.mc.errorAuroc],
+        ...(
+          [
+            ['expected entropy', mc.expectedEntropy],
+            ['mutual information', mc.mutualInformation],
+          ] as const
+        ).map(([name, s]) => [name, s.meanCorrect, s.meanWrong, s.errorAuroc]),
+      ],
+    ),
+    '',
     '![MC entropy histogram](mc_entropy.svg)',
     '',
   ];

@@ -192,7 +192,7 @@ export class BatchNorm extends tf.layers.Layer {
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
-    const shape = singleShape(inputShape);
+    const shape = singleShape(inputShape, this.describe());
     const rank = shape.length;
     if (rank < 2) {
       throw invalidArgument(
@@ -277,7 +277,7 @@ export class BatchNorm extends tf.layers.Layer {
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
-    const x = singleTensor(inputs);
+    const x = singleTensor(inputs, this.describe());
     const axis = this.channelAxis(x.rank);
     // A frozen BN runs in inference mode, as in Keras: fine-tuning must not move its statistics.
     const training = kwargs['training'] === true && this.trainable;

@@ -114,13 +114,21 @@ export class DropConnectDense extends StochasticLayer {
     this.activation = getActivation(owner, args.activation);
     this.useBias = args.useBias ?? true;
     this.dropBias = args.dropBias ?? false;
-    this.kernelInitializer = getInitializer(args.kernelInitializer, 'glorotNormal');
-    this.biasInitializer = getInitializer(args.biasInitializer, 'zeros');
-    this.kernelRegularizer = getRegularizer(args.kernelRegularizer);
-    this.biasRegularizer = getRegularizer(args.biasRegularizer);
-    this.kernelConstraint = getConstraint(args.kernelConstraint);
-    this.biasConstraint = getConstraint(args.biasConstraint);
-    const activityRegularizer = getRegularizer(args.activityRegularizer);
+    const where = (argument: string) => ({ owner, argument });
+    this.kernelInitializer = getInitializer(
+      args.kernelInitializer,
+      'glorotNormal',
+      where('kernelInitializer'),
+    );
+    this.biasInitializer = getInitializer(args.biasInitializer, 'zeros', where('biasInitializer'));
+    this.kernelRegularizer = getRegularizer(args.kernelRegularizer, where('kernelRegularizer'));
+    this.biasRegularizer = getRegularizer(args.biasRegularizer, where('biasRegularizer'));
+    this.kernelConstraint = getConstraint(args.kernelConstraint, where('kernelConstraint'));
+    this.biasConstraint = getConstraint(args.biasConstraint, where('biasConstraint'));
+    const activityRegularizer = getRegularizer(
+      args.activityRegularizer,
+      where('activityRegularizer'),
+    );
     if (activityRegularizer) this.activityRegularizer = activityRegularizer;
   }
 
