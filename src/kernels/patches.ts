@@ -67,18 +67,18 @@ export function patchRows(scope: KernelScope, xT: tf.TensorInfo, g: PatchGeometr
         const lo = Math.max(0, -shift);
         const hi = Math.min(total, total - shift);
         heap.copyWithin(base + lo, src + lo + shift, src + hi + shift);
-        heap.fill(0, base, base + lo);
-        heap.fill(0, base + hi, base + total);
+        zero(heap, base, base + lo);
+        zero(heap, base + hi, base + total);
         for (let p = 0; p < planes; p++) {
           const plane = base + p * planeOut;
-          heap.fill(0, plane, plane + i0 * W);
-          heap.fill(0, plane + i1 * W, plane + planeOut);
+          zero(heap, plane, plane + i0 * W);
+          zero(heap, plane + i1 * W, plane + planeOut);
         }
       } else {
         for (let p = 0; p < planes; p++) {
           const plane = base + p * planeOut;
-          heap.fill(0, plane, plane + i0 * W);
-          heap.fill(0, plane + i1 * W, plane + planeOut);
+          zero(heap, plane, plane + i0 * W);
+          zero(heap, plane + i1 * W, plane + planeOut);
           // Clamped to x: what falls outside is in the columns zeroed below.
           const from = src + p * planeIn + (i0 + dr) * W + dq;
           const start = Math.max(from, src);
@@ -87,18 +87,23 @@ export function patchRows(scope: KernelScope, xT: tf.TensorInfo, g: PatchGeometr
         }
       }
       if (dq === 0) return;
-      // Columns j with j + Δq outside [0, W) read the next or previous row: zero them.
-      const first = dq > 0 ? W - dq : 0;
+      // Columns j with j + Δq outside [0, W) read the next or previous row: zero them (in every
+      // row: the padding rows are zero already).
+      const first = base + (dq > 0 ? W - dq : 0);
+      const end = base + planes * planeOut;
       const count = Math.abs(dq);
-      for (let p = 0; p < planes; p++) {
-        for (let i = i0; i < i1; i++) {
-          const row = base + p * planeOut + i * W + first;
-          for (let k = 0; k < count; k++) heap[row + k] = 0;
-        }
+      for (let row = first; row < end; row += W) {
+        for (let k = 0; k < count; k++) heap[row + k] = 0;
       }
     });
   });
   return out;
+}
+
+/** Zeroes heap[from, to): a loop for short runs, where `fill`'s call costs more than the stores. */
+function zero(heap: Float32Array, from: number, to: number): void {
+  if (to - from > 64) heap.fill(0, from, to);
+  else for (let k = from; k < to; k++) heap[k] = 0;
 }
 
 /**
