@@ -287,6 +287,38 @@ describe('each way Conv2DBackpropFilter is computed equals the cpu backend', () 
   });
 });
 
+test("XNNPACK's cache of packed products does not mix up dy or x with the same data in other shapes", async () => {
+  // tfjs-backend-wasm caches a product's packed right-hand side under the tensor's id, and a
+  // reshape keeps the id: a product of the same data in another shape, before or after the kernel,
+  // must neither feed the kernel a stale packing nor be fed the kernel's.
+  const c = { strides: [1, 1] as [number, number], pad: 'same' as Pad, rounding: undefined };
+  for (const [xShape, filterShape] of [
+    [
+      [2, 4, 4, 3],
+      [3, 3, 3, 6],
+    ],
+    [
+      [2, 4, 4, 2],
+      [1, 1, 2, 6],
+    ],
+  ]) {
+    const info = forwardInfo(xShape, filterShape, c, false)!;
+    const attrs = { strides: c.strides, pad: c.pad, dataFormat: 'NHWC', filterShape };
+    const error = await compare(() => {
+      const x = uniform(xShape, 1);
+      const dy = uniform(info.outShape, 2);
+      const asWeights = (t: tf.Tensor) => {
+        const n = t.size / 4;
+        return tf.matMul(uniform([3, n], 3), tf.reshape(t, [n, 4]));
+      };
+      const before = [asWeights(dy), asWeights(x)];
+      const grad = runKernel('Conv2DBackpropFilter', { x, dy }, attrs);
+      return [...before, grad, asWeights(dy), asWeights(x)];
+    });
+    expect(error).toBeLessThan(TOLERANCE);
+  }
+});
+
 describe('depthwiseConv2d and separableConv2d gradients on wasm equal the cpu backend', () => {
   test('tf.grads of depthwiseConv2d w.r.t. input and filter (depth multiplier 1–3)', async () => {
     const cases = convArb.filter(

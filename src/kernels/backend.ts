@@ -53,6 +53,24 @@ export class KernelScope {
     return out;
   }
 
+  /**
+   * a·b for a [1, M, K] and b [1, K, N] (XNNPACK's GEMM), without copying b. tfjs-backend-wasm
+   * caches the packed right-hand side of a product under the ids of b and of the bias, and a
+   * reshape keeps the id: with b, a caller's tensor, alone as the key, a product of the same data
+   * in another shape before or after this one would meet the wrong packing. A new zero bias makes
+   * the key this call's own, and freeing it frees the packing.
+   */
+  product(a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo {
+    const bias = this.zeros([b.shape[2]]);
+    const out = this.run(
+      '_FusedMatMul',
+      { a, b, bias },
+      { transposeA: false, transposeB: false, activation: 'linear' },
+    );
+    this.free(bias);
+    return out;
+  }
+
   /** A float32 tensor of zeros. */
   zeros(shape: number[]): tf.TensorInfo {
     const out = this.allocate(shape);

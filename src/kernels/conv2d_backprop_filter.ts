@@ -115,7 +115,7 @@ function patchProduct(
   scope.free(xT);
   const dyNhwc = channelsLast ? dy : scope.run('Transpose', { x: dy }, { perm: toNhwc });
   const columns = gradientColumns(scope, dyNhwc, inWidth);
-  const grad = scope.run('BatchMatMul', { a: patches, b: columns }, GEMM);
+  const grad = scope.product(patches, columns);
   return scope.run(
     'Reshape',
     { x: grad },
@@ -142,17 +142,10 @@ function pointwiseProduct(
     { x: dy },
     { perm: channelsLast ? [3, 0, 1, 2] : [1, 0, 2, 3] },
   );
-  // A copy even for NHWC: see gradientColumns on XNNPACK's cache.
-  const xRows = channelsLast
-    ? scope.leading(x, 0, x.shape[0])
-    : scope.run('Transpose', { x }, { perm: toNhwc });
-  const grad = scope.run(
-    'BatchMatMul',
-    {
-      a: scope.run('Reshape', { x: dyT }, { shape: [1, outChannels, n] }),
-      b: scope.run('Reshape', { x: xRows }, { shape: [1, n, inChannels] }),
-    },
-    GEMM,
+  const xRows = channelsLast ? x : scope.run('Transpose', { x }, { perm: toNhwc });
+  const grad = scope.product(
+    scope.run('Reshape', { x: dyT }, { shape: [1, outChannels, n] }),
+    scope.run('Reshape', { x: xRows }, { shape: [1, n, inChannels] }),
   );
   const gradT = scope.run(
     'Transpose',
@@ -161,8 +154,6 @@ function pointwiseProduct(
   );
   return scope.run('Reshape', { x: gradT }, { shape: [1, 1, inChannels, outChannels] });
 }
-
-const GEMM = { transposeA: false, transposeB: false };
 
 /**
  * Strides > 1: one forward convolution of x (batch and channels swapped) with dy as the filter,

@@ -108,9 +108,8 @@ function zero(heap: Float32Array, from: number, to: number): void {
 
 /**
  * dy (NHWC, [batch, outHeight, outWidth, channels]) on the columns of {@link patchRows}: as
- * [1, batch·outHeight·width, channels], zero where j ≥ outWidth. Always a new tensor: XNNPACK
- * caches the packed right-hand side of a product under the tensor's id, so a caller's tensor
- * used there could meet a stale cache entry.
+ * [1, batch·outHeight·width, channels], zero where j ≥ outWidth (dy itself, reshaped, when
+ * outWidth = width).
  */
 export function gradientColumns(
   scope: KernelScope,
@@ -118,14 +117,12 @@ export function gradientColumns(
   width: number,
 ): tf.TensorInfo {
   const [batch, outHeight, outWidth, channels] = dy.shape;
-  const out = scope.allocate([1, batch * outHeight * width, channels]);
+  const shape = [1, batch * outHeight * width, channels];
+  if (outWidth === width) return scope.run('Reshape', { x: dy }, { shape });
+  const out = scope.allocate(shape);
   const heap = scope.wholeHeap(out);
   const src = scope.offset(dy);
   const dst = scope.offset(out);
-  if (outWidth === width) {
-    heap.copyWithin(dst, src, src + batch * outHeight * width * channels);
-    return out;
-  }
   const rowIn = outWidth * channels;
   const rowOut = width * channels;
   for (let row = 0; row < batch * outHeight; row++) {

@@ -22,6 +22,7 @@ export const WASM_TRAINING_KERNELS: readonly string[] = [
 
 /** The wasm kernels the pack's kernels are composed of. */
 const BUILDING_BLOCKS = [
+  '_FusedMatMul',
   'Conv2D',
   'DepthwiseConv2dNative',
   'Transpose',
