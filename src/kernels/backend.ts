@@ -57,18 +57,24 @@ export class KernelScope {
    * a·b for a [1, M, K] and b [1, K, N] (XNNPACK's GEMM), without copying b. tfjs-backend-wasm
    * caches the packed right-hand side of a product under the ids of b and of the bias, and a
    * reshape keeps the id: with b, a caller's tensor, alone as the key, a product of the same data
-   * in another shape before or after this one would meet the wrong packing. A new zero bias makes
-   * the key this call's own, and freeing it frees the packing.
+   * in another shape before or after this one would meet the wrong packing. A zero bias of the
+   * scope's own makes the key the scope's: pass the same `key` (from {@link productKey}) to
+   * products with the same b to pack b once; freeing the key frees the packing.
    */
-  product(a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo {
-    const bias = this.zeros([b.shape[2]]);
+  product(a: tf.TensorInfo, b: tf.TensorInfo, key?: tf.TensorInfo): tf.TensorInfo {
+    const bias = key ?? this.productKey(b);
     const out = this.run(
       '_FusedMatMul',
       { a, b, bias },
       { transposeA: false, transposeB: false, activation: 'linear' },
     );
-    this.free(bias);
+    if (key == null) this.free(bias);
     return out;
+  }
+
+  /** A key for {@link product}s with the right-hand side `b`: a zero bias. */
+  productKey(b: tf.TensorInfo): tf.TensorInfo {
+    return this.zeros([b.shape[2]]);
   }
 
   /** A float32 tensor of zeros. */
