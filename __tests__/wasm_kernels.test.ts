@@ -255,6 +255,70 @@ describe('conv2d gradients on wasm equal the cpu backend', () => {
   });
 });
 
+describe('each way Conv2DBackpropFilter is computed equals the cpu backend', () => {
+  // The kernel picks a patch-matrix product (stride 1), dyᵀ·x (1×1, fewer input than output
+  // channels) or a convolution with dy as the filter (strides > 1, or patches too large next to
+  // dy); the sweeps above rarely reach some of these cases at their sizes.
+  const cases: [string, number[], number[], [number, number], Pad, 'NHWC' | 'NCHW'][] = [
+    ['patches, same, as tall as x', [3, 7, 6, 3], [3, 3, 3, 8], [1, 1], 'same', 'NHWC'],
+    ['patches, valid, 3×2', [2, 9, 8, 2], [3, 2, 2, 5], [1, 1], 'valid', 'NHWC'],
+    ['patches, uneven explicit pads', [2, 6, 7, 2], [3, 3, 2, 4], [1, 1], [2, 0, 0, 1], 'NHWC'],
+    ['patches, shifts past the input', [2, 3, 3, 1], [3, 5, 1, 6], [1, 1], [3, 1, 4, 0], 'NHWC'],
+    ['patches, NCHW', [2, 3, 8, 7], [3, 3, 3, 6], [1, 1], 'same', 'NCHW'],
+    ['patches, 1×1 with C ≥ O', [2, 5, 5, 6], [1, 1, 6, 2], [1, 1], 'valid', 'NHWC'],
+    ['dyᵀ·x, 1×1 with C < O', [3, 5, 4, 2], [1, 1, 2, 7], [1, 1], 'valid', 'NHWC'],
+    ['dyᵀ·x, NCHW', [3, 2, 5, 4], [1, 1, 2, 7], [1, 1], 0, 'NCHW'],
+    ['convolution, stride 2', [2, 9, 8, 3], [3, 3, 3, 4], [2, 2], 'same', 'NHWC'],
+    ['convolution, patches too large for dy', [2, 8, 8, 4], [5, 5, 4, 2], [1, 1], 'same', 'NHWC'],
+    ['convolution, output wider than x', [2, 4, 3, 2], [1, 1, 2, 3], [1, 1], 2, 'NHWC'],
+  ];
+  test.each(cases)('%s', async (_, xShape, filterShape, strides, pad, dataFormat) => {
+    const c = { strides, pad, rounding: undefined };
+    const info = forwardInfo(xShape, filterShape, c, false, dataFormat)!;
+    const attrs = { strides, pad: padAttr(pad, dataFormat), dataFormat, filterShape };
+    const error = await compare(() => [
+      runKernel(
+        'Conv2DBackpropFilter',
+        { x: uniform(xShape, 1), dy: uniform(info.outShape, 2) },
+        attrs,
+      ),
+    ]);
+    expect(error).toBeLessThan(TOLERANCE);
+  });
+});
+
+test("XNNPACK's cache of packed products does not mix up dy or x with the same data in other shapes", async () => {
+  // tfjs-backend-wasm caches a product's packed right-hand side under the tensor's id, and a
+  // reshape keeps the id: a product of the same data in another shape, before or after the kernel,
+  // must neither feed the kernel a stale packing nor be fed the kernel's.
+  const c = { strides: [1, 1] as [number, number], pad: 'same' as Pad, rounding: undefined };
+  for (const [xShape, filterShape] of [
+    [
+      [2, 4, 4, 3],
+      [3, 3, 3, 6],
+    ],
+    [
+      [2, 4, 4, 2],
+      [1, 1, 2, 6],
+    ],
+  ]) {
+    const info = forwardInfo(xShape, filterShape, c, false)!;
+    const attrs = { strides: c.strides, pad: c.pad, dataFormat: 'NHWC', filterShape };
+    const error = await compare(() => {
+      const x = uniform(xShape, 1);
+      const dy = uniform(info.outShape, 2);
+      const asWeights = (t: tf.Tensor) => {
+        const n = t.size / 4;
+        return tf.matMul(uniform([3, n], 3), tf.reshape(t, [n, 4]));
+      };
+      const before = [asWeights(dy), asWeights(x)];
+      const grad = runKernel('Conv2DBackpropFilter', { x, dy }, attrs);
+      return [...before, grad, asWeights(dy), asWeights(x)];
+    });
+    expect(error).toBeLessThan(TOLERANCE);
+  }
+});
+
 describe('depthwiseConv2d and separableConv2d gradients on wasm equal the cpu backend', () => {
   test('tf.grads of depthwiseConv2d w.r.t. input and filter (depth multiplier 1–3)', async () => {
     const cases = convArb.filter(

@@ -8,7 +8,8 @@
  *   same run;
  * - per kernel, from `tf.profile` of train steps (each kernel's own wall time): the share of the
  *   step in the pack's kernels, and their time over the forward convolutions they differentiate
- *   (goal ≤ 2), for the bench CNN and for a CNN with a depthwise-separable block.
+ *   (goal ≤ 2), for the bench CNN and for a CNN with a depthwise-separable block; then per layer,
+ *   each pack kernel over the forward convolution of the same layer (matched by shapes).
  */
 import { performance } from 'perf_hooks';
 import * as tf from '@tensorflow/tfjs';
@@ -137,33 +138,83 @@ async function stepTime(
   return { summary: summarize(times), flops };
 }
 
-/** Median own time per kernel name over `steps` profiled train steps (tf.profile). */
+/** One kernel call of a train step, identified by its kernel and shapes. */
+interface Call {
+  name: string;
+  inputShapes: number[][];
+  outputShapes: number[][];
+}
+
+const callKey = (c: Call) =>
+  `${c.name} ${JSON.stringify(c.inputShapes)} → ${JSON.stringify(c.outputShapes)}`;
+
+/**
+ * Median own time per kernel name, and per kernel call (name and shapes: one layer's kernel, summed
+ * when layers repeat), over `steps` profiled train steps (tf.profile).
+ */
 async function kernelTimes(
   make: () => tf.LayersModel,
   steps: number,
-): Promise<Map<string, number>> {
+): Promise<{ byName: Map<string, number>; byCall: Map<string, { call: Call; ms: number }> }> {
   await pickBackend({ backend: 'wasm', log: () => undefined });
   const model = make();
   const { x, y } = batchFor(model, 5);
   await model.trainOnBatch(x, y);
   const perStep: Map<string, number>[] = [];
+  const calls = new Map<string, Call>();
   for (let i = 0; i < steps; i++) {
     const info = await tf.profile(() => model.trainOnBatch(x, y));
     const sums = new Map<string, number>();
-    for (const k of info.kernels) {
+    // Only kernels: tf.profile also lists customGrad ops (e.g. fusedConv2d__op), which contain some.
+    for (const k of info.kernels.filter((k) => tf.getKernel(k.name, 'wasm') != null)) {
       const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : NaN;
-      sums.set(k.name, (sums.get(k.name) ?? 0) + ms);
+      const call = {
+        name: k.name,
+        inputShapes: k.inputShapes as number[][],
+        outputShapes: k.outputShapes as number[][],
+      };
+      const key = callKey(call);
+      calls.set(key, call);
+      for (const name of [k.name, key]) sums.set(name, (sums.get(name) ?? 0) + ms);
     }
     perStep.push(sums);
   }
   tf.dispose([x, y]);
   model.dispose();
-  // Only kernels: tf.profile also lists customGrad ops (e.g. fusedConv2d__op), which contain some.
-  const names = new Set(
-    perStep.flatMap((m) => [...m.keys()]).filter((n) => tf.getKernel(n, 'wasm') != null),
-  );
-  return new Map([...names].map((n) => [n, summarize(perStep.map((m) => m.get(n) ?? 0)).median]));
+  const median = (key: string) => summarize(perStep.map((m) => m.get(key) ?? 0)).median;
+  const names = new Set([...calls.values()].map((c) => c.name));
+  return {
+    byName: new Map([...names].map((n) => [n, median(n)])),
+    byCall: new Map([...calls].map(([key, call]) => [key, { call, ms: median(key) }])),
+  };
 }
+
+const same = (a: number[] | undefined, b: number[] | undefined) =>
+  a != null && b != null && a.length === b.length && a.every((v, i) => v === b[i]);
+
+/**
+ * The input and filter shapes of the convolution a pack kernel call differentiates
+ * (Conv2DBackpropFilter and DepthwiseConv2dNativeBackpropFilter: x in, filter out;
+ * DepthwiseConv2dNativeBackpropInput: filter in, x out).
+ */
+function layerOf(call: Call): { x: number[]; filter: number[] } {
+  return call.name === 'DepthwiseConv2dNativeBackpropInput'
+    ? { x: call.outputShapes[0], filter: call.inputShapes[1] }
+    : { x: call.inputShapes[0], filter: call.outputShapes[0] };
+}
+
+/** The forward convolution of the same layer: a forward kernel with the same x and filter shapes. */
+function forwardOf(call: Call, calls: { call: Call; ms: number }[]) {
+  const { x, filter } = layerOf(call);
+  return calls.find(
+    ({ call: f }) =>
+      FORWARD_OF[call.name].includes(f.name) &&
+      same(f.inputShapes[0], x) &&
+      same(f.inputShapes[1], filter),
+  );
+}
+
+const shape = (s: number[]) => s.join('×');
 
 /** Median GFLOP/s of a square float32 matmul on wasm (XNNPACK's GEMM). */
 async function matmulGflops(runs: number): Promise<number> {
@@ -236,7 +287,7 @@ export async function measureWasmTraining(options: Options): Promise<WasmTrainin
   const steps = options.quick ? 2 : Math.max(5, Math.round(options.runs / 2));
   for (const [name, make] of profiled) {
     console.error(`wasm kernel times: ${name}…`);
-    const times = await kernelTimes(make, steps);
+    const { byName: times, byCall } = await kernelTimes(make, steps);
     const total = [...times.values()].reduce((a, b) => a + b, 0);
     const packKernels = WASM_TRAINING_KERNELS.filter((k) => times.has(k));
     const pack = packKernels.reduce((a, k) => a + times.get(k)!, 0);
@@ -254,6 +305,29 @@ export async function measureWasmTraining(options: Options): Promise<WasmTrainin
       `pack / forward ${(pack / forward).toFixed(2)} ≤ ${KERNELS_OVER_FORWARD_GOAL} ` +
         (pack / forward <= KERNELS_OVER_FORWARD_GOAL ? 'yes' : 'NO'),
     ]);
+    // Per layer: each pack kernel call against the forward convolution of the same layer.
+    const calls = [...byCall.values()];
+    const layers: Record<string, unknown>[] = [];
+    for (const { call, ms: own } of calls.filter(({ call }) => packKernels.includes(call.name))) {
+      const fwd = forwardOf(call, calls);
+      const { x, filter } = layerOf(call);
+      layers.push({
+        kernel: call.name,
+        x,
+        filter,
+        ms: own,
+        forward: fwd?.call.name,
+        forwardMs: fwd?.ms,
+      });
+      rows.push([
+        name,
+        `layer: ${call.name}, x ${shape(x)}, filter ${shape(filter)}`,
+        `${ms(own)} ms`,
+        fwd ? `forward ${fwd.call.name} ${ms(fwd.ms)} ms` : 'forward not found',
+        fwd ? `${(own / fwd.ms).toFixed(2)}× its forward` : '–',
+      ]);
+    }
+    json[`${name}, per layer`] = layers;
     if (pack / forward > KERNELS_OVER_FORWARD_GOAL) {
       missed.push(
         `${name}: pack kernels / forward convolutions ${(pack / forward).toFixed(2)} > ${KERNELS_OVER_FORWARD_GOAL}`,

@@ -53,6 +53,30 @@ export class KernelScope {
     return out;
   }
 
+  /**
+   * a·b for a [1, M, K] and b [1, K, N] (XNNPACK's GEMM), without copying b. tfjs-backend-wasm
+   * caches the packed right-hand side of a product under the ids of b and of the bias, and a
+   * reshape keeps the id: with b, a caller's tensor, alone as the key, a product of the same data
+   * in another shape before or after this one would meet the wrong packing. A zero bias of the
+   * scope's own makes the key the scope's: pass the same `key` (from {@link productKey}) to
+   * products with the same b to pack b once; freeing the key frees the packing.
+   */
+  product(a: tf.TensorInfo, b: tf.TensorInfo, key?: tf.TensorInfo): tf.TensorInfo {
+    const bias = key ?? this.productKey(b);
+    const out = this.run(
+      '_FusedMatMul',
+      { a, b, bias },
+      { transposeA: false, transposeB: false, activation: 'linear' },
+    );
+    if (key == null) this.free(bias);
+    return out;
+  }
+
+  /** A key for {@link product}s with the right-hand side `b`: a zero bias. */
+  productKey(b: tf.TensorInfo): tf.TensorInfo {
+    return this.zeros([b.shape[2]]);
+  }
+
   /** A float32 tensor of zeros. */
   zeros(shape: number[]): tf.TensorInfo {
     const out = this.allocate(shape);
@@ -66,6 +90,20 @@ export class KernelScope {
    */
   heap(info: tf.TensorInfo): Float32Array {
     return this.backend.typedArrayFromHeap(info) as Float32Array;
+  }
+
+  /**
+   * The whole wasm heap as one float32 array (from any tensor on it): copies between tensors with
+   * `copyWithin` and zeroing with `fill` then allocate no view per run, which matters when a
+   * kernel moves thousands of short runs. Same caveat as {@link heap}.
+   */
+  wholeHeap(anyTensor: tf.TensorInfo): Float32Array {
+    return new Float32Array(this.heap(anyTensor).buffer);
+  }
+
+  /** Where `info` starts in {@link wholeHeap}'s array. */
+  offset(info: tf.TensorInfo): number {
+    return this.heap(info).byteOffset >> 2;
   }
 
   /** `x[start : start + count]` along its first axis (a contiguous block): one copy. */

@@ -12,9 +12,11 @@
  * positions, padded by (reach − 1 − p_t) and convolved depthwise with the spatially flipped filter
  * (dilation d), then summed over m. The filter gradient contracts over the batch and the output
  * positions for each channel separately, which no wasm kernel does at speed; it is computed like
- * the conv2d filter gradient (channels as the batch, the batch as the channels, dy as the filter)
- * on blocks of g channels, keeping the block's diagonal (a g× overcount that XNNPACK's GEMM still
- * beats exact-work alternatives with: see bench/wasm_training.ts). Same semantics as
+ * the strided conv2d filter gradient (channels as the batch, the batch as the channels, dy as the
+ * filter) on blocks of g channels, keeping the block's diagonal (a g× overcount that XNNPACK's
+ * GEMM still beats exact-work alternatives with: see bench/wasm_training.ts; for the bench's 3×3
+ * 16-channel layer, blocks of 2, 4 or 16 channels, and ./patches.ts's patch matrix times dy
+ * elementwise, summed by `Sum` or by a product with ones, measured no faster). Same semantics as
  * tfjs-backend-cpu's kernels (tfjs-core's `depthwiseConv2dNativeBackpropFilter` / `…Input`), with
  * dilations honoured (the cpu kernels ignore them; tfjs-core never differentiates a dilated
  * depthwise convolution).

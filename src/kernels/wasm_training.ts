@@ -22,6 +22,7 @@ export const WASM_TRAINING_KERNELS: readonly string[] = [
 
 /** The wasm kernels the pack's kernels are composed of. */
 const BUILDING_BLOCKS = [
+  '_FusedMatMul',
   'Conv2D',
   'DepthwiseConv2dNative',
   'Transpose',
@@ -61,14 +62,16 @@ export interface WasmTrainingKernels {
  * `DepthwiseConv2dNativeBackpropInput` in 4.22). Never replaces a registered kernel; calling it
  * again changes nothing.
  *
- * Each kernel is a composition of the backend's XNNPACK convolutions (no new native code), with
- * the semantics of tfjs-backend-cpu's kernel: strides, `pad` ('same' | 'valid' | number |
- * explicit per-side pairs), `dimRoundingMode`, `dataFormat` NHWC/NCHW (conv2d), depth multiplier
- * ≥ 1 and dilations (depthwise). For a forward pass y = conv(x, W) with stride s and top padding p,
- * the filter gradient ∂L/∂W[r, q, c, o] = Σ_{b,i,j} x[b, i·s + r − p, …, c]·dy[b, i, j, o] is itself
- * a convolution of x (batch and channels swapped) with dy (dilated by s); the depthwise input
- * gradient is the transposed depthwise convolution with the flipped filter. A `dy` whose shape
- * does not match the attributes is an error, never a wrong gradient.
+ * Each kernel is a composition of the backend's XNNPACK kernels, its GEMM (`BatchMatMul`) and
+ * convolutions (no new native code), with the semantics of tfjs-backend-cpu's kernel: strides,
+ * `pad` ('same' | 'valid' | number | explicit per-side pairs), `dimRoundingMode`, `dataFormat`
+ * NHWC/NCHW (conv2d), depth multiplier ≥ 1 and dilations (depthwise). For a forward pass
+ * y = conv(x, W) with stride s and top padding p, the filter gradient
+ * ∂L/∂W[r, q, c, o] = Σ_{b,i,j} x[b, i·s + r − p, …, c]·dy[b, i, j, o] is, at stride 1, the product
+ * of x's patch matrix with dy, and otherwise a convolution of x (batch and channels swapped) with
+ * dy (dilated by s); the depthwise input gradient is the transposed depthwise convolution with the
+ * flipped filter. A `dy` whose shape does not match the attributes is an error, never a wrong
+ * gradient.
  *
  * Browser: `import '@tensorflow/tfjs-backend-wasm'; await tf.setBackend('wasm');
  * dn.registerWasmTrainingKernels();`. Node: `pickBackend()` from `tfjs-dropnorm/node` calls it
