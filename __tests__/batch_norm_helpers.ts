@@ -1,13 +1,17 @@
 /** Helpers shared by the BatchNorm tests. */
 import * as tf from '@tensorflow/tfjs';
 
-/** Sets non-trivial gamma/beta/moving statistics on a built layer (seeded); counts start at 0. */
+/**
+ * Sets non-trivial gamma/beta/moving (and renorm) statistics on a built layer (seeded); counts
+ * (num_batches_tracked, renorm_steps) start at 0.
+ */
 export function randomizeWeights(layer: tf.layers.Layer, seed: number): void {
   const ws = layer.getWeights().map((w, i) => {
     const name = layer.weights[i].originalName;
-    if (name.endsWith('moving_variance'))
+    if (name.endsWith('moving_variance') || name.endsWith('renorm_variance'))
       return tf.randomUniform(w.shape, 0.5, 2, 'float32', seed + i);
-    if (name.endsWith('num_batches_tracked')) return tf.zeros(w.shape);
+    if (name.endsWith('num_batches_tracked') || name.endsWith('renorm_steps'))
+      return tf.zeros(w.shape);
     return tf.randomNormal(w.shape, name.endsWith('gamma') ? 1 : 0, 0.5, 'float32', seed + i);
   });
   layer.setWeights(ws);

@@ -23,7 +23,7 @@ describe('bench', () => {
     expect(r.b.runs).toBe(4);
   });
 
-  test('npm run bench -- --quick runs every pair, the masked BatchNorm rows, the fold and export measurements and the conv-net training rows (wasm)', () => {
+  test('npm run bench -- --quick runs every pair, the masked BatchNorm rows, the renorm and Ghost BatchNorm rows, the fold and export measurements and the conv-net training rows (wasm)', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dropnorm-bench-'));
     try {
       execFileSync(
@@ -59,6 +59,19 @@ describe('bench', () => {
       expect(
         measurements.filter((m: { kind: string }) => m.kind === 'masked train step'),
       ).toHaveLength(2);
+      // Batch Renormalization and Ghost BatchNorm against plain BatchNorm (MLP shape in --quick).
+      const renormGhost = measurements.filter(
+        (m: { kind: string }) => m.kind === 'renorm/ghost train step',
+      );
+      expect(renormGhost.map((m: { pair: string }) => m.pair)).toEqual([
+        'BatchNorm renorm / plain',
+        'BatchNorm virtualBatchSize 32 (4 virtual batches) / plain',
+        'BatchNorm renorm / plain (model)',
+        'BatchNorm virtualBatchSize 32 / plain (model)',
+      ]);
+      expect(
+        measurements.filter((m: { kind: string }) => m.kind === 'renorm/ghost forward'),
+      ).toHaveLength(1);
       for (const kind of ['export predict', 'export time']) {
         expect(measurements.filter((m: { kind: string }) => m.kind === kind)).toHaveLength(1);
       }

@@ -29,6 +29,7 @@ function snippets(): Snippet[] {
 test('every dropout snippet of the README runs and prints what the doc says', () => {
   const all = snippets();
   expect(all.map((s) => s.name)).toEqual([
+    'renorm',
     'dropout',
     'spatial',
     'gaussian',

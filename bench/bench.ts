@@ -10,7 +10,8 @@
  *
  * Targets (benchmarks, not tests): pack / built-in median training-step ratio ≤ 1.05 for every
  * dropout variant, ≤ 1.00 for BatchNorm; folded / unfolded predict latency ≤ 0.8; a BatchNorm
- * training step on a masked rank-3 batch ≤ 1.3 × the same step unmasked.
+ * training step on a masked rank-3 batch ≤ 1.3 × the same step unmasked; a renorm BatchNorm step
+ * ≤ 1.15 × the plain one, Ghost BatchNorm (4 virtual batches) ≤ 1.25 ×, renorm inference ≤ 1.05 ×.
  *
  * Flags: --backends cpu,wasm (default: both), --runs 20, --warmup 3, --quick (5 runs, 1 warm-up,
  * MLP only), --out BENCHMARKS.md, --json reports/bench.json.
@@ -223,6 +224,112 @@ async function measureMaskedBn(
   ];
 }
 
+/**
+ * Batch Renormalization and Ghost BatchNorm against the pack's plain BatchNorm (issue 15), as a BN
+ * layer training step (forward, backward to x, γ and β, statistics update) on the activations of
+ * the bench's MLP ([128, 512]) and of its CNN's first BN ([32, 28, 28, 16]), and as an inference
+ * forward, then as a training step of the bench's MLP with a BN after each hidden Dense. Targets:
+ * renorm step ≤ 1.15 × plain; Ghost BN with 4 virtual batches ≤ 1.25 × plain; inference ≤ 1.05 ×
+ * plain (it is the same kernel: a ratio of 1 up to noise). The layer step on [128, 512] is the
+ * hard case: a few milliseconds, in which tfjs's per-op overhead makes renorm's extra per-channel
+ * ops visible.
+ */
+async function measureRenormGhost(
+  backend: string,
+  opts: { runs: number; warmup: number },
+  quick: boolean,
+): Promise<Measurement[]> {
+  const shapes: Array<[string, number[]]> = [['BN layer on [128, 512] (MLP)', [128, 512]]];
+  if (!quick) shapes.push(['BN layer on [32, 28, 28, 16] (CNN)', [32, 28, 28, 16]]);
+  const out: Measurement[] = [];
+  for (const [model, shape] of shapes) {
+    const x = tf.variable(tf.randomNormal(shape, 0.5, 2, 'float32', dn.mixSeed(50, 0)));
+    const dy = tf.randomNormal(shape, 0, 1, 'float32', dn.mixSeed(50, 1));
+    const make = (args: Parameters<typeof dn.layers.batchNorm>[0]) => {
+      const layer = dn.layers.batchNorm(args);
+      layer.build(shape);
+      return layer;
+    };
+    const plain = make({});
+    const renorm = make({ renorm: true, renormClipping: { rmax: 3, dmax: 5 } });
+    const ghost = make({ virtualBatchSize: shape[0] / 4 });
+    const step = (l: tf.layers.Layer) => () => {
+      const { value, grads } = tf.variableGrads(
+        () => tf.sum(tf.mul(l.apply(x, { training: true }) as tf.Tensor, dy)) as tf.Scalar,
+      );
+      grads[x.name].dataSync();
+      tf.dispose([value, ...Object.values(grads)]);
+    };
+    const forward = (l: tf.layers.Layer) => () => {
+      const y = l.apply(x) as tf.Tensor;
+      y.dataSync();
+      y.dispose();
+    };
+    const common = { backend, model };
+    out.push(
+      {
+        ...common,
+        kind: 'renorm/ghost train step',
+        pair: 'BatchNorm renorm / plain',
+        result: await interleaved(step(renorm), step(plain), opts),
+        target: 1.15,
+      },
+      {
+        ...common,
+        kind: 'renorm/ghost train step',
+        pair: `BatchNorm virtualBatchSize ${shape[0] / 4} (4 virtual batches) / plain`,
+        result: await interleaved(step(ghost), step(plain), opts),
+        target: 1.25,
+      },
+      {
+        ...common,
+        kind: 'renorm/ghost forward',
+        pair: 'BatchNorm renorm / plain, inference',
+        result: await interleaved(forward(renorm), forward(plain), opts),
+        target: 1.05,
+      },
+    );
+    // Never part of a model, so Layer.dispose would refuse: free their variables directly.
+    for (const l of [plain, renorm, ghost]) l.weights.forEach((w) => w.dispose());
+    tf.dispose([x, dy]);
+  }
+  // The same in the whole MLP (trainOnBatch), where the BN is a small part of a step.
+  const batch = {
+    x: tf.randomNormal([128, 784], 0, 1, 'float32', dn.mixSeed(52, 0)),
+    y: tf.oneHot(tf.randomUniform([128], 0, 10, 'int32', dn.mixSeed(52, 1)), 10),
+  };
+  const models = {
+    plain: mlp(() => dn.layers.batchNorm()),
+    renorm: mlp(() => dn.layers.batchNorm({ renorm: true, renormClipping: { rmax: 3, dmax: 5 } })),
+    ghost: mlp(() => dn.layers.batchNorm({ virtualBatchSize: 32 })),
+  };
+  models.renorm.setWeights(models.plain.getWeights());
+  models.ghost.setWeights(models.plain.getWeights());
+  const train = (m: tf.LayersModel) => () => m.trainOnBatch(batch.x, batch.y);
+  const model = 'MLP 784-512-512-10 + BN, batch 128';
+  out.push(
+    {
+      backend,
+      model,
+      kind: 'renorm/ghost train step',
+      pair: 'BatchNorm renorm / plain (model)',
+      result: await interleaved(train(models.renorm), train(models.plain), opts),
+      target: 1.15,
+    },
+    {
+      backend,
+      model,
+      kind: 'renorm/ghost train step',
+      pair: 'BatchNorm virtualBatchSize 32 / plain (model)',
+      result: await interleaved(train(models.ghost), train(models.plain), opts),
+      target: 1.25,
+    },
+  );
+  Object.values(models).forEach((m) => m.dispose());
+  tf.dispose([batch.x, batch.y]);
+  return out;
+}
+
 interface Measurement {
   backend: string;
   model: string;
@@ -233,7 +340,9 @@ interface Measurement {
     | 'fold predict'
     | 'masked train step'
     | 'export predict'
-    | 'export time';
+    | 'export time'
+    | 'renorm/ghost train step'
+    | 'renorm/ghost forward';
   result: ABResult;
   target: number | null;
 }
@@ -422,6 +531,8 @@ async function main(): Promise<void> {
     }
     console.error(`${backend} masked BatchNorm…`);
     all.push(...(await measureMaskedBn(backend, opts)));
+    console.error(`${backend} Batch Renormalization and Ghost BatchNorm…`);
+    all.push(...(await measureRenormGhost(backend, opts, args.quick)));
     const bnMlp = mlp(() => dn.layers.batchNorm());
     all.push(
       await measureFold(backend, 'MLP 784-512-512-10 + BN, batch 128', bnMlp, mlpBatch.x, opts),

@@ -1,6 +1,6 @@
 /**
  * `npm run experiments`: runs every experiment (overfitting, vanishing-gradient, bn-statistics,
- * bn-folding, cnn-dropout-bn), each as its own process writing `reports/<name>/`, then writes
+ * bn-folding, cnn-dropout-bn, small-batch), each as its own process writing `reports/<name>/`, then writes
  * `reports/index.md` linking each report with a summary table of key numbers taken from each
  * results.json. Each experiment's progress goes to stderr as it runs (a bar on a terminal, plain
  * lines in a log), with a line of this runner's own at every experiment boundary.
@@ -103,6 +103,23 @@ const EXPERIMENTS: Experiment[] = [
         ...arr(r.configs).map((c): Metric => [
           `${c.label}: final held-out accuracy; loss gap`,
           `${meanStd(stat(c, 'finalHeldOutAcc'), pct)}; ${meanStd(stat(c, 'lossGap'), fmt)}`,
+        ]),
+        ...arr(r.claims).map((c): Metric => [String(c.claim), String(c.verdict)]),
+      ];
+    },
+  },
+  {
+    name: 'small-batch',
+    title: 'Small and non-i.i.d. batches: Batch Renorm, Ghost BN',
+    weight: { full: 150, quick: 15 },
+    question:
+      'Do Batch Renormalization and Ghost BatchNorm help where BatchNorm is weak (batches of 2–8, batches of two classes), and how far are the running statistics from the population?',
+    summarize: (r) => {
+      const meanStd = (s: Json, f: (x: number) => string) => `${f(num(s.mean))} ± ${f(num(s.std))}`;
+      return [
+        ...arr(r.summaries).map((s): Metric => [
+          `${s.settingLabel}, ${s.label}: held-out accuracy`,
+          meanStd(s.heldOutAcc as Json, pct),
         ]),
         ...arr(r.claims).map((c): Metric => [String(c.claim), String(c.verdict)]),
       ];

@@ -11,7 +11,7 @@ import * as dropnorm from './index';
 export { layers };
 export { BatchNorm } from './layers/batch_norm';
 export type { BatchNormArgs } from './layers/batch_norm';
-export type { VarianceCorrection } from './ops/batch_norm';
+export type { RenormClipping, RenormRamp, VarianceCorrection } from './ops/batch_norm';
 export { StochasticLayer } from './layers/stochastic';
 export type { StochasticLayerArgs } from './layers/stochastic';
 export { Dropout } from './layers/dropout';

@@ -221,6 +221,12 @@ function toBuiltinConverters(): Record<string, Converter> {
   return {
     [BatchNorm.className]: (node) => {
       const layer = node.layer as BatchNorm;
+      if (layer.renorm) {
+        return 'renorm is true (Batch Renormalization): tf.layers.batchNormalization has no r, d correction, so it would train differently (inference is the same: exportForInference exports it)';
+      }
+      if (layer.virtualBatchSize !== null) {
+        return `virtualBatchSize is ${layer.virtualBatchSize} (Ghost BatchNorm): tf.layers.batchNormalization normalizes the whole batch, so it would train differently (inference is the same: exportForInference exports it)`;
+      }
       const rank = node.inputs[0].shape.length;
       if (batchNormAxis(layer, rank) !== rank - 1) {
         return `its channel axis ${String(layer.axis)} is not the last axis of its rank-${rank} input: tf.layers.batchNormalization applies its statistics along the last axis whatever its axis (tfjs#1106), so it would compute wrong outputs`;
@@ -453,7 +459,8 @@ export function convertToDropnorm(
  * outputs are identical.
  *
  * Left as they were, each listed in `skipped` with the reason: a channels-first BatchNorm (the
- * built-in would compute wrong outputs, tfjs#1106), a `'classic'` Dropout, a channels-first
+ * built-in would compute wrong outputs, tfjs#1106), a BatchNorm with `renorm` or
+ * `virtualBatchSize` (the built-in has neither: it would train differently), a `'classic'` Dropout, a channels-first
  * SpatialDropout1D, any dropout layer with `mcDropout: true` (a built-in cannot stay stochastic at
  * inference), and the layers tfjs has no counterpart for (SpatialDropout2D/3D, DropConnectDense,
  * DropBlock2D, DropPath).

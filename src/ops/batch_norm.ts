@@ -71,20 +71,24 @@ export function maskWeights(mask: tf.Tensor, axis: number): tf.Tensor {
  * a mask), by two passes: n = Σw, μ = Σw·x / n, σ² = Σw·(x−μ)² / n, w the {@link maskWeights}.
  * A channel with n = 0 gets μ = σ² = 0 (the divisor is max(n, 1); Keras adds 1e-7 instead), so the
  * forward pass stays finite; whether the statistics may feed the running averages is decided by
- * {@link usableChannels} from `count` = n.
+ * {@link usableChannels} from `count` = n. `axes` may leave out a leading group axis (Ghost
+ * BatchNorm's virtual batches, see {@link virtualBatches}): the sums, and n, are then per group.
  */
 export function maskedBatchMoments(x: tf.Tensor, weights: tf.Tensor, axes: number[]): BatchMoments {
-  const axis = x.shape.findIndex((_, a) => !axes.includes(a));
+  // Every axis but the last reduced: one channel layout, no virtual-batch (group) axis.
+  const channelsLastOnly = axes.length === x.rank - 1 && !axes.includes(x.rank - 1);
   const [mean, variance, count] = tf.tidy(() => {
-    const n = tf.reshape(tf.sum(weights), new Array<number>(x.rank).fill(1));
+    // Per group (Ghost BatchNorm) or per batch: the mask has no channel axis, so one count serves
+    // every channel.
+    const n = tf.sum(weights, axes, true);
     const divisor = tf.maximum(n, 1);
-    if (axis === x.rank - 1) {
+    if (channelsLastOnly) {
       // Channels last: the weighted sums over all positions are one [1, P]×[P, C] product, which
       // tfjs runs far faster than a broadcast multiply followed by a reduction.
-      const channels = x.shape[axis];
+      const channels = x.shape[x.rank - 1];
       const x2 = tf.reshape(x, [-1, channels]);
       const w = tf.reshape(weights, [1, -1]);
-      const shape = channelShape(x.shape, axis);
+      const shape = channelShape(x.shape, x.rank - 1);
       const mu = tf.div(tf.reshape(tf.matMul(w, x2), shape), divisor);
       const centered = tf.squaredDifference(x2, tf.reshape(mu, [1, channels]));
       const s2 = tf.div(tf.reshape(tf.matMul(w, centered), shape), divisor);
@@ -152,6 +156,29 @@ export function countUsableBatch(count: tf.Tensor, usable: tf.Tensor): tf.Tensor
   return tf.tidy(() => tf.add(count, tf.cast(tf.any(usable), count.dtype)));
 }
 
+/** Options of {@link normalizeTraining}. */
+export interface NormalizeTrainingOptions {
+  /**
+   * The axes the moments were reduced over (default: every axis but `axis`). Leaving out a leading
+   * group axis normalizes each group (virtual batch) with its own moments; γ and β stay per channel.
+   */
+  axes?: number[];
+  /**
+   * Batch Renormalization: the reference statistics and limits r and d are computed from (see
+   * {@link renormCorrection}); r and d are constants of the gradient.
+   */
+  renorm?: RenormReference;
+}
+
+/** What Batch Renormalization corrects the batch moments towards. */
+export interface RenormReference {
+  /** Reference mean μ, broadcastable against the moments (keepDims shape, or `[C]` channels-last). */
+  mean: tf.Tensor;
+  /** Reference variance σ², likewise. */
+  variance: tf.Tensor;
+  limits: RenormLimits;
+}
+
 /**
  * The training transform y = γ·(x−μ_B)/√(σ²_B+ε) + β with batch statistics, differentiated
  * analytically through the statistics (a fused backward, one pass over dy):
@@ -164,8 +191,14 @@ export function countUsableBatch(count: tf.Tensor, usable: tf.Tensor): tf.Tensor
  * ∂μ/∂xᵢ = wᵢ/n and ∂σ²/∂xᵢ = 2wᵢ(xᵢ−μ)/n: the correction term reaches unmasked positions only,
  * while the sums dβ, dγ run over every position (each output depends on μ and σ²).
  *
- * `mean` and `variance` must be the biased moments of `x` over `axes` (keepDims); the gradient with
- * respect to them is already folded into dx, so they are not inputs of the gradient.
+ * With Batch Renormalization (`options.renorm`, Ioffe 2017, arXiv:1702.03275, Algorithm 1) the
+ * output is y = γ·(x̂·r + d) + β, r and d held constant (stop_gradient): the upstream gradient of x̂ is γ·r·dy,
+ * so dx = γ·r/√(σ²+ε) · (dy − w·(Σdy + x̂·Σdy·x̂)/n), dγ = Σ dy·(x̂·r + d) = r·Σdy·x̂ + d·Σdy, dβ = Σdy.
+ * With groups (Ghost BatchNorm, `options.axes` without the group axis) every sum above is per
+ * group, and dγ, dβ are then summed over the groups.
+ *
+ * `mean` and `variance` must be the biased moments of `x` over the reduced axes (keepDims); the
+ * gradient with respect to them is already folded into dx, so they are not inputs of the gradient.
  * `gamma` and `beta` are per-channel vectors (or null for scale/center off).
  */
 export function normalizeTraining(
@@ -175,15 +208,23 @@ export function normalizeTraining(
   beta: tf.Tensor | null,
   epsilon: number,
   axis: number,
+  options: NormalizeTrainingOptions = {},
 ): tf.Tensor {
   const { mean, variance, count, weights } = moments;
-  const axes = reductionAxes(x.rank, axis);
+  const renorm = options.renorm ?? null;
+  const axes = options.axes ?? reductionAxes(x.rank, axis);
+  // Axes neither reduced nor the channel: groups, each with its own moments.
+  const groupAxes = x.shape.map((_, a) => a).filter((a) => a !== axis && !axes.includes(a));
+  const grouped = groupAxes.length > 0;
   const shape = channelShape(x.shape, axis);
-  const lastAxis = axis === x.rank - 1;
+  // The fused kernel indexes its parameters along the last axis only (tfjs#1106), per channel only.
+  const fused = axis === x.rank - 1 && !grouped;
   const inputs: tf.Tensor[] = [x];
   if (gamma) inputs.push(tf.reshape(gamma, shape));
   if (beta) inputs.push(tf.reshape(beta, shape));
 
+  // The renorm inputs the backward needs: the reference statistics and any limit that is a tensor.
+  const renormInputs = renorm ? [renorm.mean, renorm.variance, ...limitTensors(renorm.limits)] : [];
   const op = tf.customGrad((...args: unknown[]) => {
     const save = args.pop() as (tensors: tf.Tensor[]) => void;
     const [xIn, g, b] = [
@@ -191,51 +232,86 @@ export function normalizeTraining(
       gamma ? (args[1] as tf.Tensor) : null,
       beta ? (args[gamma ? 2 : 1] as tf.Tensor) : null,
     ];
+    // r and d are computed here, inside the kernel, where tfjs records no gradient tape (they are
+    // constants of the gradient; taping their per-channel ops, each with clones of its inputs,
+    // would cost more than the ops), and again in the backward from the saved inputs: a tensor
+    // created in a kernel cannot be saved (tfjs would count it as leaked).
+    const correction = renorm
+      ? renormCorrection(moments, renorm.mean, renorm.variance, epsilon, renorm.limits)
+      : null;
+    // γ·(x̂·r + d) + β = x̂·(γ·r) + (γ·d + β): the correction only changes the per-channel affine.
+    let scale = g;
+    let shift = b;
+    if (correction) {
+      scale = g ? tf.mul(g, correction.r) : correction.r;
+      const gd = g ? tf.mul(g, correction.d) : correction.d;
+      shift = b ? tf.add(gd, b) : gd;
+    }
     let value: tf.Tensor;
-    if (lastAxis) {
-      // The fused kernel indexes its parameters along the last axis only (tfjs#1106).
-      value = tf.batchNorm(xIn, mean, variance, b ?? undefined, g ?? undefined, epsilon);
+    if (fused) {
+      value = tf.batchNorm(xIn, mean, variance, shift ?? undefined, scale ?? undefined, epsilon);
     } else {
       const invStd = tf.rsqrt(tf.add(variance, epsilon));
-      value = tf.mul(tf.sub(xIn, mean), g ? tf.mul(invStd, g) : invStd);
-      if (b) value = tf.add(value, b);
+      value = tf.mul(tf.sub(xIn, mean), scale ? tf.mul(invStd, scale) : invStd);
+      if (shift) value = tf.add(value, shift);
     }
     // Save only tensors that exist outside this kernel; 1/√(σ²+ε) is per channel and cheap to redo.
-    // Closure-held tensors die with the caller's tidy, so the mask's weights and count are saved too.
+    // Closure-held tensors die with the caller's tidy, so the mask's weights and count, and the
+    // renorm reference statistics and ramped limits, are saved too.
     const masked = weights ? [weights, count as tf.Tensor] : [];
-    save([xIn, mean, variance, ...masked, ...(g ? [g] : [])]);
+    save([xIn, mean, variance, ...masked, ...renormInputs, ...(g ? [g] : [])]);
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, mu, v] = saved;
-        const [w, n] = weights ? [saved[3], saved[4]] : [null, count];
-        const gs = g ? saved[saved.length - 1] : null;
+        let next = 3;
+        const [w, n] = weights ? [saved[next++], saved[next++]] : [null, count];
+        let r: tf.Tensor | null = null;
+        let d: tf.Tensor | null = null;
+        if (renorm) {
+          const reference = saved.slice(next, next + renormInputs.length);
+          next += renormInputs.length;
+          ({ r, d } = renormCorrection(
+            { mean: mu, variance: v, count: 0 },
+            reference[0],
+            reference[1],
+            epsilon,
+            restoreLimits(renorm.limits, reference.slice(2)),
+          ));
+        }
+        const gs = g ? saved[next] : null;
         const inv = tf.rsqrt(tf.add(v, epsilon));
         const xHat = tf.mul(tf.sub(xs, mu), inv);
-        const dBeta = tf.sum(dy, axes, true);
-        const dGamma = tf.sum(tf.mul(dy, xHat), axes, true);
+        const sumDy = tf.sum(dy, axes, true);
+        const sumDyXHat = tf.sum(tf.mul(dy, xHat), axes, true);
         // A fully masked channel has w = 0 everywhere: max(n, 1) keeps 0/0 out of its dx.
         const m = typeof n === 'number' ? n : tf.maximum(n as tf.Tensor, 1);
         // Divide the per-channel sums, not the full-size tensor.
-        const a = tf.div(dBeta, m);
-        const b = tf.div(dGamma, m);
+        const a = tf.div(sumDy, m);
+        const bb = tf.div(sumDyXHat, m);
         let centered: tf.Tensor;
         if (!w) {
-          centered = tf.add(a, tf.mul(xHat, b));
-        } else if (lastAxis) {
+          centered = tf.add(a, tf.mul(xHat, bb));
+        } else if (fused) {
           // w·a and w·b as [P, 1]×[1, C] outer products: cheaper than broadcast multiplies.
           const c = x.shape[axis];
           const col = tf.reshape(w, [-1, 1]);
           const wa = tf.matMul(col, tf.reshape(a, [1, c]));
-          const wb = tf.matMul(col, tf.reshape(b, [1, c]));
+          const wb = tf.matMul(col, tf.reshape(bb, [1, c]));
           centered = tf.reshape(tf.add(wa, tf.mul(tf.reshape(xHat, [-1, c]), wb)), x.shape);
         } else {
-          centered = tf.mul(tf.add(a, tf.mul(xHat, b)), w);
+          centered = tf.mul(tf.add(a, tf.mul(xHat, bb)), w);
         }
-        const dx = tf.mul(tf.sub(dy, centered), gs ? tf.mul(gs, inv) : inv);
+        let dxScale = gs ? tf.mul(gs, inv) : inv;
+        if (r) dxScale = tf.mul(dxScale, r);
+        const dx = tf.mul(tf.sub(dy, centered), dxScale);
+        const perChannel = (t: tf.Tensor) => (grouped ? tf.sum(t, groupAxes, true) : t);
         const grads = [dx];
-        if (gamma) grads.push(dGamma);
-        if (beta) grads.push(dBeta);
+        if (gamma) {
+          const dGamma = r && d ? tf.add(tf.mul(sumDyXHat, r), tf.mul(sumDy, d)) : sumDyXHat;
+          grads.push(perChannel(dGamma));
+        }
+        if (beta) grads.push(perChannel(sumDy));
         return grads;
       },
     };
@@ -269,4 +345,227 @@ export function normalizeInference(
     const y = tf.mul(tf.sub(x, tf.reshape(mean, shape)), tf.reshape(scale, shape));
     return beta ? tf.add(y, tf.reshape(beta, shape)) : y;
   });
+}
+
+/**
+ * Clipping of Batch Renormalization's correction, as tf.keras 2's `renorm_clipping`: r is clipped
+ * to [rmin, rmax] and d to [−dmax, dmax]. A missing (or null) `rmax` or `dmax` is no limit; a
+ * missing `rmin` is 1/rmax, the paper's [1/r_max, r_max] (tf.keras 2 used 0).
+ */
+export interface RenormClipping {
+  /** Upper limit of r = σ_B/σ, ≥ 1 (the paper ends at 3). */
+  rmax?: number | null;
+  /** Lower limit of r, in [0, 1] (default 1/rmax). */
+  rmin?: number | null;
+  /** Limit of |d| = |μ_B − μ|/σ, ≥ 0 (the paper ends at 5). */
+  dmax?: number | null;
+}
+
+/**
+ * A step-based ramp of the renorm clipping (Ioffe 2017, Section 4: r_max = 1, d_max = 0 for the
+ * first steps, i.e. plain BatchNorm, then relaxed linearly). At training step t (0-based):
+ *
+ *   f_r = clamp((t − start)/(rmaxEnd − start), 0, 1),  f_d = clamp((t − start)/(dmaxEnd − start), 0, 1)
+ *   r_max(t) = 1 + (rmax − 1)·f_r,  r_min(t) = 1/r_max(t) (or 1 − (1 − rmin)·f_r when rmin is set),
+ *   d_max(t) = dmax·f_d
+ *
+ * The paper's ImageNet schedule is `{start: 5000, rmaxEnd: 40000, dmaxEnd: 25000}` with
+ * `renormClipping: {rmax: 3, dmax: 5}`.
+ */
+export interface RenormRamp {
+  /** Steps run as plain BatchNorm (r_max = 1, d_max = 0) before the ramp starts (default 0). */
+  start?: number;
+  /** Step at which r_max reaches `renormClipping.rmax`. */
+  rmaxEnd: number;
+  /** Step at which d_max reaches `renormClipping.dmax` (default `rmaxEnd`). */
+  dmaxEnd?: number;
+}
+
+/**
+ * The clipping limits of one training step: r ∈ [rmin, rmax], d ∈ [−dmax, dmax]. Numbers
+ * (Infinity: no limit) or scalar tensors (a ramp, computed on the device from the step counter).
+ */
+export interface RenormLimits {
+  rmin: number | tf.Tensor;
+  rmax: number | tf.Tensor;
+  dmax: number | tf.Tensor;
+}
+
+/** Batch Renormalization's correction, per channel (and per virtual batch), keepDims. */
+export interface RenormCorrection {
+  /** r = σ_B/σ, clipped. */
+  r: tf.Tensor;
+  /** d = (μ_B − μ)/σ, clipped. */
+  d: tf.Tensor;
+}
+
+/**
+ * The limits of {@link RenormClipping} at a training step: fixed without a ramp; with a
+ * {@link RenormRamp}, the ramped limits at `step` (0-based; a scalar tensor, so the training step
+ * never reads the counter back to the CPU; null is step 0). The ramp needs finite `rmax` and
+ * `dmax` (the values it ramps to); the caller checks that.
+ */
+export function renormLimits(
+  clipping: RenormClipping,
+  ramp: RenormRamp | null,
+  step: tf.Tensor | number | null,
+): RenormLimits {
+  const rmax = clipping.rmax ?? Infinity;
+  const dmax = clipping.dmax ?? Infinity;
+  const rmin = clipping.rmin ?? null;
+  if (!ramp) return { rmax, rmin: rmin ?? 1 / rmax, dmax };
+  return tf.tidy(() => {
+    const t = step ?? 0;
+    const start = ramp.start ?? 0;
+    const progress = (end: number) => tf.clipByValue(tf.div(tf.sub(t, start), end - start), 0, 1);
+    const fr = progress(ramp.rmaxEnd);
+    const fd = progress(ramp.dmaxEnd ?? ramp.rmaxEnd);
+    const rmaxT = tf.add(1, tf.mul(rmax - 1, fr));
+    const rminT = rmin === null ? tf.reciprocal(rmaxT) : tf.sub(1, tf.mul(1 - rmin, fr));
+    return { rmax: rmaxT, rmin: rminT, dmax: tf.mul(dmax, fd) } as unknown as tf.TensorContainer;
+  }) as unknown as RenormLimits;
+}
+
+const LIMIT_KEYS = ['rmin', 'rmax', 'dmax'] as const;
+
+/** The limits that are tensors (a ramp), in {@link LIMIT_KEYS} order. */
+function limitTensors(limits: RenormLimits): tf.Tensor[] {
+  return LIMIT_KEYS.map((k) => limits[k]).filter((v): v is tf.Tensor => typeof v !== 'number');
+}
+
+/** `limits` with its tensor entries replaced, in order, by `tensors` (their saved copies). */
+function restoreLimits(limits: RenormLimits, tensors: tf.Tensor[]): RenormLimits {
+  let i = 0;
+  const pick = (v: number | tf.Tensor) => (typeof v === 'number' ? v : tensors[i++]);
+  return { rmin: pick(limits.rmin), rmax: pick(limits.rmax), dmax: pick(limits.dmax) };
+}
+
+/** t clipped to [lo, hi]; number limits that are infinite clip nothing. */
+function clipBetween(t: tf.Tensor, lo: number | tf.Tensor, hi: number | tf.Tensor): tf.Tensor {
+  // Fixed limits: one ClipByValue kernel (a training step runs this per BN, where tfjs's per-op
+  // overhead is most of the cost of these per-channel tensors).
+  if (typeof lo === 'number' && typeof hi === 'number') {
+    return Number.isFinite(lo) || Number.isFinite(hi) ? tf.clipByValue(t, lo, hi) : t;
+  }
+  let out = t;
+  if (typeof lo !== 'number' || Number.isFinite(lo)) out = tf.maximum(out, lo);
+  if (typeof hi !== 'number' || Number.isFinite(hi)) out = tf.minimum(out, hi);
+  return out;
+}
+
+/**
+ * Batch Renormalization's correction (Ioffe 2017, arXiv:1702.03275, Algorithm 1) of batch moments
+ * against reference statistics μ, σ² (the layer's renorm moving averages):
+ *
+ *   σ_B = √(σ²_B + ε),  σ = √(σ² + ε),
+ *   r = clip(σ_B/σ, rmin, rmax),  d = clip((μ_B − μ)/σ, −dmax, dmax)
+ *
+ * with σ²_B the biased batch variance, as in the paper. Unclipped, x̂·r + d = (x − μ)/σ: the batch
+ * is normalized with the reference statistics, while the gradient still flows through x̂ (r and d
+ * are constants of the gradient, see {@link normalizeTraining}). `mean` and `variance` must
+ * broadcast against the moments (keepDims shapes).
+ */
+export function renormCorrection(
+  moments: BatchMoments,
+  mean: tf.Tensor,
+  variance: tf.Tensor,
+  epsilon: number,
+  limits: RenormLimits,
+): RenormCorrection {
+  const [r, d] = tf.tidy(() => {
+    const invSigma = tf.rsqrt(tf.add(variance, epsilon));
+    const sigmaB = tf.sqrt(tf.add(moments.variance, epsilon));
+    const dmax = limits.dmax;
+    const negDmax = typeof dmax === 'number' ? -dmax : tf.neg(dmax);
+    return [
+      clipBetween(tf.mul(sigmaB, invSigma), limits.rmin, limits.rmax),
+      clipBetween(tf.mul(tf.sub(moments.mean, mean), invSigma), negDmax, dmax),
+    ];
+  });
+  return { r, d };
+}
+
+/** A run of equal virtual batches: `groups` of `size` samples from sample `start` on. */
+export interface VirtualBatchBlock {
+  start: number;
+  groups: number;
+  size: number;
+}
+
+/**
+ * How Ghost BatchNorm (Hoffer et al. 2017, arXiv:1705.08741) splits a batch of `batch` samples
+ * into virtual batches of `size`: consecutive samples, ⌊batch/size⌋ full virtual batches, then
+ * the remainder (batch mod size samples) as one smaller virtual batch. A batch of at most `size`
+ * is one virtual batch (plain BatchNorm).
+ */
+export function virtualBatches(batch: number, size: number): VirtualBatchBlock[] {
+  const full = Math.floor(batch / size);
+  const remainder = batch - full * size;
+  const blocks: VirtualBatchBlock[] = [];
+  if (full > 0) blocks.push({ start: 0, groups: full, size });
+  if (remainder > 0) blocks.push({ start: full * size, groups: 1, size: remainder });
+  return blocks;
+}
+
+/**
+ * The statistics one Ghost BatchNorm step feeds to the running averages, pooled from its G virtual
+ * batches: with m_g the elements per channel of virtual batch g and w_g = m_g if m_g ≥ minCount
+ * (2 under 'unbiased', 1 under 'biased') else 0,
+ *
+ *   μ = Σ w_g·μ_g / Σ w_g,   σ² = Σ w_g·v_g / Σ w_g,   v_g = m_g/(m_g−1)·σ²_g ('unbiased') or σ²_g
+ *
+ * For equal virtual batches that is the plain mean of their means and of their (Bessel-corrected)
+ * variances (tf.keras 2's update); a smaller remainder, or a mask, weighs each by its element
+ * count, and a virtual batch too small for the variance (a remainder of one) is left out.
+ *
+ * @param means per virtual batch and channel, `[G, C]`.
+ * @param variances biased, `[G, C]`.
+ * @param counts m_g: numbers (known from the shapes) or, under a mask, a `[G, 1]` tensor.
+ * @returns per-channel `mean` and fed `variance` (`[C]`), and `count` = Σ w_g, the number to test
+ *   against minCount in {@link usableChannels} (0 when no virtual batch qualifies).
+ */
+export function poolVirtualBatchStatistics(
+  means: tf.Tensor,
+  variances: tf.Tensor,
+  counts: readonly number[] | tf.Tensor,
+  correction: VarianceCorrection,
+): { mean: tf.Tensor; variance: tf.Tensor; count: number | tf.Tensor } {
+  const minCount = correction === 'unbiased' ? 2 : 1;
+  const channels = means.shape[1] as number;
+  if (!(counts instanceof tf.Tensor)) {
+    const w = counts.map((m) => (m >= minCount ? m : 0));
+    const total = w.reduce((s, v) => s + v, 0);
+    if (total === 0) {
+      return { mean: tf.zeros([channels]), variance: tf.zeros([channels]), count: 0 };
+    }
+    const meanWeights = w.map((v) => v / total);
+    const varianceWeights = meanWeights.map((v, g) =>
+      v > 0 && correction === 'unbiased' ? v * besselFactor(counts[g]) : v,
+    );
+    return tf.tidy(() => {
+      const row = (values: number[]) => tf.tensor2d(values, [1, values.length]);
+      return {
+        mean: tf.reshape(tf.matMul(row(meanWeights), means), [channels]),
+        variance: tf.reshape(tf.matMul(row(varianceWeights), variances), [channels]),
+        count: total,
+      };
+    }) as { mean: tf.Tensor; variance: tf.Tensor; count: number };
+  }
+  return tf.tidy(() => {
+    const m = counts;
+    const qualifies = tf.greaterEqual(m, minCount);
+    const w = tf.where(qualifies, m, tf.zerosLike(m));
+    const total = tf.sum(w);
+    const divisor = tf.maximum(total, 1);
+    // m/(m−1) only where m ≥ 2; a left-out virtual batch gets weight 0, never 0·∞.
+    const factor =
+      correction === 'unbiased'
+        ? tf.where(qualifies, tf.div(m, tf.maximum(tf.sub(m, 1), 1)), tf.zerosLike(m))
+        : tf.onesLike(m);
+    return {
+      mean: tf.div(tf.sum(tf.mul(means, w), 0), divisor),
+      variance: tf.div(tf.sum(tf.mul(variances, tf.mul(w, factor)), 0), divisor),
+      count: tf.reshape(total, [1]),
+    };
+  }) as { mean: tf.Tensor; variance: tf.Tensor; count: tf.Tensor };
 }

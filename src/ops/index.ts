@@ -13,11 +13,25 @@ export {
   maskWeights,
   normalizeInference,
   normalizeTraining,
+  poolVirtualBatchStatistics,
   reductionAxes,
+  renormCorrection,
+  renormLimits,
   unbiasedVariance,
   usableChannels,
+  virtualBatches,
 } from './batch_norm';
-export type { BatchMoments, VarianceCorrection } from './batch_norm';
+export type {
+  BatchMoments,
+  NormalizeTrainingOptions,
+  RenormClipping,
+  RenormCorrection,
+  RenormLimits,
+  RenormRamp,
+  RenormReference,
+  VarianceCorrection,
+  VirtualBatchBlock,
+} from './batch_norm';
 export {
   SELU_ALPHA,
   SELU_SCALE,

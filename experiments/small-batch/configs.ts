@@ -1,0 +1,202 @@
+/**
+ * The settings (batch size and how batches are drawn) and normalization configurations of the
+ * small-batch experiment, and the CNN built under each.
+ *
+ *   digits 28×28 [→ AvgPool] → Conv 3×3 (f₁) → [norm] → ReLU → MaxPool → Conv 3×3 (f₂) → [norm] →
+ *   ReLU → MaxPool → Dense (h) → [norm] → ReLU → Dense (10) softmax
+ */
+import * as tf from '@tensorflow/tfjs';
+import { layers as dn, mixSeed } from 'tfjs-dropnorm';
+import { SEED_PURPOSE } from '../lib/random';
+
+/** How a setting draws its training batches. */
+export type Stream = 'iid' | 'two-class';
+
+/** One training setting: a batch size and a way to draw batches. */
+export interface Setting {
+  id: string;
+  label: string;
+  batchSize: number;
+  stream: Stream;
+}
+
+/** The settings for the batch sizes asked for, then the non-i.i.d. stream. */
+export function settings(batchSizes: readonly number[], nonIidBatch: number): Setting[] {
+  return [
+    ...batchSizes.map((b): Setting => ({
+      id: `b${b}`,
+      label: `batch ${b}`,
+      batchSize: b,
+      stream: 'iid',
+    })),
+    ...(nonIidBatch > 0
+      ? [
+          {
+            id: 'two-class',
+            label: `batch ${nonIidBatch}, two classes`,
+            batchSize: nonIidBatch,
+            stream: 'two-class' as const,
+          },
+        ]
+      : []),
+  ];
+}
+
+/** The normalization of a configuration. */
+export type NormKind = 'none' | 'builtin' | 'bn' | 'renorm' | 'ghost';
+
+/** One configuration (a trained net); 'bn + recalibrate' is an evaluation of the 'bn' net. */
+export interface NormConfig {
+  id: NormKind;
+  label: string;
+  /** Only for settings with at least this batch size (Ghost BN needs several virtual batches). */
+  minBatch?: number;
+}
+
+/** The configurations, in report order. */
+export const CONFIGS: readonly NormConfig[] = [
+  { id: 'builtin', label: 'built-in BN' },
+  { id: 'bn', label: "pack BN ('unbiased')" },
+  { id: 'renorm', label: 'Batch Renorm' },
+  { id: 'ghost', label: 'Ghost BN', minBatch: 16 },
+  { id: 'none', label: 'no normalization' },
+];
+
+/** The label of the recalibrated evaluation of the 'bn' net. */
+export const RECALIBRATED_LABEL = 'pack BN + recalibrateBatchNorm';
+
+/** The configuration's entry in {@link CONFIGS}. */
+export function configById(id: string): NormConfig {
+  const config = CONFIGS.find((c) => c.id === id);
+  if (!config) {
+    throw new Error(
+      `small-batch: unknown configuration ${JSON.stringify(id)}; known: ${CONFIGS.map((c) => c.id).join(', ')}.`,
+    );
+  }
+  return config;
+}
+
+/** Whether configuration `config` runs in `setting`. */
+export function runsIn(config: NormConfig, setting: Setting): boolean {
+  return setting.batchSize >= (config.minBatch ?? 0);
+}
+
+/** The net's size and the normalization settings. */
+export interface NetOptions {
+  filters1: number;
+  filters2: number;
+  dense: number;
+  /** Average-pool the 28×28 digits by this factor first (2: 14×14, four times cheaper). */
+  inputPool: number;
+  /** Momentum of every BN's moving averages (which Batch Renorm's r and d are taken against). */
+  bnMomentum: number;
+  /** Ghost BN's virtual batch size. */
+  virtualBatchSize: number;
+  /** Batch Renorm's final clipping, reached by a ramp over the training steps. */
+  rmax: number;
+  dmax: number;
+  /** Training steps (the ramp is laid out over them). */
+  steps: number;
+}
+
+/**
+ * The renorm ramp over `steps`: plain BN for the first 5%, r_max reaching its final value at 50%
+ * and d_max at 30% of training, the proportions of the paper's schedule (Ioffe 2017, Section 4:
+ * 5k steps of plain BN, d_max relaxed until 25k and r_max until 40k steps) on a short run.
+ */
+export function renormRamp(steps: number): { start: number; rmaxEnd: number; dmaxEnd: number } {
+  const start = Math.round(0.05 * steps);
+  return {
+    start,
+    rmaxEnd: Math.max(start + 1, Math.round(0.5 * steps)),
+    dmaxEnd: Math.max(start + 1, Math.round(0.3 * steps)),
+  };
+}
+
+/** The normalization layer of `kind` (null for 'none'). */
+function normLayer(kind: NormKind, o: NetOptions): tf.layers.Layer | null {
+  const momentum = o.bnMomentum;
+  switch (kind) {
+    case 'none':
+      return null;
+    case 'builtin':
+      return tf.layers.batchNormalization({ momentum });
+    case 'bn':
+      return dn.batchNorm({ momentum });
+    case 'renorm':
+      return dn.batchNorm({
+        momentum,
+        renorm: true,
+        renormClipping: { rmax: o.rmax, dmax: o.dmax },
+        renormRamp: renormRamp(o.steps),
+      });
+    case 'ghost':
+      return dn.batchNorm({ momentum, virtualBatchSize: o.virtualBatchSize });
+  }
+}
+
+/** What a configuration puts between each linear layer and its ReLU, for the report. */
+export function describeConfig(kind: NormKind, o: NetOptions): string {
+  const ramp = renormRamp(o.steps);
+  return {
+    none: 'nothing (the linear layers keep their bias)',
+    builtin: `\`tf.layers.batchNormalization({momentum: ${o.bnMomentum}})\` (biased running variance)`,
+    bn: `\`layers.batchNorm({momentum: ${o.bnMomentum}})\` (unbiased running variance)`,
+    renorm:
+      `\`layers.batchNorm({momentum: ${o.bnMomentum}, renorm: true, renormClipping: {rmax: ${o.rmax}, ` +
+      `dmax: ${o.dmax}}, renormRamp: {start: ${ramp.start}, rmaxEnd: ${ramp.rmaxEnd}, dmaxEnd: ` +
+      `${ramp.dmaxEnd}}})\` (r and d against the moving statistics)`,
+    ghost: `\`layers.batchNorm({momentum: ${o.bnMomentum}, virtualBatchSize: ${o.virtualBatchSize}})\``,
+  }[kind];
+}
+
+/**
+ * The CNN of a configuration. Kernels are He-normal, seeded by (seed, layer index), so every
+ * configuration of a seed starts from the same kernels; a linear layer feeding a BN has no bias.
+ */
+export function buildModel(kind: NormKind, o: NetOptions, seed: number): tf.Sequential {
+  const model = tf.sequential({ name: kind });
+  const kernel = (k: number) =>
+    tf.initializers.heNormal({ seed: mixSeed(seed, SEED_PURPOSE.init, k) });
+  const useBias = kind === 'none';
+  const activate = () => {
+    const norm = normLayer(kind, o);
+    if (norm) model.add(norm);
+    model.add(tf.layers.activation({ activation: 'relu' }));
+  };
+  model.add(tf.layers.reshape({ inputShape: [784], targetShape: [28, 28, 1] }));
+  if (o.inputPool > 1) model.add(tf.layers.averagePooling2d({ poolSize: o.inputPool }));
+  [o.filters1, o.filters2].forEach((filters, k) => {
+    model.add(
+      tf.layers.conv2d({
+        filters,
+        kernelSize: 3,
+        padding: 'same',
+        useBias,
+        kernelInitializer: kernel(k),
+      }),
+    );
+    activate();
+    model.add(tf.layers.maxPooling2d({ poolSize: 2 }));
+  });
+  model.add(tf.layers.flatten());
+  model.add(tf.layers.dense({ units: o.dense, useBias, kernelInitializer: kernel(2) }));
+  activate();
+  model.add(
+    tf.layers.dense({
+      units: 10,
+      activation: 'softmax',
+      kernelInitializer: tf.initializers.glorotUniform({
+        seed: mixSeed(seed, SEED_PURPOSE.init, 3),
+      }),
+    }),
+  );
+  return model;
+}
+
+/** The model's normalization layers (built-in or the pack's), input side first. */
+export function normLayers(model: tf.LayersModel): tf.layers.Layer[] {
+  return model.layers.filter((l) =>
+    ['BatchNormalization', 'DropnormBatchNorm'].includes(l.getClassName()),
+  );
+}
