@@ -28,10 +28,11 @@ import { invalidArgument } from '../errors';
 import { KernelScope, scoped } from './backend';
 import {
   checkOutputShape,
-  checkRank4,
   ConvInfo,
   convInfo,
   cropUnread,
+  filterGradInputs,
+  isEmpty,
   filterGradAxes,
   filterGradConvAttrs,
 } from './geometry';
@@ -41,14 +42,10 @@ const OWNER = 'Conv2DBackpropFilter (tfjs-dropnorm, wasm)';
 
 function conv2dBackpropFilter(
   scope: KernelScope,
-  { inputs, attrs = {} }: Parameters<tf.KernelFunc>[0],
+  args: Parameters<tf.KernelFunc>[0],
 ): tf.TensorInfo {
-  const x = inputs.x!;
-  const dy = inputs.dy!;
-  const filterShape = attrs.filterShape as number[];
-  checkRank4(OWNER, 'x', x.shape);
-  checkRank4(OWNER, 'dy', dy.shape);
-  checkRank4(OWNER, 'filter', filterShape);
+  const { x, dy, filterShape } = filterGradInputs(OWNER, args);
+  const attrs = args.attrs ?? {};
   const info = convInfo(x.shape, filterShape, { ...attrs, dilations: 1 }, false);
   if (filterShape[2] !== info.inChannels) {
     throw invalidArgument(
@@ -59,9 +56,7 @@ function conv2dBackpropFilter(
     );
   }
   checkOutputShape(OWNER, dy.shape, info);
-  if (tf.util.sizeFromShape(x.shape) === 0 || tf.util.sizeFromShape(dy.shape) === 0) {
-    return scope.zeros(filterShape);
-  }
+  if (isEmpty(x.shape, dy.shape)) return scope.zeros(filterShape);
   if (info.strideHeight === 1 && info.strideWidth === 1) {
     if (isPointwise(info) && info.inChannels < info.outChannels) {
       return pointwiseProduct(scope, x, dy, info);

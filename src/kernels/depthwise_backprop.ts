@@ -30,10 +30,12 @@ import {
   ConvInfo,
   convInfo,
   cropUnread,
+  filterGradInputs,
   explicitPad,
   filterGradAxes,
   filterGradConvAttrs,
   inputGradAxis,
+  isEmpty,
 } from './geometry';
 
 const FILTER_OWNER = 'DepthwiseConv2dNativeBackpropFilter (tfjs-dropnorm, wasm)';
@@ -79,21 +81,12 @@ function depthwiseInfo(
   return info;
 }
 
-/** Whether x or dy has no element (the gradient is then all zeros). */
-function isEmpty(xShape: number[], dyShape: number[]): boolean {
-  return tf.util.sizeFromShape(xShape) === 0 || tf.util.sizeFromShape(dyShape) === 0;
-}
-
 function depthwiseBackpropFilter(
   scope: KernelScope,
-  { inputs, attrs = {} }: Parameters<tf.KernelFunc>[0],
+  args: Parameters<tf.KernelFunc>[0],
 ): tf.TensorInfo {
-  const x = inputs.x!;
-  const dy = inputs.dy!;
-  const filterShape = attrs.filterShape as number[];
-  checkRank4(FILTER_OWNER, 'x', x.shape);
-  checkRank4(FILTER_OWNER, 'dy', dy.shape);
-  checkRank4(FILTER_OWNER, 'filter', filterShape);
+  const { x, dy, filterShape } = filterGradInputs(FILTER_OWNER, args);
+  const attrs = args.attrs ?? {};
   const info = depthwiseInfo(FILTER_OWNER, x.shape, filterShape, dy.shape, attrs);
   if (isEmpty(x.shape, dy.shape)) return scope.zeros(filterShape);
   const { batchSize: B, inChannels: C, filterHeight: kh, filterWidth: kw } = info;

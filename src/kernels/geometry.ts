@@ -44,6 +44,25 @@ export function checkRank4(owner: string, name: string, shape: readonly number[]
   }
 }
 
+/** The inputs of a filter-gradient kernel (x, dy and the filterShape attribute), rank-4 checked. */
+export function filterGradInputs(
+  owner: string,
+  { inputs, attrs = {} }: Parameters<tf.KernelFunc>[0],
+): { x: tf.TensorInfo; dy: tf.TensorInfo; filterShape: number[] } {
+  const x = inputs.x!;
+  const dy = inputs.dy!;
+  const filterShape = attrs.filterShape as number[];
+  checkRank4(owner, 'x', x.shape);
+  checkRank4(owner, 'dy', dy.shape);
+  checkRank4(owner, 'filter', filterShape);
+  return { x, dy, filterShape };
+}
+
+/** Whether x or dy has no element (the gradient is then all zeros). */
+export function isEmpty(xShape: number[], dyShape: number[]): boolean {
+  return tf.util.sizeFromShape(xShape) === 0 || tf.util.sizeFromShape(dyShape) === 0;
+}
+
 /**
  * Throws unless `dy` has the output shape of the convolution. A mismatch means the attributes do
  * not describe the forward pass that produced `dy`; tfjs-core's conv2d gradient is one way to get
