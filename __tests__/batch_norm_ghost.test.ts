@@ -68,199 +68,227 @@ beforeEach(() => {
 });
 afterEach(() => warn.mockRestore());
 
-describe('Ghost BatchNorm equals plain BatchNorm on each virtual batch', () => {
-  const cases: Array<[string, number[], number, number, number[]]> = [
-    ['12 rows, V = 4 (even)', [12, 3], -1, 4, [4, 4, 4]],
-    ['10 rows, V = 4 (remainder 2)', [10, 3], -1, 4, [4, 4, 2]],
-    ['rank 4 channels-last, 6 images, V = 4', [6, 3, 2, 4], -1, 4, [4, 2]],
-    ['rank 4 channels-first, 6 images, V = 2', [6, 4, 3, 2], 1, 2, [2, 2, 2]],
-    ['rank 3 channels-first, 7 rows, V = 3', [7, 2, 5], 1, 3, [3, 3, 1]],
-    ['3 rows, V = 4 (one virtual batch: plain BN)', [3, 2], -1, 4, [3]],
-  ];
-  test.each(cases)('%s: outputs and gradients', (_, shape, axis, size, sizes) => {
-    const ghost = built(layers.batchNorm({ axis, virtualBatchSize: size }), shape);
-    randomizeWeights(ghost, 1);
-    const x = tf.randomNormal(shape, 2, 3, 'float32', 2);
-    const dy = tf.randomNormal(shape, 0, 1, 'float32', 3);
-    const expected = perVirtualBatch(ghost, { axis }, x, dy, sizes);
-    const out = trainCall(ghost, x, dy);
-    expect(maxAbsDiff(out.y, expected.y)).toBeLessThan(1e-5);
-    expect(maxAbsDiff(out.dx, expected.dx)).toBeLessThan(1e-5);
-    expect(maxAbsDiff(out.dGamma, expected.dGamma)).toBeLessThan(1e-5);
-    expect(maxAbsDiff(out.dBeta, expected.dBeta)).toBeLessThan(1e-5);
-    if (sizes.length > 1) {
-      // Not vacuous: the whole batch normalized at once gives other outputs.
-      const whole = built(layers.batchNorm({ axis }), shape);
-      whole.setWeights(ghost.getWeights());
-      expect(maxAbsDiff(whole.apply(x, { training: true }) as tf.Tensor, out.y)).toBeGreaterThan(
-        1e-3,
-      );
-    }
+/**
+ * The layer runs one pass per virtual batch on cpu and one grouped pass per run of equal virtual
+ * batches on other backends (ops.oneBlockPerVirtualBatch): both layouts are checked.
+ */
+const BACKENDS = ['cpu', 'wasm'];
+function onBackend(backend: string) {
+  beforeAll(async () => {
+    require('@tensorflow/tfjs-backend-wasm');
+    await tf.setBackend(backend);
+    // IS_TEST makes tfjs count data ids around every customGrad, and wasm's Identity copies the
+    // tensors a customGrad saves for its gradient: a false leak report (dropout_wasm.test.ts).
+    // Tensor leaks are measured with tf.memory() in 'Ghost BatchNorm in a model'.
+    tf.env().set('IS_TEST', backend !== 'wasm');
   });
-
-  test('with a mask: each virtual batch uses its own unmasked moments', () => {
-    const [B, T, C] = [6, 4, 2];
-    const lengths = [4, 1, 3, 2, 4, 1];
-    const mask = tf.tensor2d(
-      lengths.flatMap((n) => Array.from({ length: T }, (_, t) => t < n)),
-      [B, T],
-      'bool',
-    );
-    const ghost = built(layers.batchNorm({ virtualBatchSize: 4 }), [B, T, C]);
-    randomizeWeights(ghost, 4);
-    const x = tf.randomNormal([B, T, C], 1, 2, 'float32', 5);
-    const dy = tf.randomNormal([B, T, C], 0, 1, 'float32', 6);
-    const expected = perVirtualBatch(ghost, {}, x, dy, [4, 2], mask);
-    const out = trainCall(ghost, x, dy, { mask });
-    for (const key of ['y', 'dx', 'dGamma', 'dBeta'] as const) {
-      expect(maxAbsDiff(out[key], expected[key])).toBeLessThan(1e-5);
-    }
+  afterAll(async () => {
+    tf.env().set('IS_TEST', true);
+    await tf.setBackend('cpu');
   });
+}
 
-  test('with renorm: each virtual batch gets its own r and d against the same renorm statistics', () => {
-    const args = { renorm: true, renormClipping: { rmax: 1.5, dmax: 0.4 } };
-    const ghost = built(layers.batchNorm({ ...args, virtualBatchSize: 3 }), [9, 2]);
-    randomizeWeights(ghost, 7);
-    const x = tf.randomNormal([9, 2], 1, 2, 'float32', 8);
-    const dy = tf.randomNormal([9, 2], 0, 1, 'float32', 9);
-    let start = 0;
-    const parts = [3, 3, 3].map((size) => {
-      const one = built(layers.batchNorm(args), [size, 2]);
-      one.setWeights(ghost.getWeights());
-      const o = trainCall(one, rows(x, start, size), rows(dy, start, size));
-      start += size;
-      return o;
-    });
-    const out = trainCall(ghost, x, dy);
-    expect(maxAbsDiff(out.y, tf.concat(parts.map((p) => p.y)))).toBeLessThan(1e-5);
-    expect(maxAbsDiff(out.dx, tf.concat(parts.map((p) => p.dx)))).toBeLessThan(1e-5);
-    expect(maxAbsDiff(out.dGamma, tf.addN(parts.map((p) => p.dGamma)))).toBeLessThan(1e-5);
-  });
-});
-
-describe('Ghost BatchNorm running statistics: one update per step', () => {
-  test("equal virtual batches: the mean of their means and of their Bessel-corrected variances ('unbiased')", () => {
-    const momentum = 0.7;
-    const layer = built(layers.batchNorm({ momentum, virtualBatchSize: 3 }), [9, 2]);
-    randomizeWeights(layer, 10);
-    const [, , mean0, var0] = snapshot(layer).map((w) => Array.from(w.dataSync()));
-    const x = tf.randomNormal([9, 2], 3, 2, 'float32', 11);
-    layer.apply(x, { training: true });
-    const data = x.arraySync() as number[][];
-    const groups = [0, 3, 6].map((s) => moments64(data.slice(s, s + 3)));
-    const meanOfMeans = [0, 1].map((j) => groups.reduce((s, g) => s + g.mean[j], 0) / 3);
-    const meanOfVars = [0, 1].map(
-      (j) => groups.reduce((s, g) => s + (g.variance[j] * 3) / 2, 0) / 3,
-    );
-    weightValues(layer, 'moving_mean').forEach((v, j) =>
-      expect(v).toBeCloseTo(momentum * mean0[j] + (1 - momentum) * meanOfMeans[j], 5),
-    );
-    weightValues(layer, 'moving_variance').forEach((v, j) =>
-      expect(v).toBeCloseTo(momentum * var0[j] + (1 - momentum) * meanOfVars[j], 5),
-    );
-  });
-
-  test("'biased': the mean of the biased variances", () => {
-    const layer = built(
-      layers.batchNorm({ momentum: 0, virtualBatchSize: 2, varianceCorrection: 'biased' }),
-      [4, 1],
-    );
-    layer.apply(tf.tensor2d([[1], [3], [10], [14]]), { training: true });
-    expect(weightValues(layer, 'moving_mean')).toEqual([7]); // (2 + 12)/2
-    expect(weightValues(layer, 'moving_variance')).toEqual([2.5]); // (1 + 4)/2
-  });
-
-  test('a remainder weighs by its element count', () => {
-    // [1, 3 | 10, 14 | 0, 6, 9]... with V = 2 and 5 rows: [1, 3], [10, 14], [6] is a remainder of
-    // one. With 7 rows and V = 3: [1, 3, 5], [10, 14, 18], [0, 6]: means 3, 14, 3 (m = 3, 3, 2).
-    const layer = built(layers.batchNorm({ momentum: 0, virtualBatchSize: 3 }), [8, 1]);
-    layer.apply(tf.tensor2d([[1], [3], [5], [10], [14], [18], [0], [6]]), { training: true });
-    // Means (3·3 + 3·14 + 2·3)/8; unbiased variances 4, 16, 18 weighted 3, 3, 2.
-    expect(weightValues(layer, 'moving_mean')[0]).toBeCloseTo((9 + 42 + 6) / 8, 5);
-    expect(weightValues(layer, 'moving_variance')[0]).toBeCloseTo((12 + 48 + 36) / 8, 5);
-  });
-
-  test("a remainder of one follows the batch-of-one rule: output β, left out under 'unbiased', with a warning", () => {
-    const layer = built(
-      layers.batchNorm({ momentum: 0, virtualBatchSize: 2, name: 'gbn' }),
-      [5, 1],
-    );
-    randomizeWeights(layer, 12);
-    const beta = weightValues(layer, 'beta')[0];
-    const y = layer.apply(tf.tensor2d([[1], [3], [10], [14], [6]]), {
-      training: true,
-    }) as tf.Tensor;
-    expect(y.dataSync()[4]).toBeCloseTo(beta, 6);
-    expect(weightValues(layer, 'moving_mean')).toEqual([7]);
-    expect(weightValues(layer, 'moving_variance')).toEqual([5]); // (2 + 8)/2
-    expect(warn).toHaveBeenCalledTimes(1);
-    expect(warn.mock.calls[0][0]).toMatch(
-      /^BatchNorm 'gbn': the last virtual batch of a training batch has m = 1 element\(s\) per channel \(input shape \[5,1\], virtualBatchSize 2\).*left out/,
-    );
-    layer.apply(tf.tensor2d([[1], [3], [10], [14], [6]]), { training: true });
-    expect(warn).toHaveBeenCalledTimes(1);
-    // 'biased' counts it, with σ² = 0: means (2·2 + 2·12 + 1·6)/5, variances (2·1 + 2·4 + 0)/5.
-    const biased = built(
-      layers.batchNorm({ momentum: 0, virtualBatchSize: 2, varianceCorrection: 'biased' }),
-      [5, 1],
-    );
-    biased.apply(tf.tensor2d([[1], [3], [10], [14], [6]]), { training: true });
-    expect(weightValues(biased, 'moving_mean')[0]).toBeCloseTo(34 / 5, 5);
-    expect(weightValues(biased, 'moving_variance')[0]).toBeCloseTo(10 / 5, 5);
-    expect(warn).toHaveBeenCalledTimes(1);
-  });
-
-  test('with a mask: each virtual batch weighs by its unmasked count; an empty one is left out', () => {
-    const layer = built(layers.batchNorm({ momentum: 0, virtualBatchSize: 2 }), [6, 3, 1]);
-    const values = [
-      [1, 3, 99],
-      [5, 99, 99], // virtual batch 1: 1, 3, 5 (m = 3)
-      [99, 99, 99],
-      [99, 99, 99], // virtual batch 2: nothing
-      [10, 99, 99],
-      [14, 18, 99], // virtual batch 3: 10, 14, 18 (m = 3)
+describe.each(BACKENDS)(
+  'Ghost BatchNorm equals plain BatchNorm on each virtual batch (%s)',
+  (backend) => {
+    onBackend(backend);
+    const cases: Array<[string, number[], number, number, number[]]> = [
+      ['12 rows, V = 4 (even)', [12, 3], -1, 4, [4, 4, 4]],
+      ['10 rows, V = 4 (remainder 2)', [10, 3], -1, 4, [4, 4, 2]],
+      ['rank 4 channels-last, 6 images, V = 4', [6, 3, 2, 4], -1, 4, [4, 2]],
+      ['rank 4 channels-first, 6 images, V = 2', [6, 4, 3, 2], 1, 2, [2, 2, 2]],
+      ['rank 3 channels-first, 7 rows, V = 3', [7, 2, 5], 1, 3, [3, 3, 1]],
+      ['3 rows, V = 4 (one virtual batch: plain BN)', [3, 2], -1, 4, [3]],
     ];
-    const x = tf.tensor3d(values.map((r) => r.map((v) => [v])));
-    const mask = tf.tensor2d(
-      values.map((r) => r.map((v) => v !== 99)),
-      [6, 3],
-      'bool',
-    );
-    layer.apply(x, { training: true, mask });
-    expect(weightValues(layer, 'moving_mean')[0]).toBeCloseTo((3 + 14) / 2, 5);
-    expect(weightValues(layer, 'moving_variance')[0]).toBeCloseTo((4 + 16) / 2, 5);
-  });
-
-  test('cumulative momentum counts one batch per step, and channels-first matches the formula', () => {
-    const layer = built(
-      layers.batchNorm({ momentum: null, axis: 1, virtualBatchSize: 2 }),
-      [4, 2, 3],
-    );
-    const batches = [0, 1].map((i) => tf.randomNormal([4, 2, 3], i, 1, 'float32', 20 + i));
-    for (const b of batches) layer.apply(b, { training: true });
-    expect(weightValues(layer, 'num_batches_tracked')).toEqual([2]);
-    // Per step: channel c of virtual batch g has the 2 × 3 values x[g·2 … g·2+1, c, :].
-    const pooled = (b: tf.Tensor) => {
-      const data = b.arraySync() as number[][][];
-      return [0, 1].map((c) => {
-        const groups = [0, 2].map((g) =>
-          moments64([0, 1].flatMap((i) => data[g + i][c].map((v) => [v]))),
+    test.each(cases)('%s: outputs and gradients', (_, shape, axis, size, sizes) => {
+      const ghost = built(layers.batchNorm({ axis, virtualBatchSize: size }), shape);
+      randomizeWeights(ghost, 1);
+      const x = tf.randomNormal(shape, 2, 3, 'float32', 2);
+      const dy = tf.randomNormal(shape, 0, 1, 'float32', 3);
+      const expected = perVirtualBatch(ghost, { axis }, x, dy, sizes);
+      const out = trainCall(ghost, x, dy);
+      expect(maxAbsDiff(out.y, expected.y)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(out.dx, expected.dx)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(out.dGamma, expected.dGamma)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(out.dBeta, expected.dBeta)).toBeLessThan(1e-5);
+      if (sizes.length > 1) {
+        // Not vacuous: the whole batch normalized at once gives other outputs.
+        const whole = built(layers.batchNorm({ axis }), shape);
+        whole.setWeights(ghost.getWeights());
+        expect(maxAbsDiff(whole.apply(x, { training: true }) as tf.Tensor, out.y)).toBeGreaterThan(
+          1e-3,
         );
-        return {
-          mean: (groups[0].mean[0] + groups[1].mean[0]) / 2,
-          variance: ((groups[0].variance[0] + groups[1].variance[0]) / 2) * (6 / 5),
-        };
+      }
+    });
+
+    test('with a mask: each virtual batch uses its own unmasked moments', () => {
+      const [B, T, C] = [6, 4, 2];
+      const lengths = [4, 1, 3, 2, 4, 1];
+      const mask = tf.tensor2d(
+        lengths.flatMap((n) => Array.from({ length: T }, (_, t) => t < n)),
+        [B, T],
+        'bool',
+      );
+      const ghost = built(layers.batchNorm({ virtualBatchSize: 4 }), [B, T, C]);
+      randomizeWeights(ghost, 4);
+      const x = tf.randomNormal([B, T, C], 1, 2, 'float32', 5);
+      const dy = tf.randomNormal([B, T, C], 0, 1, 'float32', 6);
+      const expected = perVirtualBatch(ghost, {}, x, dy, [4, 2], mask);
+      const out = trainCall(ghost, x, dy, { mask });
+      for (const key of ['y', 'dx', 'dGamma', 'dBeta'] as const) {
+        expect(maxAbsDiff(out[key], expected[key])).toBeLessThan(1e-5);
+      }
+    });
+
+    test('with renorm: each virtual batch gets its own r and d against the same renorm statistics', () => {
+      const args = { renorm: true, renormClipping: { rmax: 1.5, dmax: 0.4 } };
+      const ghost = built(layers.batchNorm({ ...args, virtualBatchSize: 3 }), [9, 2]);
+      randomizeWeights(ghost, 7);
+      const x = tf.randomNormal([9, 2], 1, 2, 'float32', 8);
+      const dy = tf.randomNormal([9, 2], 0, 1, 'float32', 9);
+      let start = 0;
+      const parts = [3, 3, 3].map((size) => {
+        const one = built(layers.batchNorm(args), [size, 2]);
+        one.setWeights(ghost.getWeights());
+        const o = trainCall(one, rows(x, start, size), rows(dy, start, size));
+        start += size;
+        return o;
       });
-    };
-    const [p0, p1] = batches.map(pooled);
-    weightValues(layer, 'moving_mean').forEach((v, c) =>
-      expect(v).toBeCloseTo((p0[c].mean + p1[c].mean) / 2, 5),
-    );
-    weightValues(layer, 'moving_variance').forEach((v, c) =>
-      expect(v).toBeCloseTo((p0[c].variance + p1[c].variance) / 2, 5),
-    );
-  });
-});
+      const out = trainCall(ghost, x, dy);
+      expect(maxAbsDiff(out.y, tf.concat(parts.map((p) => p.y)))).toBeLessThan(1e-5);
+      expect(maxAbsDiff(out.dx, tf.concat(parts.map((p) => p.dx)))).toBeLessThan(1e-5);
+      expect(maxAbsDiff(out.dGamma, tf.addN(parts.map((p) => p.dGamma)))).toBeLessThan(1e-5);
+    });
+  },
+);
+
+describe.each(BACKENDS)(
+  'Ghost BatchNorm running statistics: one update per step (%s)',
+  (backend) => {
+    onBackend(backend);
+    test("equal virtual batches: the mean of their means and of their Bessel-corrected variances ('unbiased')", () => {
+      const momentum = 0.7;
+      const layer = built(layers.batchNorm({ momentum, virtualBatchSize: 3 }), [9, 2]);
+      randomizeWeights(layer, 10);
+      const [, , mean0, var0] = snapshot(layer).map((w) => Array.from(w.dataSync()));
+      const x = tf.randomNormal([9, 2], 3, 2, 'float32', 11);
+      layer.apply(x, { training: true });
+      const data = x.arraySync() as number[][];
+      const groups = [0, 3, 6].map((s) => moments64(data.slice(s, s + 3)));
+      const meanOfMeans = [0, 1].map((j) => groups.reduce((s, g) => s + g.mean[j], 0) / 3);
+      const meanOfVars = [0, 1].map(
+        (j) => groups.reduce((s, g) => s + (g.variance[j] * 3) / 2, 0) / 3,
+      );
+      weightValues(layer, 'moving_mean').forEach((v, j) =>
+        expect(v).toBeCloseTo(momentum * mean0[j] + (1 - momentum) * meanOfMeans[j], 5),
+      );
+      weightValues(layer, 'moving_variance').forEach((v, j) =>
+        expect(v).toBeCloseTo(momentum * var0[j] + (1 - momentum) * meanOfVars[j], 5),
+      );
+    });
+
+    test("'biased': the mean of the biased variances", () => {
+      const layer = built(
+        layers.batchNorm({ momentum: 0, virtualBatchSize: 2, varianceCorrection: 'biased' }),
+        [4, 1],
+      );
+      layer.apply(tf.tensor2d([[1], [3], [10], [14]]), { training: true });
+      expect(weightValues(layer, 'moving_mean')).toEqual([7]); // (2 + 12)/2
+      expect(weightValues(layer, 'moving_variance')).toEqual([2.5]); // (1 + 4)/2
+    });
+
+    test('a remainder weighs by its element count', () => {
+      // [1, 3 | 10, 14 | 0, 6, 9]... with V = 2 and 5 rows: [1, 3], [10, 14], [6] is a remainder of
+      // one. With 7 rows and V = 3: [1, 3, 5], [10, 14, 18], [0, 6]: means 3, 14, 3 (m = 3, 3, 2).
+      const layer = built(layers.batchNorm({ momentum: 0, virtualBatchSize: 3 }), [8, 1]);
+      layer.apply(tf.tensor2d([[1], [3], [5], [10], [14], [18], [0], [6]]), { training: true });
+      // Means (3·3 + 3·14 + 2·3)/8; unbiased variances 4, 16, 18 weighted 3, 3, 2.
+      expect(weightValues(layer, 'moving_mean')[0]).toBeCloseTo((9 + 42 + 6) / 8, 5);
+      expect(weightValues(layer, 'moving_variance')[0]).toBeCloseTo((12 + 48 + 36) / 8, 5);
+    });
+
+    test("a remainder of one follows the batch-of-one rule: output β, left out under 'unbiased', with a warning", () => {
+      const layer = built(
+        layers.batchNorm({ momentum: 0, virtualBatchSize: 2, name: 'gbn' }),
+        [5, 1],
+      );
+      randomizeWeights(layer, 12);
+      const beta = weightValues(layer, 'beta')[0];
+      const y = layer.apply(tf.tensor2d([[1], [3], [10], [14], [6]]), {
+        training: true,
+      }) as tf.Tensor;
+      expect(y.dataSync()[4]).toBeCloseTo(beta, 6);
+      expect(weightValues(layer, 'moving_mean')).toEqual([7]);
+      expect(weightValues(layer, 'moving_variance')).toEqual([5]); // (2 + 8)/2
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(warn.mock.calls[0][0]).toMatch(
+        /^BatchNorm 'gbn': the last virtual batch of a training batch has m = 1 element\(s\) per channel \(input shape \[5,1\], virtualBatchSize 2\).*left out/,
+      );
+      layer.apply(tf.tensor2d([[1], [3], [10], [14], [6]]), { training: true });
+      expect(warn).toHaveBeenCalledTimes(1);
+      // 'biased' counts it, with σ² = 0: means (2·2 + 2·12 + 1·6)/5, variances (2·1 + 2·4 + 0)/5.
+      const biased = built(
+        layers.batchNorm({ momentum: 0, virtualBatchSize: 2, varianceCorrection: 'biased' }),
+        [5, 1],
+      );
+      biased.apply(tf.tensor2d([[1], [3], [10], [14], [6]]), { training: true });
+      expect(weightValues(biased, 'moving_mean')[0]).toBeCloseTo(34 / 5, 5);
+      expect(weightValues(biased, 'moving_variance')[0]).toBeCloseTo(10 / 5, 5);
+      expect(warn).toHaveBeenCalledTimes(1);
+    });
+
+    test('with a mask: each virtual batch weighs by its unmasked count; an empty one is left out', () => {
+      const layer = built(layers.batchNorm({ momentum: 0, virtualBatchSize: 2 }), [6, 3, 1]);
+      const values = [
+        [1, 3, 99],
+        [5, 99, 99], // virtual batch 1: 1, 3, 5 (m = 3)
+        [99, 99, 99],
+        [99, 99, 99], // virtual batch 2: nothing
+        [10, 99, 99],
+        [14, 18, 99], // virtual batch 3: 10, 14, 18 (m = 3)
+      ];
+      const x = tf.tensor3d(values.map((r) => r.map((v) => [v])));
+      const mask = tf.tensor2d(
+        values.map((r) => r.map((v) => v !== 99)),
+        [6, 3],
+        'bool',
+      );
+      layer.apply(x, { training: true, mask });
+      expect(weightValues(layer, 'moving_mean')[0]).toBeCloseTo((3 + 14) / 2, 5);
+      expect(weightValues(layer, 'moving_variance')[0]).toBeCloseTo((4 + 16) / 2, 5);
+    });
+
+    test('cumulative momentum counts one batch per step, and channels-first matches the formula', () => {
+      const layer = built(
+        layers.batchNorm({ momentum: null, axis: 1, virtualBatchSize: 2 }),
+        [4, 2, 3],
+      );
+      const batches = [0, 1].map((i) => tf.randomNormal([4, 2, 3], i, 1, 'float32', 20 + i));
+      for (const b of batches) layer.apply(b, { training: true });
+      expect(weightValues(layer, 'num_batches_tracked')).toEqual([2]);
+      // Per step: channel c of virtual batch g has the 2 × 3 values x[g·2 … g·2+1, c, :].
+      const pooled = (b: tf.Tensor) => {
+        const data = b.arraySync() as number[][][];
+        return [0, 1].map((c) => {
+          const groups = [0, 2].map((g) =>
+            moments64([0, 1].flatMap((i) => data[g + i][c].map((v) => [v]))),
+          );
+          return {
+            mean: (groups[0].mean[0] + groups[1].mean[0]) / 2,
+            variance: ((groups[0].variance[0] + groups[1].variance[0]) / 2) * (6 / 5),
+          };
+        });
+      };
+      const [p0, p1] = batches.map(pooled);
+      weightValues(layer, 'moving_mean').forEach((v, c) =>
+        expect(v).toBeCloseTo((p0[c].mean + p1[c].mean) / 2, 5),
+      );
+      weightValues(layer, 'moving_variance').forEach((v, c) =>
+        expect(v).toBeCloseTo((p0[c].variance + p1[c].variance) / 2, 5),
+      );
+    });
+  },
+);
 
 describe('ops.virtualBatches and ops.poolVirtualBatchStatistics', () => {
   test('split a batch into full virtual batches and a remainder', () => {
@@ -270,6 +298,17 @@ describe('ops.virtualBatches and ops.poolVirtualBatchStatistics', () => {
       { start: 8, groups: 1, size: 2 },
     ]);
     expect(ops.virtualBatches(3, 4)).toEqual([{ start: 0, groups: 1, size: 3 }]);
+  });
+
+  test('oneBlockPerVirtualBatch makes every virtual batch its own block', () => {
+    expect(ops.oneBlockPerVirtualBatch(ops.virtualBatches(10, 4))).toEqual([
+      { start: 0, groups: 1, size: 4 },
+      { start: 4, groups: 1, size: 4 },
+      { start: 8, groups: 1, size: 2 },
+    ]);
+    expect(ops.oneBlockPerVirtualBatch(ops.virtualBatches(3, 4))).toEqual([
+      { start: 0, groups: 1, size: 3 },
+    ]);
   });
 
   test('static and tensor counts give the same pooled statistics', () => {

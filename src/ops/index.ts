@@ -13,6 +13,7 @@ export {
   maskWeights,
   normalizeInference,
   normalizeTraining,
+  oneBlockPerVirtualBatch,
   poolVirtualBatchStatistics,
   reductionAxes,
   renormCorrection,
