@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { layers, ops } from 'tfjs-dropnorm';
-import { built, randomizeWeights, snapshot, weightValues } from './batch_norm_helpers';
+import { built, moments64, randomizeWeights, snapshot, weightValues } from './batch_norm_helpers';
 import { leakedTensors, maxAbsDiff } from './helpers';
 
 /** Output and gradients of Σ y·dy for one training call of `layer`. */
@@ -60,18 +60,6 @@ function perVirtualBatch(
     dBeta: tf.addN(parts.map((p) => p.dBeta)),
     layers: parts.map((p) => p.layer),
   };
-}
-
-/** Float64 mean and biased variance per channel of rows [M][C]. */
-function moments64(data: number[][]) {
-  const m = data.length;
-  const c = data[0].length;
-  const mean = Array.from({ length: c }, (_, j) => data.reduce((s, r) => s + r[j], 0) / m);
-  const variance = Array.from(
-    { length: c },
-    (_, j) => data.reduce((s, r) => s + (r[j] - mean[j]) ** 2, 0) / m,
-  );
-  return { mean, variance, m };
 }
 
 let warn: jest.SpyInstance;

@@ -43,3 +43,15 @@ export function built<T extends tf.layers.Layer>(layer: T, shape: number[]): T {
   layer.build(shape);
   return layer;
 }
+
+/** Float64 per-channel mean and biased variance of rows [M][C]: the reference the tests compare with. */
+export function moments64(rows: number[][]): { mean: number[]; variance: number[] } {
+  const m = rows.length;
+  const c = rows[0].length;
+  const mean = Array.from({ length: c }, (_, j) => rows.reduce((s, r) => s + r[j], 0) / m);
+  const variance = Array.from(
+    { length: c },
+    (_, j) => rows.reduce((s, r) => s + (r[j] - mean[j]) ** 2, 0) / m,
+  );
+  return { mean, variance };
+}

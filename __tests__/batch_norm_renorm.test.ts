@@ -14,22 +14,17 @@ import {
   mcPredict,
   recalibrateBatchNorm,
 } from 'tfjs-dropnorm';
-import { built, randomizeWeights, snapshot, unchanged, weightValues } from './batch_norm_helpers';
+import {
+  built,
+  moments64,
+  randomizeWeights,
+  snapshot,
+  unchanged,
+  weightValues,
+} from './batch_norm_helpers';
 import { leakedTensors, maxAbsDiff } from './helpers';
 
 const EPS = 1e-3;
-
-/** Float64 per-channel biased moments of rows [M][C]. */
-function moments64(rows: number[][]): { mean: number[]; variance: number[] } {
-  const m = rows.length;
-  const c = rows[0].length;
-  const mean = Array.from({ length: c }, (_, j) => rows.reduce((s, r) => s + r[j], 0) / m);
-  const variance = Array.from(
-    { length: c },
-    (_, j) => rows.reduce((s, r) => s + (r[j] - mean[j]) ** 2, 0) / m,
-  );
-  return { mean, variance };
-}
 
 const clip = (v: number, lo: number, hi: number) => Math.min(Math.max(v, lo), hi);
 
@@ -88,6 +83,7 @@ describe('Batch Renormalization against a float64 reference of Algorithm 1', () 
   // above dmax, d just below −dmax, nothing clipped, and r and d just inside their limits.
   const RMAX = 2;
   const DMAX = 0.5;
+  const LIMITS = { rmin: 1 / RMAX, rmax: RMAX, dmax: DMAX };
   const R_TARGET = [RMAX * 1.01, (1 / RMAX) * 0.99, 1.2, 0.8, 1.1, RMAX * 0.99];
   const D_TARGET = [0.1, -0.2, DMAX * 1.01, -DMAX * 1.01, 0.3, DMAX * 0.99];
   const M = 8;
@@ -125,11 +121,7 @@ describe('Batch Renormalization against a float64 reference of Algorithm 1', () 
 
   test('outputs, r and d hit each clipping boundary on the intended side', () => {
     const s = setup(0.9, 0.8);
-    const ref = algorithm1(rowsOf(s.x), rowsOf(s.dy), s, {
-      rmin: 1 / RMAX,
-      rmax: RMAX,
-      dmax: DMAX,
-    });
+    const ref = algorithm1(rowsOf(s.x), rowsOf(s.dy), s, LIMITS);
     expect(ref.r.map((r) => Number(r.toFixed(6)))).toEqual([
       RMAX,
       1 / RMAX,
@@ -148,8 +140,7 @@ describe('Batch Renormalization against a float64 reference of Algorithm 1', () 
 
   test('gradients: r and d are constants (stop_gradient), dγ = Σ dy·(x̂r + d), dβ = Σ dy', () => {
     const s = setup(0.9, 0.8);
-    const limits = { rmin: 1 / RMAX, rmax: RMAX, dmax: DMAX };
-    const ref = algorithm1(rowsOf(s.x), rowsOf(s.dy), s, limits);
+    const ref = algorithm1(rowsOf(s.x), rowsOf(s.dy), s, LIMITS);
     const out = trainCall(s.layer, s.x, s.dy);
     expect(maxAbsDiff(out.dx, tf.tensor2d(ref.dx))).toBeLessThan(2e-5);
     expect(maxAbsDiff(out.dGamma, tf.tensor1d(ref.dGamma))).toBeLessThan(2e-5);
@@ -163,11 +154,7 @@ describe('Batch Renormalization against a float64 reference of Algorithm 1', () 
 
   test('the fused backward equals tf.grad of a direct implementation with r, d constant', () => {
     const s = setup(0.9, 0.8);
-    const ref = algorithm1(rowsOf(s.x), rowsOf(s.dy), s, {
-      rmin: 1 / RMAX,
-      rmax: RMAX,
-      dmax: DMAX,
-    });
+    const ref = algorithm1(rowsOf(s.x), rowsOf(s.dy), s, LIMITS);
     const [r, d] = [tf.tensor1d(ref.r), tf.tensor1d(ref.d)];
     const [gamma, beta] = [tf.tensor1d(s.gamma), tf.tensor1d(s.beta)];
     const direct = (x: tf.Tensor) => {

@@ -4,12 +4,10 @@
  * variance ratio at every BN before and after recalibration, the parameter count of the bias, and
  * a verdict per claim that follows the numbers.
  */
-import { execFile } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { promisify } from 'util';
 import { readResults } from '../experiments/lib/report';
+import { findIn, quickRun } from './experiment_run';
 import type { Claim, ConfigSummary } from '../experiments/cnn-dropout-bn/analysis';
 import type { CnnRun } from '../experiments/cnn-dropout-bn/train';
 
@@ -20,32 +18,23 @@ interface Results {
   runs: CnnRun[];
 }
 
-const ROOT = path.resolve(__dirname, '..');
 // Only stops a hung run; speed is not asserted in unit tests.
 const HANG_TIMEOUT_MS = 240_000;
 
 describe('experiments/cnn-dropout-bn --quick', () => {
-  let out: string;
+  const quick = quickRun('cnn-dropout-bn', HANG_TIMEOUT_MS);
+  const out = quick.out;
   let results: Results;
   let stderr: string;
-  const config = (id: string): ConfigSummary => {
-    const found = results.configs.find((c) => c.id === id);
-    if (!found) throw new Error(`no configuration ${id} in results.json`);
-    return found;
-  };
+  const config = (id: string): ConfigSummary =>
+    findIn(results.configs, (c) => c.id === id, `configuration ${id}`);
 
   beforeAll(async () => {
-    out = fs.mkdtempSync(path.join(os.tmpdir(), 'cnn-dropout-bn-'));
-    const run = await promisify(execFile)(
-      path.join(ROOT, 'node_modules', '.bin', 'tsx'),
-      ['experiments/cnn-dropout-bn/main.ts', '--quick', '--out', out],
-      { cwd: ROOT, timeout: HANG_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 },
-    );
-    stderr = run.stderr;
+    stderr = (await quick.run()).stderr;
     results = readResults<Results>(out);
   }, HANG_TIMEOUT_MS + 10_000);
 
-  afterAll(() => fs.rmSync(out, { recursive: true, force: true }));
+  afterAll(() => quick.remove());
 
   it('runs the nine configurations and writes the report and charts', () => {
     expect(results.configs.map((c) => c.id)).toEqual([

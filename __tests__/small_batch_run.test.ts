@@ -3,12 +3,10 @@
  * which jest cannot load in-process) and checks what it measured: every configuration in every
  * setting, the BN measurements, the recalibrated statistics, and one verdict per claim.
  */
-import { execFile } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { promisify } from 'util';
 import { readResults } from '../experiments/lib/report';
+import { findIn, quickRun } from './experiment_run';
 import type { Claim, Summary } from '../experiments/small-batch/analysis';
 import { batchIndices, SmallBatchRun } from '../experiments/small-batch/train';
 
@@ -19,32 +17,27 @@ interface Results {
   runs: SmallBatchRun[];
 }
 
-const ROOT = path.resolve(__dirname, '..');
 // Only stops a hung run; speed is not asserted in unit tests.
 const HANG_TIMEOUT_MS = 240_000;
 
 describe('experiments/small-batch --quick', () => {
-  let out: string;
+  const quick = quickRun('small-batch', HANG_TIMEOUT_MS);
+  const out = quick.out;
   let results: Results;
   let stderr: string;
-  const summary = (setting: string, config: string): Summary => {
-    const found = results.summaries.find((s) => s.setting === setting && s.config === config);
-    if (!found) throw new Error(`no ${config} at ${setting} in results.json`);
-    return found;
-  };
+  const summary = (setting: string, config: string): Summary =>
+    findIn(
+      results.summaries,
+      (s) => s.setting === setting && s.config === config,
+      `${config} at ${setting}`,
+    );
 
   beforeAll(async () => {
-    out = fs.mkdtempSync(path.join(os.tmpdir(), 'small-batch-'));
-    const run = await promisify(execFile)(
-      path.join(ROOT, 'node_modules', '.bin', 'tsx'),
-      ['experiments/small-batch/main.ts', '--quick', '--out', out],
-      { cwd: ROOT, timeout: HANG_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 },
-    );
-    stderr = run.stderr;
+    stderr = (await quick.run()).stderr;
     results = readResults<Results>(out);
   }, HANG_TIMEOUT_MS + 10_000);
 
-  afterAll(() => fs.rmSync(out, { recursive: true, force: true }));
+  afterAll(() => quick.remove());
 
   it('trains every configuration in every setting (Ghost BN only at batch 32) and writes the report', () => {
     const ids = (setting: string) =>

@@ -6,19 +6,13 @@
 import * as tf from '@tensorflow/tfjs';
 import {
   activationStats,
-  AlphaDropout,
   BatchNorm,
   ClipOptimizer,
   clipOptimizer,
   convertToDropnorm,
-  DropBlock2D,
-  DropConnectDense,
   DropnormValueError,
-  DropPath,
-  Dropout,
   foldBatchNorm,
   exportForInference,
-  GaussianDropout,
   GradientFlow,
   gradientNorms,
   layers,
@@ -28,12 +22,10 @@ import {
   ops,
   recalibrateBatchNorm,
   rewriteModel,
-  SpatialDropout1D,
-  SpatialDropout2D,
-  SpatialDropout3D,
 } from 'tfjs-dropnorm';
 import { fileSystem, pickBackend } from 'tfjs-dropnorm/node';
 import { BASE_LAYER_ARGS } from '../src/errors';
+import { PACK_CLASSES } from '../src/register';
 import { maxAbsDiff } from './helpers';
 
 // The base Layer arguments the pack accepts are exactly tfjs's LayerArgs (checked by tsc).
@@ -382,19 +374,10 @@ describe('the Why of issue 11: unknown options were silently ignored', () => {
   });
 });
 
-/** Every layer class of the pack, with a model that exercises non-default arguments. */
-const LAYER_CLASSES = [
-  BatchNorm,
-  Dropout,
-  SpatialDropout1D,
-  SpatialDropout2D,
-  SpatialDropout3D,
-  GaussianDropout,
-  AlphaDropout,
-  DropConnectDense,
-  DropBlock2D,
-  DropPath,
-];
+/** Every layer class of the pack: the registered classes but the optimizer wrapper. */
+const LAYER_CLASSES = PACK_CLASSES.filter(
+  (c): c is Exclude<(typeof PACK_CLASSES)[number], typeof ClipOptimizer> => c !== ClipOptimizer,
+);
 
 interface RoundTrip {
   name: string;

@@ -2,12 +2,10 @@
  * Runs experiments/vanishing-gradient/main.ts --quick as a child process (vega is ESM-only, which jest's
  * CommonJS runtime cannot load) and checks its claims from its results.json.
  */
-import { execFile } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { promisify } from 'util';
 import { readResults } from '../experiments/lib/report';
+import { findIn, quickRun } from './experiment_run';
 
 interface ConfigResult {
   name: string;
@@ -26,33 +24,24 @@ interface Results {
   interpretation: string[];
 }
 
-const ROOT = path.resolve(__dirname, '..');
 // Only stops a hung run; speed is not asserted in unit tests (`npm run experiments -- --quick`
 // reports each experiment's wall time).
 const HANG_TIMEOUT_MS = 170_000;
 
 describe('experiments/vanishing-gradient --quick', () => {
-  let out: string;
+  const quick = quickRun('vanishing-gradient', HANG_TIMEOUT_MS);
+  const out = quick.out;
   let results: Results;
   let stdout: string;
-  const config = (name: string): ConfigResult => {
-    const found = results.configs.find((c) => c.name === name);
-    if (!found) throw new Error(`no configuration ${name} in results.json`);
-    return found;
-  };
+  const config = (name: string): ConfigResult =>
+    findIn(results.configs, (c) => c.name === name, `configuration ${name}`);
 
   beforeAll(async () => {
-    out = fs.mkdtempSync(path.join(os.tmpdir(), 'vanishing-gradient-'));
-    const run = await promisify(execFile)(
-      'npx',
-      ['tsx', 'experiments/vanishing-gradient/main.ts', '--quick', '--out', out],
-      { cwd: ROOT, timeout: HANG_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 },
-    );
-    stdout = run.stdout;
+    stdout = (await quick.run()).stdout;
     results = readResults<Results>(out);
   }, HANG_TIMEOUT_MS + 10_000);
 
-  afterAll(() => fs.rmSync(out, { recursive: true, force: true }));
+  afterAll(() => quick.remove());
 
   it('writes the table, report.md, results.json and SVG charts', () => {
     expect(stdout).toMatch(/config\s+ratio init/);

@@ -176,6 +176,68 @@ function rounding(c: { pad: Pad; rounding: Rounding }): Rounding {
 const RUNS = { numRuns: 40, seed: 20240612 };
 const TOLERANCE = 1e-4;
 
+type ConvCase = typeof convArb extends fc.Arbitrary<infer C> ? C : never;
+
+/**
+ * tf.grads of Σ w ⊙ conv(x, filter) w.r.t. x and filter, wasm against cpu, over the swept cases
+ * whose forward runs on wasm; w is random, so dy is not all ones. `depthwise`: depthwiseConv2d
+ * with a depth multiplier, else conv2d.
+ */
+async function expectConvGradsMatchCpu(depthwise: boolean): Promise<void> {
+  const filterShape = (c: ConvCase) => [
+    c.kh,
+    c.kw,
+    c.inChannels,
+    depthwise ? c.multiplier : c.outChannels,
+  ];
+  const conv = (c: ConvCase, x: tf.Tensor, filter: tf.Tensor) => {
+    const args = [x as tf.Tensor4D, filter as tf.Tensor4D, c.strides, padAttr(c.pad)] as const;
+    return depthwise ? tf.depthwiseConv2d(...args) : tf.conv2d(...args);
+  };
+  const cases = convArb.filter(
+    (c) =>
+      forwardRunsOnWasm(c) &&
+      forwardInfo([c.batch, c.h, c.w, c.inChannels], filterShape(c), c, depthwise) != null,
+  );
+  await fc.assert(
+    fc.asyncProperty(cases, async (c) => {
+      const error = await compare(() => {
+        const x = uniform([c.batch, c.h, c.w, c.inChannels], c.seed);
+        const filter = uniform(filterShape(c), c.seed + 1);
+        const weights = uniform(
+          forwardInfo(x.shape, filter.shape, c, depthwise)!.outShape,
+          c.seed + 2,
+        );
+        const f = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(conv(c, a, b), weights));
+        return tf.grads(f)([x, filter]);
+      });
+      expect(error).toBeLessThan(TOLERANCE);
+    }),
+    RUNS,
+  );
+}
+
+/**
+ * The largest relative error, wasm against cpu, of a filter-gradient and an input-gradient kernel
+ * run directly on seeded x, filter and dy of the given shapes.
+ */
+function backpropKernelsError(
+  kernels: { filter: string; input: string },
+  seed: number,
+  shapes: { x: number[]; filter: number[]; dy: number[] },
+  attrs: Record<string, unknown>,
+): Promise<number> {
+  return compare(() => {
+    const x = uniform(shapes.x, seed);
+    const filter = uniform(shapes.filter, seed + 1);
+    const dy = uniform(shapes.dy, seed + 2);
+    return [
+      runKernel(kernels.filter, { x, dy }, { ...attrs, filterShape: shapes.filter }),
+      runKernel(kernels.input, { dy, filter }, { ...attrs, inputShape: shapes.x }),
+    ];
+  });
+}
+
 beforeAll(async () => {
   expect(await tf.setBackend('wasm')).toBe(true);
   registerWasmTrainingKernels();
@@ -186,37 +248,8 @@ afterAll(async () => {
 });
 
 describe('conv2d gradients on wasm equal the cpu backend', () => {
-  test('tf.grads of conv2d w.r.t. input and filter (NHWC, every pad form, strides 1–3)', async () => {
-    const cases = convArb.filter(
-      (c) =>
-        forwardRunsOnWasm(c) &&
-        forwardInfo(
-          [c.batch, c.h, c.w, c.inChannels],
-          [c.kh, c.kw, c.inChannels, c.outChannels],
-          c,
-          false,
-        ) != null,
-    );
-    await fc.assert(
-      fc.asyncProperty(cases, async (c) => {
-        const error = await compare(() => {
-          const x = uniform([c.batch, c.h, c.w, c.inChannels], c.seed);
-          const filter = uniform([c.kh, c.kw, c.inChannels, c.outChannels], c.seed + 1);
-          const f = (a: tf.Tensor, b: tf.Tensor) =>
-            // A random linear functional of the output, so dy is not all ones.
-            tf.sum(
-              tf.mul(
-                tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.strides, padAttr(c.pad)),
-                uniform(forwardInfo(x.shape, filter.shape, c, false)!.outShape, c.seed + 2),
-              ),
-            );
-          return tf.grads(f)([x, filter]);
-        });
-        expect(error).toBeLessThan(TOLERANCE);
-      }),
-      RUNS,
-    );
-  });
+  test('tf.grads of conv2d w.r.t. input and filter (NHWC, every pad form, strides 1–3)', () =>
+    expectConvGradsMatchCpu(false));
 
   test('the kernels directly: NHWC and NCHW, with dimRoundingMode (filter and input gradients)', async () => {
     const cases = fc
@@ -239,15 +272,12 @@ describe('conv2d gradients on wasm equal the cpu backend', () => {
           dataFormat,
           dimRoundingMode: rounding(c),
         };
-        const error = await compare(() => {
-          const x = uniform(xShape, c.seed);
-          const filter = uniform(filterShape, c.seed + 1);
-          const dy = uniform(info!.outShape, c.seed + 2);
-          return [
-            runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape }),
-            runKernel('Conv2DBackpropInput', { dy, filter }, { ...attrs, inputShape: xShape }),
-          ];
-        });
+        const error = await backpropKernelsError(
+          { filter: 'Conv2DBackpropFilter', input: 'Conv2DBackpropInput' },
+          c.seed,
+          { x: xShape, filter: filterShape, dy: info!.outShape },
+          attrs,
+        );
         expect(error).toBeLessThan(TOLERANCE);
       }),
       RUNS,
@@ -320,40 +350,8 @@ test("XNNPACK's cache of packed products does not mix up dy or x with the same d
 });
 
 describe('depthwiseConv2d and separableConv2d gradients on wasm equal the cpu backend', () => {
-  test('tf.grads of depthwiseConv2d w.r.t. input and filter (depth multiplier 1–3)', async () => {
-    const cases = convArb.filter(
-      (c) =>
-        forwardRunsOnWasm(c) &&
-        forwardInfo(
-          [c.batch, c.h, c.w, c.inChannels],
-          [c.kh, c.kw, c.inChannels, c.multiplier],
-          c,
-          true,
-        ) != null,
-    );
-    await fc.assert(
-      fc.asyncProperty(cases, async (c) => {
-        const error = await compare(() => {
-          const x = uniform([c.batch, c.h, c.w, c.inChannels], c.seed);
-          const filter = uniform([c.kh, c.kw, c.inChannels, c.multiplier], c.seed + 1);
-          const weights = uniform(
-            forwardInfo(x.shape, filter.shape, c, true)!.outShape,
-            c.seed + 2,
-          );
-          const f = (a: tf.Tensor, b: tf.Tensor) =>
-            tf.sum(
-              tf.mul(
-                tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.strides, padAttr(c.pad)),
-                weights,
-              ),
-            );
-          return tf.grads(f)([x, filter]);
-        });
-        expect(error).toBeLessThan(TOLERANCE);
-      }),
-      RUNS,
-    );
-  });
+  test('tf.grads of depthwiseConv2d w.r.t. input and filter (depth multiplier 1–3)', () =>
+    expectConvGradsMatchCpu(true));
 
   test('the kernels directly, with dimRoundingMode', async () => {
     const cases = convArb
@@ -376,19 +374,15 @@ describe('depthwiseConv2d and separableConv2d gradients on wasm equal the cpu ba
           dilations: [1, 1],
           dimRoundingMode: rounding(c),
         };
-        const error = await compare(() => {
-          const x = uniform(xShape, c.seed);
-          const filter = uniform(filterShape, c.seed + 1);
-          const dy = uniform(info!.outShape, c.seed + 2);
-          return [
-            runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy }, { ...attrs, filterShape }),
-            runKernel(
-              'DepthwiseConv2dNativeBackpropInput',
-              { dy, filter },
-              { ...attrs, inputShape: xShape },
-            ),
-          ];
-        });
+        const error = await backpropKernelsError(
+          {
+            filter: 'DepthwiseConv2dNativeBackpropFilter',
+            input: 'DepthwiseConv2dNativeBackpropInput',
+          },
+          c.seed,
+          { x: xShape, filter: filterShape, dy: info!.outShape },
+          attrs,
+        );
         expect(error).toBeLessThan(TOLERANCE);
       }),
       RUNS,

@@ -10,6 +10,16 @@ import { layers as dn, registerWasmTrainingKernels } from 'tfjs-dropnorm';
 
 const init = (seed: number) => tf.initializers.glorotUniform({ seed });
 
+/** `layers`, then a 3-way softmax Dense: a small classifier to fit. */
+function classifier(...layers: tf.layers.Layer[]): tf.Sequential {
+  return tf.sequential({
+    layers: [
+      ...layers,
+      tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: init(3) }),
+    ],
+  });
+}
+
 /** A CNN with the pack's layers: conv → BN → ReLU → spatial dropout → depthwise block → DropBlock. */
 function packCnn(): tf.Sequential {
   return tf.sequential({
@@ -52,112 +62,97 @@ const ZOO: [string, () => tf.Sequential][] = [
   [
     'conv2d (bias, ReLU) + maxPooling2d + strided conv2d + averagePooling2d',
     () =>
-      tf.sequential({
-        layers: [
-          tf.layers.conv2d({
-            inputShape: [9, 9, 2],
-            filters: 4,
-            kernelSize: 3,
-            activation: 'relu',
-            kernelInitializer: init(1),
-          }),
-          tf.layers.maxPooling2d({ poolSize: 2 }),
-          tf.layers.conv2d({
-            filters: 5,
-            kernelSize: 2,
-            strides: 2,
-            padding: 'same',
-            kernelInitializer: init(2),
-          }),
-          tf.layers.averagePooling2d({ poolSize: 2, padding: 'same' }),
-          tf.layers.flatten(),
-          tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: init(3) }),
-        ],
-      }),
+      classifier(
+        tf.layers.conv2d({
+          inputShape: [9, 9, 2],
+          filters: 4,
+          kernelSize: 3,
+          activation: 'relu',
+          kernelInitializer: init(1),
+        }),
+        tf.layers.maxPooling2d({ poolSize: 2 }),
+        tf.layers.conv2d({
+          filters: 5,
+          kernelSize: 2,
+          strides: 2,
+          padding: 'same',
+          kernelInitializer: init(2),
+        }),
+        tf.layers.averagePooling2d({ poolSize: 2, padding: 'same' }),
+        tf.layers.flatten(),
+      ),
   ],
   [
     'separableConv2d (depth multiplier 2) + globalMaxPooling2d',
     () =>
-      tf.sequential({
-        layers: [
-          tf.layers.separableConv2d({
-            inputShape: [9, 9, 2],
-            filters: 5,
-            kernelSize: 3,
-            depthMultiplier: 2,
-            activation: 'relu',
-            depthwiseInitializer: init(1),
-            pointwiseInitializer: init(2),
-          }),
-          tf.layers.globalMaxPooling2d({}),
-          tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: init(3) }),
-        ],
-      }),
+      classifier(
+        tf.layers.separableConv2d({
+          inputShape: [9, 9, 2],
+          filters: 5,
+          kernelSize: 3,
+          depthMultiplier: 2,
+          activation: 'relu',
+          depthwiseInitializer: init(1),
+          pointwiseInitializer: init(2),
+        }),
+        tf.layers.globalMaxPooling2d({}),
+      ),
   ],
   [
     'conv2dTranspose + zeroPadding2d + cropping2D',
     () =>
-      tf.sequential({
-        layers: [
-          tf.layers.conv2d({
-            inputShape: [8, 8, 2],
-            filters: 4,
-            kernelSize: 3,
-            strides: 2,
-            padding: 'same',
-            kernelInitializer: init(1),
-          }),
-          tf.layers.conv2dTranspose({
-            filters: 3,
-            kernelSize: 3,
-            strides: 2,
-            padding: 'same',
-            activation: 'relu',
-            kernelInitializer: init(2),
-          }),
-          tf.layers.zeroPadding2d({ padding: 1 }),
-          tf.layers.cropping2D({ cropping: 2 }),
-          tf.layers.flatten(),
-          tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: init(3) }),
-        ],
-      }),
+      classifier(
+        tf.layers.conv2d({
+          inputShape: [8, 8, 2],
+          filters: 4,
+          kernelSize: 3,
+          strides: 2,
+          padding: 'same',
+          kernelInitializer: init(1),
+        }),
+        tf.layers.conv2dTranspose({
+          filters: 3,
+          kernelSize: 3,
+          strides: 2,
+          padding: 'same',
+          activation: 'relu',
+          kernelInitializer: init(2),
+        }),
+        tf.layers.zeroPadding2d({ padding: 1 }),
+        tf.layers.cropping2D({ cropping: 2 }),
+        tf.layers.flatten(),
+      ),
   ],
   [
     'conv1d (ReLU) + maxPooling1d',
     () =>
-      tf.sequential({
-        layers: [
-          tf.layers.conv1d({
-            inputShape: [12, 3],
-            filters: 4,
-            kernelSize: 3,
-            padding: 'same',
-            activation: 'relu',
-            kernelInitializer: init(1),
-          }),
-          tf.layers.maxPooling1d({ poolSize: 2 }),
-          tf.layers.flatten(),
-          tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: init(3) }),
-        ],
-      }),
+      classifier(
+        tf.layers.conv1d({
+          inputShape: [12, 3],
+          filters: 4,
+          kernelSize: 3,
+          padding: 'same',
+          activation: 'relu',
+          kernelInitializer: init(1),
+        }),
+        tf.layers.maxPooling1d({ poolSize: 2 }),
+        tf.layers.flatten(),
+      ),
   ],
   [
     "channels-first conv2d + the pack's BatchNorm (axis 1)",
     () =>
-      tf.sequential({
-        layers: [
-          tf.layers.conv2d({
-            inputShape: [2, 8, 8],
-            filters: 4,
-            kernelSize: 3,
-            dataFormat: 'channelsFirst',
-            kernelInitializer: init(1),
-          }),
-          dn.batchNorm({ axis: 1 }),
-          tf.layers.flatten(),
-          tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: init(3) }),
-        ],
-      }),
+      classifier(
+        tf.layers.conv2d({
+          inputShape: [2, 8, 8],
+          filters: 4,
+          kernelSize: 3,
+          dataFormat: 'channelsFirst',
+          kernelInitializer: init(1),
+        }),
+        dn.batchNorm({ axis: 1 }),
+        tf.layers.flatten(),
+      ),
   ],
 ];
 

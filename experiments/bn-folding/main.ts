@@ -16,6 +16,7 @@ import { useBackend, useConvTrainingBackend } from '../lib/backend';
 import { parseArgs } from '../lib/cli';
 import { mnistSplit, toTensors } from '../lib/mnist';
 import { Progress } from '../lib/progress';
+import { heNormalKernel } from '../lib/nets';
 import { SEED_PURPOSE, withSeededMathRandom } from '../lib/random';
 import { fmt, formatTable, markdownTable, writeMarkdown, writeResults } from '../lib/report';
 import { interleaved } from '../lib/timing';
@@ -43,12 +44,9 @@ function parseOptions(argv: readonly string[]): typeof DEFAULTS {
   return args;
 }
 
-const initializer = (seed: number, k: number) =>
-  tf.initializers.heNormal({ seed: mixSeed(seed, SEED_PURPOSE.init, k) });
-
 /** conv (no bias) → BN → ReLU, twice, then a Dense → BN → ReLU head: the ResNet-style pattern. */
 function cnn(seed: number): tf.LayersModel {
-  const init = (k: number) => initializer(seed, k);
+  const init = (k: number) => heNormalKernel(seed, k);
   return tf.sequential({
     name: 'cnn',
     layers: [
@@ -84,7 +82,7 @@ function cnn(seed: number): tf.LayersModel {
 
 /** Dense → BN → ReLU blocks with the built-in BatchNormalization. */
 function mlp(seed: number): tf.LayersModel {
-  const init = (k: number) => initializer(seed, k);
+  const init = (k: number) => heNormalKernel(seed, k);
   const layers: tf.layers.Layer[] = [];
   [256, 128, 64].forEach((units, i) => {
     layers.push(

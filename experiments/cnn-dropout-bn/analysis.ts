@@ -4,7 +4,7 @@
  */
 import { aggregate, ConfigStats, CurvePoint, meanCurve } from '../lib/curves';
 import { fmt, pct } from '../lib/report';
-import { Comparison, compare, showPair, showStat, Stat, stat } from '../lib/stats';
+import { Claim, Comparison, compare, showPair, showStat, Stat, stat } from '../lib/stats';
 import { BASELINE, CONFIGS } from './configs';
 import type { CnnRun } from './train';
 
@@ -64,13 +64,7 @@ export function summarize(runs: readonly CnnRun[]): ConfigSummary[] {
   });
 }
 
-/** One claim, its verdict and the numbers behind it. */
-export interface Claim {
-  claim: string;
-  /** 'holds', 'does not hold', or 'not measured' (a configuration it needs did not run). */
-  verdict: 'holds' | 'does not hold' | 'not measured';
-  evidence: string;
-}
+export type { Claim };
 
 /** Per seed, the mean over the given BNs of |1 − ratio|: how far the BNs are from no shift. */
 function shiftDistance(s: ConfigSummary, which: 'before' | 'after', only?: Set<number>): Stat {

@@ -7,6 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { layers as dn, mixSeed } from 'tfjs-dropnorm';
+import { heNormalKernel, mnistImageInput, softmaxOutput } from '../lib/nets';
+import { findConfig } from '../lib/options';
 import { SEED_PURPOSE } from '../lib/random';
 
 /** The net's size and the regularizers' rates. */
@@ -121,13 +123,7 @@ export const BASELINE = 'none';
 
 /** The configuration's entry in {@link CONFIGS}. */
 export function configById(id: string): CnnConfig {
-  const config = CONFIGS.find((c) => c.id === id);
-  if (!config) {
-    throw new Error(
-      `cnn-dropout-bn: unknown configuration ${JSON.stringify(id)}; known: ${CONFIGS.map((c) => c.id).join(', ')}.`,
-    );
-  }
-  return config;
+  return findConfig('cnn-dropout-bn', CONFIGS, id);
 }
 
 /** What a configuration adds to the plain net, for the report. */
@@ -159,8 +155,6 @@ export function describeConfig(config: CnnConfig, o: CnnOptions): string {
  */
 export function buildModel(config: CnnConfig, o: CnnOptions, seed: number): tf.Sequential {
   const model = tf.sequential({ name: config.id });
-  const kernel = (k: number) =>
-    tf.initializers.heNormal({ seed: mixSeed(seed, SEED_PURPOSE.init, k) });
   const dropSeed = (k: number) => mixSeed(seed, SEED_PURPOSE.layer, k);
   const add = (layer: tf.layers.Layer) => model.add(layer);
   const bn = config.batchNorm;
@@ -174,8 +168,7 @@ export function buildModel(config: CnnConfig, o: CnnOptions, seed: number): tf.S
       add(dn.dropout({ rate: o.rate, seed: dropSeed(k) }));
   };
 
-  add(tf.layers.reshape({ inputShape: [784], targetShape: [28, 28, 1] }));
-  if (o.inputPool > 1) add(tf.layers.averagePooling2d({ poolSize: o.inputPool }));
+  mnistImageInput(o.inputPool).forEach(add);
   [o.filters1, o.filters2].forEach((filters, k) => {
     beforeLinear(k);
     add(
@@ -184,7 +177,7 @@ export function buildModel(config: CnnConfig, o: CnnOptions, seed: number): tf.S
         kernelSize: 3,
         padding: 'same',
         useBias: config.bias,
-        kernelInitializer: kernel(k),
+        kernelInitializer: heNormalKernel(seed, k),
       }),
     );
     activate();
@@ -197,19 +190,17 @@ export function buildModel(config: CnnConfig, o: CnnOptions, seed: number): tf.S
   });
   add(tf.layers.flatten());
   beforeLinear(2);
-  add(tf.layers.dense({ units: o.dense, useBias: config.bias, kernelInitializer: kernel(2) }));
+  add(
+    tf.layers.dense({
+      units: o.dense,
+      useBias: config.bias,
+      kernelInitializer: heNormalKernel(seed, 2),
+    }),
+  );
   activate();
   if (config.dropout === 'dense' || config.dropout === 'after-last-bn') {
     add(dn.dropout({ rate: o.rate, seed: dropSeed(2) }));
   }
-  add(
-    tf.layers.dense({
-      units: 10,
-      activation: 'softmax',
-      kernelInitializer: tf.initializers.glorotUniform({
-        seed: mixSeed(seed, SEED_PURPOSE.init, 3),
-      }),
-    }),
-  );
+  add(softmaxOutput(seed, 3));
   return model;
 }

@@ -11,97 +11,73 @@
  *
  * Writes `<out>/report.md`, `<out>/results.json` and SVG charts; prints a table.
  */
-import * as path from 'path';
-import { useConvTrainingBackend } from '../lib/backend';
-import { Progress } from '../lib/progress';
-import { OnProgress, runTasks, serveWorker, Task } from '../lib/pool';
-import { fmt, formatTable, writeReport } from '../lib/report';
+import { convTrainingBackendReason, useConvTrainingBackend } from '../lib/backend';
+import { fmt, printOutcome, writeReport, wroteLine } from '../lib/report';
+import {
+  PickBackend,
+  runExperimentTasks,
+  seedList,
+  serveExperimentWorker,
+  TaskRunner,
+} from '../lib/tasks';
 import { claims, summarize } from './analysis';
 import { Options, parseOptions, selectedConfigs } from './options';
 import { cnnReport, resultsTable } from './report';
 import { CnnRun, runTask, SeedCache } from './train';
 
-function taskRunner(o: Options) {
+/** Trains tasks in this process, with this process's cache of the seeds' data. */
+function taskRunner(o: Options): TaskRunner<CnnRun> {
   const cache = new SeedCache(o);
-  const run = (task: Task, onProgress: OnProgress) =>
-    runTask(cache, o, task.seed, task.config, (status) => onProgress(1, status));
-  return { run, dispose: () => cache.dispose() };
-}
-
-async function worker(o: Options): Promise<void> {
-  let announcement = '';
-  const { name } = await useConvTrainingBackend(o.backend, (line) => (announcement = line));
-  const runner = taskRunner(o);
-  serveWorker(name, announcement, runner.run, runner.dispose);
+  return {
+    run: (task, onProgress) =>
+      runTask(cache, o, task.seed, task.config, (status) => onProgress(1, status)),
+    dispose: () => cache.dispose(),
+  };
 }
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
-  if (o.worker) return worker(o);
+  const pickBackend: PickBackend = async (log) =>
+    (await useConvTrainingBackend(o.backend, log)).name;
+  if (o.worker) return serveExperimentWorker(pickBackend, () => taskRunner(o));
   const configs = selectedConfigs(o);
-  const seeds = Array.from({ length: o.seeds }, (_, i) => o.firstSeed + i);
+  const seeds = seedList(o);
   const tasks = seeds.flatMap((seed) => configs.map((config) => ({ seed, config })));
   const started = Date.now();
-  const batchesPerRun = Math.ceil(o.trainSize / o.batchSize) * o.epochs;
-  const progress = new Progress(tasks.length * batchesPerRun, { label: 'cnn-dropout-bn' });
-  const begun = new Set<string>();
-  const runner = taskRunner(o);
-  let reason = '';
-  const { results: runs, backend: backendName } = await runTasks<CnnRun>({
+  const { results: runs, backend: backendName } = await runExperimentTasks<CnnRun>({
+    label: 'cnn-dropout-bn',
     jobs: o.jobs,
     tasks,
-    backend: async () => {
-      const picked = await useConvTrainingBackend(o.backend);
-      reason = picked.reason;
-      return picked.name;
-    },
-    local: runner.run,
-    onProgress: (task, steps, status) => {
-      const name = `seed ${task.seed} ${task.config}`;
-      if (!begun.has(name)) {
-        begun.add(name);
-        progress.boundary(`${name} started`);
-      }
-      progress.tick(steps, `${name} ${status}`);
-    },
-    onDone: (task, r) =>
-      progress.boundary(
-        `seed ${task.seed} ${task.config} done: held-out acc ${fmt(r.metrics.finalHeldOutAcc)}, ` +
-          `loss gap ${fmt(r.metrics.lossGap)} (${r.seconds.toFixed(1)} s)`,
-      ),
+    unitsPerTask: Math.ceil(o.trainSize / o.batchSize) * o.epochs,
+    pickBackend,
+    createRunner: () => taskRunner(o),
+    doneLine: (task, r) =>
+      `seed ${task.seed} ${task.config} done: held-out acc ${fmt(r.metrics.finalHeldOutAcc)}, ` +
+      `loss gap ${fmt(r.metrics.lossGap)} (${r.seconds.toFixed(1)} s)`,
   });
-  runner.dispose();
-  progress.done();
-  // In a pool the workers picked the backend, and the same way: ask again here for the reason.
-  reason ||= (await useConvTrainingBackend(o.backend, () => {})).reason;
   const summaries = summarize(runs);
   const verdicts = claims(summaries);
   const table = resultsTable(summaries);
-  console.log(
+  printOutcome(
     `\nCNN on ${o.trainSize} MNIST digits, ${o.heldOutSize} held out; ${seeds.length} seed(s), ` +
       `${o.epochs} epochs, mean ± std over seeds (${backendName})\n`,
+    table,
+    verdicts,
+    runs,
   );
-  console.log(formatTable(table.header, table.rows));
-  console.log('');
-  for (const c of verdicts) console.log(`${c.verdict.padEnd(13)} ${c.claim}`);
-  const leaks = runs.filter((r) => r.leaked !== 0);
-  if (leaks.length > 0) console.error(`warning: tensors leaked in ${leaks.length} run(s)`);
 
   const report = cnnReport({
     o,
     seeds,
     backend: backendName,
-    backendReason: reason,
+    backendReason: convTrainingBackendReason(o.backend),
     seconds: (Date.now() - started) / 1000,
     summaries,
     claims: verdicts,
     runs,
   });
   const written = await writeReport(o.out, report);
-  console.log(
-    `\nWrote ${path.relative(process.cwd(), written.markdown)} and ${written.charts.length} charts; ` +
-      `${((Date.now() - started) / 1000).toFixed(0)} s in all.`,
-  );
+  console.log(wroteLine(written, started));
 }
 
 main().catch((error: unknown) => {

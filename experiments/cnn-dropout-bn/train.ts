@@ -7,9 +7,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { mixSeed, recalibrateBatchNorm } from 'tfjs-dropnorm';
 import { CurvePoint, runMetrics, RunMetrics } from '../lib/curves';
-import { mnistSplit } from '../lib/mnist';
 import { SEED_PURPOSE, withSeededMathRandom } from '../lib/random';
-import { disposeSeedData, epochOrders, evaluate, SeedData, seedData, train } from '../lib/training';
+import { epochOrders, evaluate, measuredRun, SeedDataCache, train } from '../lib/training';
 import { buildModel, CnnOptions, configById } from './configs';
 import { BatchNormShift, batchNorms, varianceShift } from './variance';
 
@@ -46,29 +45,9 @@ export interface CnnRun {
 }
 
 /** A seed's split and epoch orders, built once per process and shared by its configurations. */
-export class SeedCache {
-  private readonly seeds = new Map<number, { data: SeedData; orders: Int32Array[] }>();
-
-  constructor(private readonly o: TaskOptions) {}
-
-  get(seed: number): { data: SeedData; orders: Int32Array[] } {
-    let entry = this.seeds.get(seed);
-    if (!entry) {
-      const split = mnistSplit({
-        trainPerClass: this.o.trainSize / 10,
-        heldOutPerClass: this.o.heldOutSize / 10,
-        seed,
-      });
-      const data = seedData(split.train, split.heldOut);
-      entry = { data, orders: epochOrders(data.nTrain, this.o.epochs, seed) };
-      this.seeds.set(seed, entry);
-    }
-    return entry;
-  }
-
-  dispose(): void {
-    for (const { data } of this.seeds.values()) disposeSeedData(data);
-    this.seeds.clear();
+export class SeedCache extends SeedDataCache<{ orders: Int32Array[] }> {
+  constructor(o: TaskOptions) {
+    super(o, (seed, data) => ({ orders: epochOrders(data.nTrain, o.epochs, seed) }));
   }
 }
 
@@ -99,49 +78,41 @@ export async function runTask(
   onBatch: (status: string) => void = () => {},
 ): Promise<CnnRun> {
   const { data, orders } = cache.get(seed);
-  const before = tf.memory().numTensors;
-  const t0 = Date.now();
-  const model = buildModel(configById(config), o, seed);
-  try {
-    let epoch = 1;
-    const { curve } = await withSeededMathRandom(mixSeed(seed, SEED_PURPOSE.mathRandom), () =>
-      train(model, data, orders, {
-        learningRate: o.learningRate,
-        batchSize: o.batchSize,
-        evalBatchSize: EVAL_BATCH,
-        onBatch: () => onBatch(`epoch ${epoch}`),
-        onEpoch: (e) => (epoch = e + 1),
-      }),
-    );
-    let batchNorm: CnnRun['batchNorm'] = null;
-    if (batchNorms(model).length > 0) {
-      const shift = varianceShift(model, data.xHeldOut, EVAL_BATCH);
-      await recalibrateBatchNorm(model, data.xTrain, { batchSize: EVAL_BATCH });
-      batchNorm = {
-        shift,
-        recalibratedShift: varianceShift(model, data.xHeldOut, EVAL_BATCH),
-        recalibrated: evaluate(model, data, EVAL_BATCH),
+  const { result, seconds, leaked } = await measuredRun(async () => {
+    const model = buildModel(configById(config), o, seed);
+    try {
+      let epoch = 1;
+      const { curve } = await withSeededMathRandom(mixSeed(seed, SEED_PURPOSE.mathRandom), () =>
+        train(model, data, orders, {
+          learningRate: o.learningRate,
+          batchSize: o.batchSize,
+          evalBatchSize: EVAL_BATCH,
+          onBatch: () => onBatch(`epoch ${epoch}`),
+          onEpoch: (e) => (epoch = e + 1),
+        }),
+      );
+      let batchNorm: CnnRun['batchNorm'] = null;
+      if (batchNorms(model).length > 0) {
+        const shift = varianceShift(model, data.xHeldOut, EVAL_BATCH);
+        await recalibrateBatchNorm(model, data.xTrain, { batchSize: EVAL_BATCH });
+        batchNorm = {
+          shift,
+          recalibratedShift: varianceShift(model, data.xHeldOut, EVAL_BATCH),
+          recalibrated: evaluate(model, data, EVAL_BATCH),
+        };
+      }
+      return {
+        config,
+        seed,
+        curve,
+        metrics: runMetrics(curve),
+        params: model.countParams(),
+        maxBiasBeforeBn: maxBiasBeforeBn(model),
+        batchNorm,
       };
+    } finally {
+      model.dispose();
     }
-    const run = {
-      config,
-      seed,
-      curve,
-      metrics: runMetrics(curve),
-      params: model.countParams(),
-      maxBiasBeforeBn: maxBiasBeforeBn(model),
-      batchNorm,
-      seconds: 0,
-      leaked: 0,
-    };
-    model.dispose();
-    return {
-      ...run,
-      seconds: (Date.now() - t0) / 1000,
-      leaked: tf.memory().numTensors - before,
-    };
-  } catch (error) {
-    model.dispose();
-    throw error;
-  }
+  });
+  return { ...result, seconds, leaked };
 }

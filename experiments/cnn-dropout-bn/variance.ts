@@ -14,6 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { BatchNorm, StochasticLayer } from 'tfjs-dropnorm';
+import { inferenceInputs } from '../lib/nets';
 
 /** The shift measured at one BN layer. */
 export interface BatchNormShift {
@@ -61,14 +62,8 @@ export function varianceShift(
 ): BatchNormShift[] {
   const bns = batchNorms(model);
   if (bns.length === 0) return [];
-  // A model over the same layers whose outputs are the BN inputs: predict runs it in inference mode.
-  const probe = tf.model({
-    inputs: model.inputs,
-    outputs: bns.map((bn) => bn.input as tf.SymbolicTensor),
-  });
   return tf.tidy(() => {
-    const out = probe.predict(x, { batchSize });
-    const inputs = Array.isArray(out) ? out : [out];
+    const inputs = inferenceInputs(model, bns, x, batchSize);
     return bns.map((bn, index) => {
       const input = inputs[index];
       const axes = Array.from({ length: input.rank - 1 }, (_, a) => a);

@@ -37,5 +37,13 @@ export async function useConvTrainingBackend(
   log?: (line: string) => void,
 ): Promise<{ name: BackendName; reason: string }> {
   const name = await useBackend(requested, log, true);
-  return { name, reason: requested ? 'asked for' : 'the fastest backend that trains conv nets' };
+  return { name, reason: convTrainingBackendReason(requested) };
+}
+
+/**
+ * Why {@link useConvTrainingBackend} picks what it picks, for a report: known without picking, so a
+ * parent whose pool workers picked the backend need not load one itself.
+ */
+export function convTrainingBackendReason(requested: string): string {
+  return requested ? 'asked for' : 'the fastest backend that trains conv nets';
 }

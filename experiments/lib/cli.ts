@@ -22,7 +22,8 @@ export interface ParseArgsOptions {
   log?: (text: string) => void;
 }
 
-function kebab(key: string): string {
+/** A key as its flag is written on the command line: `maxEpochs` → `max-epochs`. */
+export function kebab(key: string): string {
   return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 

@@ -32,6 +32,14 @@ export function stat(values: readonly number[]): Stat {
 /** Outcome of comparing a configuration with a reference on one metric. */
 export type Verdict = 'better' | 'worse' | 'within spread';
 
+/** One claim of an experiment, its verdict and the numbers behind it. */
+export interface Claim {
+  claim: string;
+  /** 'holds', 'does not hold', or 'not measured' (a configuration it needs did not run). */
+  verdict: 'holds' | 'does not hold' | 'not measured';
+  evidence: string;
+}
+
 /**
  * A paired comparison of `a` (a configuration) with `b` (the reference) on one metric. Within a
  * seed both saw the same split, initial weights and data order, so the per-seed difference

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { mixSeed } from 'tfjs-dropnorm';
 import { CurvePoint } from './curves';
-import { MNIST_CLASSES, MNIST_PIXELS, MnistData } from './mnist';
+import { MNIST_CLASSES, MNIST_PIXELS, MnistData, mnistSplit } from './mnist';
 import { mulberry32, SEED_PURPOSE, shuffleInPlace } from './random';
 
 /** The tensors of one seed's split. */
@@ -46,6 +46,68 @@ export function seedData(train: MnistData, heldOut: MnistData): SeedData {
 /** Frees the tensors of {@link seedData}. */
 export function disposeSeedData(d: SeedData): void {
   tf.dispose([d.xTrain, d.yTrain, d.xAll, d.yAll, d.xHeldOut]);
+}
+
+/** How many digits a seed's split holds: as many of each class, so multiples of 10. */
+export interface SplitSizes {
+  trainSize: number;
+  heldOutSize: number;
+}
+
+/**
+ * Each seed's split as tensors ({@link seedData}) with what an experiment derives from it
+ * (`extra`: epoch orders, initial weights, labels), built once per process at the first task of
+ * the seed and shared by its other configurations; {@link dispose} frees it all.
+ */
+export class SeedDataCache<Extra extends object> {
+  private readonly seeds = new Map<number, { data: SeedData } & Extra>();
+
+  constructor(
+    private readonly sizes: SplitSizes,
+    private readonly extra: (seed: number, data: SeedData, train: MnistData) => Extra,
+    private readonly disposeExtra: (extra: Extra) => void = () => {},
+  ) {}
+
+  get(seed: number): { data: SeedData } & Extra {
+    let entry = this.seeds.get(seed);
+    if (!entry) {
+      const split = mnistSplit({
+        trainPerClass: this.sizes.trainSize / 10,
+        heldOutPerClass: this.sizes.heldOutSize / 10,
+        seed,
+      });
+      const data = seedData(split.train, split.heldOut);
+      entry = { data, ...this.extra(seed, data, split.train) };
+      this.seeds.set(seed, entry);
+    }
+    return entry;
+  }
+
+  dispose(): void {
+    for (const entry of this.seeds.values()) {
+      disposeSeedData(entry.data);
+      this.disposeExtra(entry);
+    }
+    this.seeds.clear();
+  }
+}
+
+/**
+ * Runs one task's `work`, which frees what it builds (its model, its optimizer), and returns its
+ * result with the wall time and the tensors still alive afterwards that were not before (0 unless
+ * something leaks).
+ */
+export async function measuredRun<R>(
+  work: () => Promise<R>,
+): Promise<{ result: R; seconds: number; leaked: number }> {
+  const before = tf.memory().numTensors;
+  const t0 = Date.now();
+  const result = await work();
+  return {
+    result,
+    seconds: (Date.now() - t0) / 1000,
+    leaked: tf.memory().numTensors - before,
+  };
 }
 
 // Keras clips probabilities to [ε, 1 − ε] with ε = 1e-7 before the log in categoricalCrossentropy.

@@ -13,13 +13,18 @@
  */
 import * as path from 'path';
 import { useBackend } from '../lib/backend';
-import { Progress } from '../lib/progress';
 import { fmt, formatTable, writeReport } from '../lib/report';
 import { agreement, auroc, showStat } from '../lib/stats';
 import { aggregate, ConfigStats, meanCurve, metricInfo, MetricKey } from '../lib/curves';
 import { entropySummary, uncertaintySplit } from './analysis';
-import { OVERFIT, Options, parseOptions, selectedConfigs, validate } from './options';
-import { OnProgress, runTasks, serveWorker, Task } from '../lib/pool';
+import { OVERFIT, Options, parseOptions, selectedConfigs } from './options';
+import {
+  PickBackend,
+  runExperimentTasks,
+  seedList,
+  serveExperimentWorker,
+  TaskRunner,
+} from '../lib/tasks';
 import { McSummary, overfittingReport, TABLE_METRICS } from './report';
 import { runTask, SeedCache, TaskOptions, TaskResult } from './train';
 
@@ -34,22 +39,16 @@ function taskOptions(o: Options): TaskOptions {
   return { ...o, mcConfig: MC_CONFIG };
 }
 
-/** Trains one task in this process, with this process's cache of the seeds' data. */
-function taskRunner(o: Options) {
+/** Trains tasks in this process, with this process's cache of the seeds' data. */
+function taskRunner(o: Options): TaskRunner<TaskResult> {
   const cache = new SeedCache(taskOptions(o));
-  const run = (task: Task, onProgress: OnProgress) =>
-    runTask(cache, taskOptions(o), task.seed, task.config, (epoch, m) =>
-      onProgress(1, `epoch ${epoch} held-out loss ${fmt(m.heldOutLoss)}`),
-    );
-  return { run, dispose: () => cache.dispose() };
-}
-
-/** The `--worker` side of the pool: trains the tasks the parent sends. */
-async function worker(o: Options): Promise<void> {
-  let announcement = '';
-  const backend = await useBackend(o.backend, (line) => (announcement = line));
-  const runner = taskRunner(o);
-  serveWorker(backend, announcement, runner.run, runner.dispose);
+  return {
+    run: (task, onProgress) =>
+      runTask(cache, taskOptions(o), task.seed, task.config, (epoch, m) =>
+        onProgress(1, `epoch ${epoch} held-out loss ${fmt(m.heldOutLoss)}`),
+      ),
+    dispose: () => cache.dispose(),
+  };
 }
 
 /** Monte-Carlo summaries of the MC configuration's runs, pooled and per seed. */
@@ -96,40 +95,29 @@ function mcSummary(results: readonly TaskResult[], samples: number): McSummary |
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
-  validate(o);
-  if (o.worker) return worker(o);
+  const pickBackend: PickBackend = (log) => useBackend(o.backend, log);
+  if (o.worker) return serveExperimentWorker(pickBackend, () => taskRunner(o));
   const configs = selectedConfigs(o);
-  const seeds = Array.from({ length: o.seeds }, (_, i) => o.firstSeed + i);
+  const seeds = seedList(o);
   const tasks = seeds.flatMap((seed) => configs.map((c) => ({ seed, config: c.id })));
   const started = Date.now();
 
-  const progress = new Progress(tasks.length * o.epochs, { label: 'overfitting' });
-  const begun = new Set<string>();
-  const runner = taskRunner(o);
-  const { results, backend } = await runTasks<TaskResult>({
+  const { results, backend } = await runExperimentTasks<TaskResult>({
+    label: 'overfitting',
     jobs: o.jobs,
     tasks,
-    backend: () => useBackend(o.backend),
-    local: runner.run,
-    onProgress: (task, steps, status) => {
-      const name = `seed ${task.seed} ${task.config}`;
-      if (!begun.has(name)) {
-        begun.add(name);
-        progress.boundary(`${name} started`);
-      }
-      progress.tick(steps, `${name} ${status}`);
-    },
-    onDone: (_task, { run: r }) => {
+    unitsPerTask: o.epochs,
+    pickBackend,
+    createRunner: () => taskRunner(o),
+    doneLine: (_task, { run: r }) => {
       const m = r.metrics;
-      progress.boundary(
+      return (
         `seed ${r.seed} ${r.config} done: train acc ${fmt(m.finalTrainAcc)}, held-out acc ` +
-          `${fmt(m.finalHeldOutAcc)}, min held-out loss ${fmt(m.minHeldOutLoss)} @${m.bestLossEpoch} ` +
-          `(${r.seconds.toFixed(1)} s)`,
+        `${fmt(m.finalHeldOutAcc)}, min held-out loss ${fmt(m.minHeldOutLoss)} @${m.bestLossEpoch} ` +
+        `(${r.seconds.toFixed(1)} s)`
       );
     },
   });
-  runner.dispose();
-  progress.done();
   const trainSeconds = (Date.now() - started) / 1000;
   const runs = results.map((r) => r.run);
   const stats: Record<string, ConfigStats> = {};

@@ -6,10 +6,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { mixSeed } from 'tfjs-dropnorm';
-import { mnistSplit } from '../lib/mnist';
 import { SEED_PURPOSE, withSeededMathRandom } from '../lib/random';
 import { CurvePoint, runMetrics, RunMetrics } from '../lib/curves';
-import { disposeSeedData, epochOrders, SeedData, seedData, train } from '../lib/training';
+import { epochOrders, measuredRun, SeedDataCache, train } from '../lib/training';
 import {
   buildModel,
   copyInitialWeights,
@@ -52,39 +51,16 @@ export interface TaskOptions extends ModelOptions, TrainOptions {
  * A seed's data, initial weights and epoch orders, built once and shared by every configuration
  * of the seed that runs in this process.
  */
-export class SeedCache {
-  private readonly seeds = new Map<
-    number,
-    { data: SeedData; initial: tf.Tensor[][]; orders: Int32Array[] }
-  >();
-
-  constructor(private readonly o: TaskOptions) {}
-
-  get(seed: number) {
-    let entry = this.seeds.get(seed);
-    if (!entry) {
-      const split = mnistSplit({
-        trainPerClass: this.o.trainSize / 10,
-        heldOutPerClass: this.o.heldOutSize / 10,
-        seed,
-      });
-      const data = seedData(split.train, split.heldOut);
-      entry = {
-        data,
-        initial: initialWeights(this.o, seed),
-        orders: epochOrders(data.nTrain, this.o.epochs, seed),
-      };
-      this.seeds.set(seed, entry);
-    }
-    return entry;
-  }
-
-  dispose(): void {
-    for (const { data, initial } of this.seeds.values()) {
-      disposeSeedData(data);
-      tf.dispose(initial.flat());
-    }
-    this.seeds.clear();
+export class SeedCache extends SeedDataCache<{ initial: tf.Tensor[][]; orders: Int32Array[] }> {
+  constructor(o: TaskOptions) {
+    super(
+      o,
+      (seed, data) => ({
+        initial: initialWeights(o, seed),
+        orders: epochOrders(data.nTrain, o.epochs, seed),
+      }),
+      ({ initial }) => tf.dispose(initial.flat()),
+    );
   }
 }
 
@@ -100,27 +76,27 @@ export async function runTask(
   onEpoch: (epoch: number, m: CurvePoint) => void = () => {},
 ): Promise<TaskResult> {
   const { data, initial, orders } = cache.get(seed);
-  const before = tf.memory().numTensors;
-  const t0 = Date.now();
-  const model = buildModel(config, o, seed);
-  let mc: McResult | null = null;
-  let curve: CurvePoint[];
-  let fitLoss: number[];
-  try {
-    copyInitialWeights(model, initial);
-    ({ curve, fitLoss } = await withSeededMathRandom(mixSeed(seed, SEED_PURPOSE.mathRandom), () =>
-      train(model, data, orders, { ...o, onEpoch }),
-    ));
-    if (config === o.mcConfig) {
-      mc = monteCarlo(model, data, o.mcSamples, mixSeed(seed, SEED_PURPOSE.monteCarlo));
+  const { result, seconds, leaked } = await measuredRun(async () => {
+    const model = buildModel(config, o, seed);
+    try {
+      copyInitialWeights(model, initial);
+      const { curve, fitLoss } = await withSeededMathRandom(
+        mixSeed(seed, SEED_PURPOSE.mathRandom),
+        () => train(model, data, orders, { ...o, onEpoch }),
+      );
+      const mc =
+        config === o.mcConfig
+          ? monteCarlo(model, data, o.mcSamples, mixSeed(seed, SEED_PURPOSE.monteCarlo))
+          : null;
+      return { curve, fitLoss, mc };
+    } finally {
+      model.dispose();
     }
-  } finally {
-    model.dispose();
-  }
-  const seconds = (Date.now() - t0) / 1000;
+  });
+  const { curve, fitLoss, mc } = result;
   return {
     run: { config, seed, curve, fitLoss, seconds, metrics: runMetrics(curve) },
     mc,
-    leaked: tf.memory().numTensors - before,
+    leaked,
   };
 }

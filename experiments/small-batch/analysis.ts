@@ -4,7 +4,7 @@
  * numbers.
  */
 import { fmt, pct } from '../lib/report';
-import { Comparison, compare, showPair, Stat, stat } from '../lib/stats';
+import { Claim, Comparison, compare, showPair, Stat, stat } from '../lib/stats';
 import { CONFIGS, RECALIBRATED_LABEL, Setting } from './configs';
 import type { SmallBatchRun } from './train';
 
@@ -94,12 +94,7 @@ export function meanOverBns(s: Summary, key: 'varianceRatio' | 'gap'): Stat {
   );
 }
 
-/** One claim, its verdict and the numbers behind it. */
-export interface Claim {
-  claim: string;
-  verdict: 'holds' | 'does not hold' | 'not measured';
-  evidence: string;
-}
+export type { Claim };
 
 function spreadNote(c: Comparison): string {
   return c.singleSeed

@@ -6,8 +6,9 @@
  *   ReLU → MaxPool → Dense (h) → [norm] → ReLU → Dense (10) softmax
  */
 import * as tf from '@tensorflow/tfjs';
-import { layers as dn, mixSeed } from 'tfjs-dropnorm';
-import { SEED_PURPOSE } from '../lib/random';
+import { layers as dn } from 'tfjs-dropnorm';
+import { heNormalKernel, mnistImageInput, softmaxOutput } from '../lib/nets';
+import { findConfig } from '../lib/options';
 
 /** How a setting draws its training batches. */
 export type Stream = 'iid' | 'two-class';
@@ -67,13 +68,7 @@ export const RECALIBRATED_LABEL = 'pack BN + recalibrateBatchNorm';
 
 /** The configuration's entry in {@link CONFIGS}. */
 export function configById(id: string): NormConfig {
-  const config = CONFIGS.find((c) => c.id === id);
-  if (!config) {
-    throw new Error(
-      `small-batch: unknown configuration ${JSON.stringify(id)}; known: ${CONFIGS.map((c) => c.id).join(', ')}.`,
-    );
-  }
-  return config;
+  return findConfig('small-batch', CONFIGS, id);
 }
 
 /** Whether configuration `config` runs in `setting`. */
@@ -156,16 +151,13 @@ export function describeConfig(kind: NormKind, o: NetOptions): string {
  */
 export function buildModel(kind: NormKind, o: NetOptions, seed: number): tf.Sequential {
   const model = tf.sequential({ name: kind });
-  const kernel = (k: number) =>
-    tf.initializers.heNormal({ seed: mixSeed(seed, SEED_PURPOSE.init, k) });
   const useBias = kind === 'none';
   const activate = () => {
     const norm = normLayer(kind, o);
     if (norm) model.add(norm);
     model.add(tf.layers.activation({ activation: 'relu' }));
   };
-  model.add(tf.layers.reshape({ inputShape: [784], targetShape: [28, 28, 1] }));
-  if (o.inputPool > 1) model.add(tf.layers.averagePooling2d({ poolSize: o.inputPool }));
+  mnistImageInput(o.inputPool).forEach((layer) => model.add(layer));
   [o.filters1, o.filters2].forEach((filters, k) => {
     model.add(
       tf.layers.conv2d({
@@ -173,24 +165,18 @@ export function buildModel(kind: NormKind, o: NetOptions, seed: number): tf.Sequ
         kernelSize: 3,
         padding: 'same',
         useBias,
-        kernelInitializer: kernel(k),
+        kernelInitializer: heNormalKernel(seed, k),
       }),
     );
     activate();
     model.add(tf.layers.maxPooling2d({ poolSize: 2 }));
   });
   model.add(tf.layers.flatten());
-  model.add(tf.layers.dense({ units: o.dense, useBias, kernelInitializer: kernel(2) }));
-  activate();
   model.add(
-    tf.layers.dense({
-      units: 10,
-      activation: 'softmax',
-      kernelInitializer: tf.initializers.glorotUniform({
-        seed: mixSeed(seed, SEED_PURPOSE.init, 3),
-      }),
-    }),
+    tf.layers.dense({ units: o.dense, useBias, kernelInitializer: heNormalKernel(seed, 2) }),
   );
+  activate();
+  model.add(softmaxOutput(seed, 3));
   return model;
 }
 

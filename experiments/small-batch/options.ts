@@ -1,13 +1,18 @@
 /** The small-batch experiment's flags, their defaults and the `--quick` settings. */
-import * as os from 'os';
-import { parseArgs } from '../lib/cli';
+import {
+  expectBnMomentum,
+  expectClassBalanced,
+  expectIntegers,
+  parseWithQuick,
+  poolFlags,
+  SEED_FLAGS,
+  selectConfigIds,
+} from '../lib/options';
 import { CONFIGS } from './configs';
 
 /** Flags and defaults: 3 seeds of every configuration in every setting. */
 export const DEFAULTS = {
-  quick: false,
-  seeds: 3,
-  firstSeed: 1,
+  ...SEED_FLAGS,
   /** Optimizer steps per run, whatever the batch size. */
   steps: 300,
   trainSize: 2000,
@@ -27,12 +32,7 @@ export const DEFAULTS = {
   dmax: 5,
   /** Batches per BN for the train/inference output gap. */
   gapBatches: 8,
-  configs: '',
-  jobs: Math.min(4, Math.max(1, os.cpus().length)),
-  backend: '',
-  out: 'reports/small-batch',
-  /** Internal: run as a pool worker (see ../lib/pool.ts). */
-  worker: false,
+  ...poolFlags('reports/small-batch'),
 };
 
 /**
@@ -57,30 +57,20 @@ Usage: npm run experiment:small-batch -- [flags]   (--quick: ${JSON.stringify(QU
 
 /** Parses the flags; `--quick` replaces the defaults it names. */
 export function parseOptions(argv: readonly string[]) {
-  const first = parseArgs(DEFAULTS, argv, { usage: USAGE });
-  const o = first.quick ? parseArgs({ ...DEFAULTS, ...QUICK }, argv, { usage: USAGE }) : first;
-  const positive = [
-    'seeds',
-    'steps',
-    'filters1',
-    'filters2',
-    'dense',
-    'jobs',
-    'inputPool',
-    'gapBatches',
-  ] as const;
-  for (const name of positive) {
-    if (!Number.isInteger(o[name]) || o[name] < 1) {
-      throw new Error(`small-batch: expected --${name} an integer ≥ 1, received: ${o[name]}.`);
-    }
-  }
-  for (const name of ['trainSize', 'heldOutSize'] as const) {
-    if (o[name] % 10 !== 0 || o[name] < 10) {
-      throw new Error(
-        `small-batch: expected --${name} a multiple of 10 (class-balanced), received: ${o[name]}.`,
-      );
-    }
-  }
+  const o = parseWithQuick(DEFAULTS, QUICK, argv, USAGE);
+  expectIntegers('small-batch', o, {
+    seeds: 1,
+    steps: 1,
+    filters1: 1,
+    filters2: 1,
+    dense: 1,
+    jobs: 1,
+    inputPool: 1,
+    gapBatches: 1,
+    virtualBatchSize: 2,
+  });
+  expectClassBalanced('small-batch', o, 'trainSize');
+  expectClassBalanced('small-batch', o, 'heldOutSize');
   const batchSizes = o.batchSizes
     .split(',')
     .filter((s) => s.trim() !== '')
@@ -95,14 +85,7 @@ export function parseOptions(argv: readonly string[]) {
       `small-batch: expected --non-iid-batch an even integer (half a batch per class) or 0, received: ${o.nonIidBatch}.`,
     );
   }
-  if (!(Number.isInteger(o.virtualBatchSize) && o.virtualBatchSize >= 2)) {
-    throw new Error(
-      `small-batch: expected --virtual-batch-size an integer ≥ 2, received: ${o.virtualBatchSize}.`,
-    );
-  }
-  if (!(o.bnMomentum >= 0 && o.bnMomentum < 1)) {
-    throw new Error(`small-batch: expected --bn-momentum in [0, 1), received: ${o.bnMomentum}.`);
-  }
+  expectBnMomentum('small-batch', o.bnMomentum);
   return { ...o, batchSizeList: batchSizes };
 }
 
@@ -111,14 +94,5 @@ export type Options = ReturnType<typeof parseOptions>;
 
 /** The configurations `--configs` names (all by default), in report order. */
 export function selectedConfigs(o: Options): string[] {
-  if (o.configs === '') return CONFIGS.map((c) => c.id);
-  const wanted = o.configs.split(',').map((s) => s.trim());
-  const unknown = wanted.filter((id) => !CONFIGS.some((c) => c.id === id));
-  if (unknown.length > 0) {
-    throw new Error(
-      `small-batch: unknown configuration(s) ${unknown.join(', ')} in --configs; known: ` +
-        CONFIGS.map((c) => c.id).join(', '),
-    );
-  }
-  return CONFIGS.map((c) => c.id).filter((id) => wanted.includes(id));
+  return selectConfigIds('small-batch', CONFIGS, o.configs);
 }

@@ -6,9 +6,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { mixSeed, recalibrateBatchNorm } from 'tfjs-dropnorm';
-import { MNIST_CLASSES, mnistSplit } from '../lib/mnist';
+import { MNIST_CLASSES } from '../lib/mnist';
+import { inferenceInputs } from '../lib/nets';
 import { mulberry32, SEED_PURPOSE, shuffleInPlace } from '../lib/random';
-import { disposeSeedData, EPSILON, SeedData, seedData } from '../lib/training';
+import { EPSILON, measuredRun, SeedData, SeedDataCache } from '../lib/training';
 import {
   buildModel,
   configById,
@@ -64,28 +65,9 @@ export interface SmallBatchRun {
 }
 
 /** A seed's split as tensors and as labels, built once per process. */
-export class SeedCache {
-  private readonly seeds = new Map<number, { data: SeedData; trainLabels: Int32Array }>();
-
-  constructor(private readonly o: TaskOptions) {}
-
-  get(seed: number): { data: SeedData; trainLabels: Int32Array } {
-    let entry = this.seeds.get(seed);
-    if (!entry) {
-      const split = mnistSplit({
-        trainPerClass: this.o.trainSize / 10,
-        heldOutPerClass: this.o.heldOutSize / 10,
-        seed,
-      });
-      entry = { data: seedData(split.train, split.heldOut), trainLabels: split.train.labels };
-      this.seeds.set(seed, entry);
-    }
-    return entry;
-  }
-
-  dispose(): void {
-    for (const { data } of this.seeds.values()) disposeSeedData(data);
-    this.seeds.clear();
+export class SeedCache extends SeedDataCache<{ trainLabels: Int32Array }> {
+  constructor(o: TaskOptions) {
+    super(o, (_seed, _data, train) => ({ trainLabels: train.labels }));
   }
 }
 
@@ -178,10 +160,6 @@ export function measureBatchNorms(
 ): BnMeasure[] {
   const bns = normLayers(model);
   if (bns.length === 0) return [];
-  const probe = tf.model({
-    inputs: model.inputs,
-    outputs: bns.map((bn) => bn.input as tf.SymbolicTensor),
-  });
   const gapBatches = batchIndices(
     heldOutLabels,
     setting.stream,
@@ -190,8 +168,7 @@ export function measureBatchNorms(
     mixSeed(seed, SEED_PURPOSE.data),
   );
   return tf.tidy(() => {
-    const out = probe.predict(d.xHeldOut, { batchSize: EVAL_BATCH });
-    const inputs = Array.isArray(out) ? out : [out];
+    const inputs = inferenceInputs(model, bns, d.xHeldOut, EVAL_BATCH);
     return bns.map((bn, index) => {
       const input = inputs[index];
       const axes = Array.from({ length: input.rank - 1 }, (_, a) => a);
@@ -233,64 +210,55 @@ export async function runTask(
 ): Promise<SmallBatchRun> {
   configById(config);
   const { data, trainLabels } = cache.get(seed);
-  const before = tf.memory().numTensors;
-  const t0 = Date.now();
-  const model = buildModel(config, o, seed);
-  const optimizer = tf.train.adam(o.learningRate);
-  model.compile({ optimizer, loss: 'categoricalCrossentropy' });
-  try {
-    const batches = batchIndices(
-      trainLabels,
-      setting.stream,
-      setting.batchSize,
-      o.steps,
-      mixSeed(seed, SEED_PURPOSE.epochOrder, setting.batchSize, setting.stream === 'iid' ? 0 : 1),
-    );
-    const losses: number[] = [];
-    for (const [step, idx] of batches.entries()) {
-      const [xb, yb] = tf.tidy(() => {
-        const i = tf.tensor1d(idx, 'int32');
-        return [tf.gather(data.xTrain, i), tf.gather(data.yTrain, i)];
-      });
-      const loss = (await model.trainOnBatch(xb, yb)) as number;
-      tf.dispose([xb, yb]);
-      losses.push(loss);
-      if (step % 10 === 9) onStep(`step ${step + 1}/${o.steps}`);
+  const { result, seconds, leaked } = await measuredRun(async () => {
+    const model = buildModel(config, o, seed);
+    const optimizer = tf.train.adam(o.learningRate);
+    model.compile({ optimizer, loss: 'categoricalCrossentropy' });
+    try {
+      const batches = batchIndices(
+        trainLabels,
+        setting.stream,
+        setting.batchSize,
+        o.steps,
+        mixSeed(seed, SEED_PURPOSE.epochOrder, setting.batchSize, setting.stream === 'iid' ? 0 : 1),
+      );
+      const losses: number[] = [];
+      for (const [step, idx] of batches.entries()) {
+        const [xb, yb] = tf.tidy(() => {
+          const i = tf.tensor1d(idx, 'int32');
+          return [tf.gather(data.xTrain, i), tf.gather(data.yTrain, i)];
+        });
+        const loss = (await model.trainOnBatch(xb, yb)) as number;
+        tf.dispose([xb, yb]);
+        losses.push(loss);
+        if (step % 10 === 9) onStep(`step ${step + 1}/${o.steps}`);
+      }
+      const tail = losses.slice(-Math.max(1, Math.round(losses.length / 10)));
+      const heldOutLabels = data.heldOutLabels;
+      const measure = () =>
+        measureBatchNorms(model, data, heldOutLabels, setting, o.gapBatches, seed);
+      const eval0 = heldOut(model, data);
+      const bn = measure();
+      let recalibrated: SmallBatchRun['recalibrated'] = null;
+      if (config === 'bn') {
+        await recalibrateBatchNorm(model, data.xTrain, { batchSize: EVAL_BATCH });
+        const e = heldOut(model, data);
+        recalibrated = { heldOutAcc: e.acc, heldOutLoss: e.loss, bn: measure() };
+      }
+      return {
+        setting: setting.id,
+        config,
+        seed,
+        heldOutAcc: eval0.acc,
+        heldOutLoss: eval0.loss,
+        finalTrainLoss: tail.reduce((s, v) => s + v, 0) / tail.length,
+        bn,
+        recalibrated,
+      };
+    } finally {
+      model.dispose();
+      optimizer.dispose();
     }
-    const tail = losses.slice(-Math.max(1, Math.round(losses.length / 10)));
-    const heldOutLabels = data.heldOutLabels;
-    const measure = () =>
-      measureBatchNorms(model, data, heldOutLabels, setting, o.gapBatches, seed);
-    const eval0 = heldOut(model, data);
-    const bn = measure();
-    let recalibrated: SmallBatchRun['recalibrated'] = null;
-    if (config === 'bn') {
-      await recalibrateBatchNorm(model, data.xTrain, { batchSize: EVAL_BATCH });
-      const e = heldOut(model, data);
-      recalibrated = { heldOutAcc: e.acc, heldOutLoss: e.loss, bn: measure() };
-    }
-    const run = {
-      setting: setting.id,
-      config,
-      seed,
-      heldOutAcc: eval0.acc,
-      heldOutLoss: eval0.loss,
-      finalTrainLoss: tail.reduce((s, v) => s + v, 0) / tail.length,
-      bn,
-      recalibrated,
-      seconds: 0,
-      leaked: 0,
-    };
-    model.dispose();
-    optimizer.dispose();
-    return {
-      ...run,
-      seconds: (Date.now() - t0) / 1000,
-      leaked: tf.memory().numTensors - before,
-    };
-  } catch (error) {
-    model.dispose();
-    optimizer.dispose();
-    throw error;
-  }
+  });
+  return { ...result, seconds, leaked };
 }

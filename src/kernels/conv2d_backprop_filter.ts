@@ -26,21 +26,26 @@
 import * as tf from '@tensorflow/tfjs';
 import { invalidArgument } from '../errors';
 import { KernelScope, scoped } from './backend';
-import { checkOutputShape, checkRank4, ConvInfo, convInfo, filterGradAxis } from './geometry';
+import {
+  checkOutputShape,
+  ConvInfo,
+  convInfo,
+  cropUnread,
+  filterGradInputs,
+  isEmpty,
+  filterGradAxes,
+  filterGradConvAttrs,
+} from './geometry';
 import { gradientColumns, patchRows } from './patches';
 
 const OWNER = 'Conv2DBackpropFilter (tfjs-dropnorm, wasm)';
 
 function conv2dBackpropFilter(
   scope: KernelScope,
-  { inputs, attrs = {} }: Parameters<tf.KernelFunc>[0],
+  args: Parameters<tf.KernelFunc>[0],
 ): tf.TensorInfo {
-  const x = inputs.x!;
-  const dy = inputs.dy!;
-  const filterShape = attrs.filterShape as number[];
-  checkRank4(OWNER, 'x', x.shape);
-  checkRank4(OWNER, 'dy', dy.shape);
-  checkRank4(OWNER, 'filter', filterShape);
+  const { x, dy, filterShape } = filterGradInputs(OWNER, args);
+  const attrs = args.attrs ?? {};
   const info = convInfo(x.shape, filterShape, { ...attrs, dilations: 1 }, false);
   if (filterShape[2] !== info.inChannels) {
     throw invalidArgument(
@@ -51,9 +56,7 @@ function conv2dBackpropFilter(
     );
   }
   checkOutputShape(OWNER, dy.shape, info);
-  if (tf.util.sizeFromShape(x.shape) === 0 || tf.util.sizeFromShape(dy.shape) === 0) {
-    return scope.zeros(filterShape);
-  }
+  if (isEmpty(x.shape, dy.shape)) return scope.zeros(filterShape);
   if (info.strideHeight === 1 && info.strideWidth === 1) {
     if (isPointwise(info) && info.inChannels < info.outChannels) {
       return pointwiseProduct(scope, x, dy, info);
@@ -84,7 +87,19 @@ function isPointwise(info: ConvInfo): boolean {
   return info.filterHeight === 1 && info.filterWidth === 1 && top + bottom + left + right === 0;
 }
 
+/** `t` (x or dy, in the convolution's data format) as [channels, batch, height, width]. */
+function channelsOutermost(scope: KernelScope, t: tf.TensorInfo, info: ConvInfo): tf.TensorInfo {
+  const perm = info.dataFormat === 'channelsLast' ? [3, 0, 1, 2] : [1, 0, 2, 3];
+  return scope.run('Transpose', { x: t }, { perm });
+}
+
 const toNhwc = [0, 2, 3, 1];
+
+/** `t` (x or dy, in the convolution's data format) as NHWC: itself when it is. */
+function asNhwc(scope: KernelScope, t: tf.TensorInfo, info: ConvInfo): tf.TensorInfo {
+  if (info.dataFormat === 'channelsLast') return t;
+  return scope.run('Transpose', { x: t }, { perm: toNhwc });
+}
 
 /**
  * Stride 1: ∂L/∂W = P·dy, a GEMM of [kh·kw·C, N] by [N, O] (N = B·H'·W, see ./patches.ts), whose
@@ -103,11 +118,10 @@ function patchProduct(
   dy: tf.TensorInfo,
   info: ConvInfo,
 ): tf.TensorInfo {
-  const channelsLast = info.dataFormat === 'channelsLast';
   const { batchSize, inChannels, inHeight, inWidth, outHeight, filterHeight, filterWidth } = info;
   const filterShape = [filterHeight, filterWidth, inChannels, info.outChannels];
-  const xT = scope.run('Transpose', { x }, { perm: channelsLast ? [3, 0, 1, 2] : [1, 0, 2, 3] });
-  const dyNhwc = channelsLast ? dy : scope.run('Transpose', { x: dy }, { perm: toNhwc });
+  const xT = channelsOutermost(scope, x, info);
+  const dyNhwc = asNhwc(scope, dy, info);
   const columns = gradientColumns(scope, dyNhwc, inWidth);
   const rowOffsets = Array.from({ length: filterHeight }, (_, r) => r - info.padInfo.top);
   const geometry = {
@@ -145,15 +159,10 @@ function pointwiseProduct(
   dy: tf.TensorInfo,
   info: ConvInfo,
 ): tf.TensorInfo {
-  const channelsLast = info.dataFormat === 'channelsLast';
   const { inChannels, outChannels } = info;
   const n = tf.util.sizeFromShape(x.shape) / inChannels;
-  const dyT = scope.run(
-    'Transpose',
-    { x: dy },
-    { perm: channelsLast ? [3, 0, 1, 2] : [1, 0, 2, 3] },
-  );
-  const xRows = channelsLast ? x : scope.run('Transpose', { x }, { perm: toNhwc });
+  const dyT = channelsOutermost(scope, dy, info);
+  const xRows = asNhwc(scope, x, info);
   const grad = scope.product(
     scope.run('Reshape', { x: dyT }, { shape: [1, outChannels, n] }),
     scope.run('Reshape', { x: xRows }, { shape: [1, n, inChannels] }),
@@ -176,58 +185,26 @@ function dilatedConvolution(
   dy: tf.TensorInfo,
   info: ConvInfo,
 ): tf.TensorInfo {
-  const { batchSize, inChannels, filterHeight, filterWidth } = info;
+  const { inChannels, filterHeight, filterWidth } = info;
   const filterShape = [filterHeight, filterWidth, inChannels, info.outChannels];
-  const rows = filterGradAxis(
-    info.inHeight,
-    info.padInfo.top,
-    filterHeight,
-    1,
-    info.outHeight,
-    info.strideHeight,
-  );
-  const cols = filterGradAxis(
-    info.inWidth,
-    info.padInfo.left,
-    filterWidth,
-    1,
-    info.outWidth,
-    info.strideWidth,
-  );
+  // info has dilation 1 (the forward convolution's filter is not dilated).
+  const { rows, cols } = filterGradAxes(info);
   if (rows.keep <= 0 || cols.keep <= 0) return scope.zeros(filterShape);
 
   const channelsLast = info.dataFormat === 'channelsLast';
-  let xT = scope.run('Transpose', { x }, { perm: channelsLast ? [3, 1, 2, 0] : [1, 2, 3, 0] });
-  if (rows.keep < info.inHeight || cols.keep < info.inWidth) {
-    // Input rows/columns past the last window were never read: crop them, as padding cannot be negative.
-    xT = scope.window(
-      xT,
-      [inChannels, info.inHeight, info.inWidth * batchSize],
-      [0, 0, 0],
-      [inChannels, rows.keep, cols.keep * batchSize],
-      [inChannels, rows.keep, cols.keep, batchSize],
-    );
-  }
+  const xT = cropUnread(
+    scope,
+    scope.run('Transpose', { x }, { perm: channelsLast ? [3, 1, 2, 0] : [1, 2, 3, 0] }),
+    info,
+    rows,
+    cols,
+  );
   const dyT = scope.run(
     'Transpose',
     { x: dy },
     { perm: channelsLast ? [1, 2, 0, 3] : [2, 3, 0, 1] },
   );
-  const grad = scope.run(
-    'Conv2D',
-    { x: xT, filter: dyT },
-    {
-      strides: [1, 1],
-      pad: [
-        [0, 0],
-        [rows.before, rows.after],
-        [cols.before, cols.after],
-        [0, 0],
-      ],
-      dataFormat: 'NHWC',
-      dilations: [info.strideHeight, info.strideWidth],
-    },
-  );
+  const grad = scope.run('Conv2D', { x: xT, filter: dyT }, filterGradConvAttrs(info, rows, cols));
   if (grad.shape[1] !== filterHeight || grad.shape[2] !== filterWidth) {
     throw new Error(`${OWNER}: internal shape error ${JSON.stringify(grad.shape)} (please report)`);
   }

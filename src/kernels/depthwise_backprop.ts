@@ -24,7 +24,19 @@
 import * as tf from '@tensorflow/tfjs';
 import { invalidArgument } from '../errors';
 import { KernelScope, scoped } from './backend';
-import { checkOutputShape, checkRank4, convInfo, filterGradAxis, inputGradAxis } from './geometry';
+import {
+  checkOutputShape,
+  checkRank4,
+  ConvInfo,
+  convInfo,
+  cropUnread,
+  filterGradInputs,
+  explicitPad,
+  filterGradAxes,
+  filterGradConvAttrs,
+  inputGradAxis,
+  isEmpty,
+} from './geometry';
 
 const FILTER_OWNER = 'DepthwiseConv2dNativeBackpropFilter (tfjs-dropnorm, wasm)';
 const INPUT_OWNER = 'DepthwiseConv2dNativeBackpropInput (tfjs-dropnorm, wasm)';
@@ -45,79 +57,56 @@ export function channelBlock(channels: number, multiplier: number): number {
   return best;
 }
 
-function checkChannels(owner: string, inChannels: number, filterShape: number[]): void {
-  if (filterShape[2] !== inChannels) {
+/**
+ * The depthwise convolution a kernel differentiates, checked against the filter's channels and
+ * dy's shape.
+ */
+function depthwiseInfo(
+  owner: string,
+  xShape: number[],
+  filterShape: number[],
+  dyShape: number[],
+  attrs: tf.NamedAttrMap,
+): ConvInfo {
+  const info = convInfo(xShape, filterShape, attrs, true);
+  if (filterShape[2] !== info.inChannels) {
     throw invalidArgument(
       owner,
       'filter.shape[2]',
       filterShape[2],
-      `to equal the input channels (${inChannels})`,
+      `to equal the input channels (${info.inChannels})`,
     );
   }
+  checkOutputShape(owner, dyShape, info);
+  return info;
 }
 
 function depthwiseBackpropFilter(
   scope: KernelScope,
-  { inputs, attrs = {} }: Parameters<tf.KernelFunc>[0],
+  args: Parameters<tf.KernelFunc>[0],
 ): tf.TensorInfo {
-  const x = inputs.x!;
-  const dy = inputs.dy!;
-  const filterShape = attrs.filterShape as number[];
-  checkRank4(FILTER_OWNER, 'x', x.shape);
-  checkRank4(FILTER_OWNER, 'dy', dy.shape);
-  checkRank4(FILTER_OWNER, 'filter', filterShape);
-  const info = convInfo(x.shape, filterShape, attrs, true);
-  checkChannels(FILTER_OWNER, info.inChannels, filterShape);
-  checkOutputShape(FILTER_OWNER, dy.shape, info);
-  if (tf.util.sizeFromShape(x.shape) === 0 || tf.util.sizeFromShape(dy.shape) === 0) {
-    return scope.zeros(filterShape);
-  }
+  const { x, dy, filterShape } = filterGradInputs(FILTER_OWNER, args);
+  const attrs = args.attrs ?? {};
+  const info = depthwiseInfo(FILTER_OWNER, x.shape, filterShape, dy.shape, attrs);
+  if (isEmpty(x.shape, dy.shape)) return scope.zeros(filterShape);
   const { batchSize: B, inChannels: C, filterHeight: kh, filterWidth: kw } = info;
   const M = filterShape[3];
-  const rows = filterGradAxis(
-    info.inHeight,
-    info.padInfo.top,
-    kh,
-    info.dilationHeight,
-    info.outHeight,
-    info.strideHeight,
-  );
-  const cols = filterGradAxis(
-    info.inWidth,
-    info.padInfo.left,
-    kw,
-    info.dilationWidth,
-    info.outWidth,
-    info.strideWidth,
-  );
+  const { rows, cols } = filterGradAxes(info);
   if (rows.keep <= 0 || cols.keep <= 0) return scope.zeros(filterShape);
 
-  let xT = scope.run('Transpose', { x }, { perm: [3, 1, 2, 0] }); // [C, H, W, B]
-  if (rows.keep < info.inHeight || cols.keep < info.inWidth) {
-    xT = scope.window(
-      xT,
-      [C, info.inHeight, info.inWidth * B],
-      [0, 0, 0],
-      [C, rows.keep, cols.keep * B],
-      [C, rows.keep, cols.keep, B],
-    );
-  }
+  const xT = cropUnread(
+    scope,
+    scope.run('Transpose', { x }, { perm: [3, 1, 2, 0] }), // [C, H, W, B]
+    info,
+    rows,
+    cols,
+  );
   const g = channelBlock(C, M);
   const blocks = C / g;
   const positions = info.outHeight * info.outWidth;
   const dy4 = scope.run('Reshape', { x: dy }, { shape: [B, positions, blocks, g * M] });
   const dyT = scope.run('Transpose', { x: dy4 }, { perm: [2, 1, 0, 3] }); // [blocks, i·j, B, g·M]
-  const convAttrs = {
-    strides: [info.dilationHeight, info.dilationWidth],
-    pad: [
-      [0, 0],
-      [rows.before, rows.after],
-      [cols.before, cols.after],
-      [0, 0],
-    ],
-    dataFormat: 'NHWC',
-    dilations: [info.strideHeight, info.strideWidth],
-  };
+  const convAttrs = filterGradConvAttrs(info, rows, cols);
   const taps = kh * kw;
   const result = scope.allocate([kh, kw, C, M]);
   for (let block = 0; block < blocks; block++) {
@@ -159,12 +148,8 @@ function depthwiseBackpropInput(
   checkRank4(INPUT_OWNER, 'dy', dy.shape);
   checkRank4(INPUT_OWNER, 'filter', filter.shape);
   checkRank4(INPUT_OWNER, 'input', inputShape);
-  const info = convInfo(inputShape, filter.shape, attrs, true);
-  checkChannels(INPUT_OWNER, info.inChannels, filter.shape);
-  checkOutputShape(INPUT_OWNER, dy.shape, info);
-  if (tf.util.sizeFromShape(inputShape) === 0 || tf.util.sizeFromShape(dy.shape) === 0) {
-    return scope.zeros(inputShape);
-  }
+  const info = depthwiseInfo(INPUT_OWNER, inputShape, filter.shape, dy.shape, attrs);
+  if (isEmpty(inputShape, dy.shape)) return scope.zeros(inputShape);
   const { batchSize: B, inChannels: C, inHeight: H, inWidth: W } = info;
   const { outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw } = info;
   const M = filter.shape[3];
@@ -224,12 +209,7 @@ function depthwiseBackpropInput(
     { x: spread, filter: perChannel },
     {
       strides: [1, 1],
-      pad: [
-        [0, 0],
-        [rows.before, rows.after],
-        [cols.before, cols.after],
-        [0, 0],
-      ],
+      pad: explicitPad(rows, cols),
       dataFormat: 'NHWC',
       dilations: [info.dilationHeight, info.dilationWidth],
     },

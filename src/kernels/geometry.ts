@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { invalidArgument } from '../errors';
+import type { KernelScope } from './backend';
 
 /** tfjs-core's description of a 2-D convolution (shapes, strides, dilations, padding). */
 export type ConvInfo = tf.backend_util.Conv2DInfo;
@@ -41,6 +42,25 @@ export function checkRank4(owner: string, name: string, shape: readonly number[]
   if (shape.length !== 4) {
     throw invalidArgument(owner, `${name}.shape`, shape, 'to have rank 4');
   }
+}
+
+/** The inputs of a filter-gradient kernel (x, dy and the filterShape attribute), rank-4 checked. */
+export function filterGradInputs(
+  owner: string,
+  { inputs, attrs = {} }: Parameters<tf.KernelFunc>[0],
+): { x: tf.TensorInfo; dy: tf.TensorInfo; filterShape: number[] } {
+  const x = inputs.x!;
+  const dy = inputs.dy!;
+  const filterShape = attrs.filterShape as number[];
+  checkRank4(owner, 'x', x.shape);
+  checkRank4(owner, 'dy', dy.shape);
+  checkRank4(owner, 'filter', filterShape);
+  return { x, dy, filterShape };
+}
+
+/** Whether x or dy has no element (the gradient is then all zeros). */
+export function isEmpty(xShape: number[], dyShape: number[]): boolean {
+  return tf.util.sizeFromShape(xShape) === 0 || tf.util.sizeFromShape(dyShape) === 0;
 }
 
 /**
@@ -81,6 +101,88 @@ export function filterGradAxis(
   const extent = (taps - 1) * tapStep + (outputs - 1) * outputStep + 1;
   const after = extent - before - inputLength;
   return { before, after: Math.max(0, after), keep: Math.min(inputLength, extent - before) };
+}
+
+/**
+ * {@link filterGradAxis} on both spatial axes of `info`: the filter's taps `dilation` apart, dy's
+ * positions `stride` apart.
+ */
+export function filterGradAxes(info: ConvInfo): {
+  rows: ReturnType<typeof filterGradAxis>;
+  cols: ReturnType<typeof filterGradAxis>;
+} {
+  return {
+    rows: filterGradAxis(
+      info.inHeight,
+      info.padInfo.top,
+      info.filterHeight,
+      info.dilationHeight,
+      info.outHeight,
+      info.strideHeight,
+    ),
+    cols: filterGradAxis(
+      info.inWidth,
+      info.padInfo.left,
+      info.filterWidth,
+      info.dilationWidth,
+      info.outWidth,
+      info.strideWidth,
+    ),
+  };
+}
+
+/** The explicit NHWC `pad` attribute of an internal convolution padded by `rows` and `cols`. */
+export function explicitPad(
+  rows: { before: number; after: number },
+  cols: { before: number; after: number },
+): number[][] {
+  return [
+    [0, 0],
+    [rows.before, rows.after],
+    [cols.before, cols.after],
+    [0, 0],
+  ];
+}
+
+/**
+ * The attributes of a filter gradient computed as the convolution of x' (x as [C, H, W, B]) with
+ * dy' (dy as [H', W', B, …], a filter of the output's spatial size): dy's positions are its taps,
+ * `stride` apart in x, and the filter's taps its outputs, `dilation` apart; `rows` and `cols`
+ * from {@link filterGradAxes}.
+ */
+export function filterGradConvAttrs(
+  info: ConvInfo,
+  rows: { before: number; after: number },
+  cols: { before: number; after: number },
+): tf.NamedAttrMap {
+  return {
+    strides: [info.dilationHeight, info.dilationWidth],
+    pad: explicitPad(rows, cols),
+    dataFormat: 'NHWC',
+    dilations: [info.strideHeight, info.strideWidth],
+  };
+}
+
+/**
+ * x' (x as [C, H, W, B]) without the input rows and columns past the last window, which the
+ * forward pass never read: cropped, as padding cannot be negative; x' itself when nothing is.
+ */
+export function cropUnread(
+  scope: KernelScope,
+  xT: tf.TensorInfo,
+  info: ConvInfo,
+  rows: { keep: number },
+  cols: { keep: number },
+): tf.TensorInfo {
+  if (rows.keep >= info.inHeight && cols.keep >= info.inWidth) return xT;
+  const { inChannels: c, batchSize: b } = info;
+  return scope.window(
+    xT,
+    [c, info.inHeight, info.inWidth * b],
+    [0, 0, 0],
+    [c, rows.keep, cols.keep * b],
+    [c, rows.keep, cols.keep, b],
+  );
 }
 
 /**

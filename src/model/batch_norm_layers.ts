@@ -7,8 +7,10 @@ import { describeLayer, invalidArgument } from '../errors';
 import { BatchNorm } from '../layers/batch_norm';
 import { BatchNormStatistics } from '../ops/fold';
 import { VarianceCorrection } from '../ops/batch_norm';
+import { baseLayerConfig, pickConfig } from './rewrite';
 
 type Layer = tf.layers.Layer;
+type ConfigDict = tf.serialization.ConfigDict;
 
 /** The built-in's serialization name. */
 export const BUILTIN_BATCH_NORM = 'BatchNormalization';
@@ -48,6 +50,41 @@ export function batchNormWeightIndices(layer: Layer): {
   const gamma = scale ? i++ : null;
   const beta = center ? i++ : null;
   return { gamma, beta, movingMean: i, movingVariance: i + 1 };
+}
+
+/** The config keys of tf.layers.batchNormalization beyond the base Layer's. */
+const BUILTIN_BN_KEYS = [
+  'axis',
+  'momentum',
+  'epsilon',
+  'center',
+  'scale',
+  'betaInitializer',
+  'gammaInitializer',
+  'movingMeanInitializer',
+  'movingVarianceInitializer',
+  'betaRegularizer',
+  'gammaRegularizer',
+  'betaConstraint',
+  'gammaConstraint',
+];
+
+/**
+ * The config of a built-in BatchNormalization with the BN's settings: the base Layer keys and the
+ * built-in's own, without the pack's (varianceCorrection, renorm, …). `momentum` stays as it is,
+ * null included: where the built-in needs a number is the caller's call.
+ */
+export function builtinBatchNormConfig(layer: Layer): ConfigDict {
+  const config = layer.getConfig();
+  return { ...baseLayerConfig(config), ...pickConfig(config, BUILTIN_BN_KEYS) };
+}
+
+/**
+ * The BN's weights a built-in BatchNormalization holds, `[gamma?, beta?, moving_mean,
+ * moving_variance]`: the pack's training state after them (num_batches_tracked, renorm's) left out.
+ */
+export function builtinBatchNormWeights(layer: Layer): tf.Tensor[] {
+  return layer.getWeights().slice(0, batchNormWeightIndices(layer).movingVariance + 1);
 }
 
 /**

@@ -5,7 +5,7 @@
  * and swapped in, as {@link foldBatchNorm} folds them.
  */
 import * as tf from '@tensorflow/tfjs';
-import { BASE_LAYER_ARGS, checkOptionKeys, invalidArgument, optionKeys } from '../errors';
+import { checkOptionKeys, invalidArgument, optionKeys } from '../errors';
 import { AlphaDropout } from '../layers/alpha_dropout';
 import { BatchNorm } from '../layers/batch_norm';
 import { DropBlock2D } from '../layers/drop_block';
@@ -16,13 +16,21 @@ import { GaussianDropout } from '../layers/gaussian_dropout';
 import { SpatialDropout1D, SpatialDropout2D, SpatialDropout3D } from '../layers/spatial_dropout';
 import { StochasticLayer } from '../layers/stochastic';
 import { VarianceCorrection } from '../ops/batch_norm';
-import { BUILTIN_BATCH_NORM, batchNormAxis, batchNormWeightIndices } from './batch_norm_layers';
+import {
+  BUILTIN_BATCH_NORM,
+  batchNormAxis,
+  builtinBatchNormConfig,
+  builtinBatchNormWeights,
+} from './batch_norm_layers';
 import {
   GraphNode,
   LayerSpec,
   Substitution,
   assertLayersModel,
+  baseLayerConfig,
+  firstCalls,
   modelGraph,
+  nestedModelSpec,
   rewriteModel,
 } from './rewrite';
 
@@ -84,29 +92,6 @@ interface Converter {
   (node: GraphNode): { spec: LayerSpec; note?: string } | string;
 }
 
-/** The base Layer keys of a config (name, trainable, batchInputShape, dtype, …). */
-function baseConfig(config: ConfigDict): ConfigDict {
-  const out: ConfigDict = {};
-  for (const key of BASE_LAYER_ARGS) if (config[key] !== undefined) out[key] = config[key];
-  return out;
-}
-
-const BUILTIN_BN_KEYS = [
-  'axis',
-  'momentum',
-  'epsilon',
-  'center',
-  'scale',
-  'betaInitializer',
-  'gammaInitializer',
-  'movingMeanInitializer',
-  'movingVarianceInitializer',
-  'betaRegularizer',
-  'gammaRegularizer',
-  'betaConstraint',
-  'gammaConstraint',
-];
-
 const SEEDED_BUILTIN_NOTE =
   'training: the built-in repeats its seeded mask at every call; the pack draws a new mask per call from the same seed';
 
@@ -117,6 +102,19 @@ function toDropnormConverters(
 ): Record<string, { kind: Kinds; convert: Converter }> {
   const seededNote = (config: ConfigDict) =>
     config.seed != null ? SEEDED_BUILTIN_NOTE : undefined;
+  /** The pack's `className` with the built-in's base keys and rate, then `extra` and mcDropout. */
+  const packDropout = (
+    className: string,
+    config: ConfigDict,
+    extra: ConfigDict,
+    note?: string,
+  ) => ({
+    spec: {
+      className,
+      config: { ...baseLayerConfig(config), rate: config.rate, ...extra, mcDropout },
+    },
+    note,
+  });
   return {
     [BUILTIN_BATCH_NORM]: {
       kind: 'all',
@@ -136,52 +134,26 @@ function toDropnormConverters(
       kind: 'dropout',
       convert: (node) => {
         const config = node.layer.getConfig();
-        return {
-          spec: {
-            className: Dropout.className,
-            config: {
-              ...baseConfig(config),
-              rate: config.rate,
-              seed: config.seed ?? null,
-              noiseShape: config.noiseShape ?? null,
-              mode: 'inverted',
-              mcDropout,
-            },
-          },
-          note: seededNote(config),
-        };
+        const extra = { seed: config.seed ?? null, noiseShape: config.noiseShape ?? null };
+        return packDropout(
+          Dropout.className,
+          config,
+          { ...extra, mode: 'inverted' },
+          seededNote(config),
+        );
       },
     },
     SpatialDropout1D: {
       kind: 'dropout',
       convert: (node) => {
         const config = node.layer.getConfig();
-        return {
-          spec: {
-            className: SpatialDropout1D.className,
-            config: {
-              ...baseConfig(config),
-              rate: config.rate,
-              seed: config.seed ?? null,
-              dataFormat: 'channelsLast',
-              mcDropout,
-            },
-          },
-          note: seededNote(config),
-        };
+        const extra = { seed: config.seed ?? null, dataFormat: 'channelsLast' };
+        return packDropout(SpatialDropout1D.className, config, extra, seededNote(config));
       },
     },
     GaussianDropout: {
       kind: 'dropout',
-      convert: (node) => {
-        const config = node.layer.getConfig();
-        return {
-          spec: {
-            className: GaussianDropout.className,
-            config: { ...baseConfig(config), rate: config.rate, mcDropout },
-          },
-        };
-      },
+      convert: (node) => packDropout(GaussianDropout.className, node.layer.getConfig(), {}),
     },
     AlphaDropout: {
       kind: 'dropout',
@@ -189,13 +161,12 @@ function toDropnormConverters(
         const config = node.layer.getConfig();
         // The built-in keeps noiseShape on the object but does not serialize it.
         const noiseShape = (node.layer as unknown as { noiseShape?: number[] }).noiseShape ?? null;
-        return {
-          spec: {
-            className: AlphaDropout.className,
-            config: { ...baseConfig(config), rate: config.rate, noiseShape, mcDropout },
-          },
-          note: 'training behaviour changes: the built-in sets dropped units to +λα and shifts the mean (+0.32 at rate 0.1 on standard-normal input); the pack sets them to −λα and keeps mean 0 and variance 1 (Klambauer et al. 2017)',
-        };
+        return packDropout(
+          AlphaDropout.className,
+          config,
+          { noiseShape },
+          'training behaviour changes: the built-in sets dropped units to +λα and shifts the mean (+0.32 at rate 0.1 on standard-normal input); the pack sets them to −λα and keeps mean 0 and variance 1 (Klambauer et al. 2017)',
+        );
       },
     },
   };
@@ -215,9 +186,24 @@ const MC_DROPOUT_REASON =
 /** Pack → built-in, by the pack's class name. */
 function toBuiltinConverters(): Record<string, Converter> {
   const dropoutBase = (layer: StochasticLayer): ConfigDict => ({
-    ...baseConfig(layer.getConfig()),
+    ...baseLayerConfig(layer.getConfig()),
     rate: layer.rate,
   });
+  /**
+   * The built-in `className` for a layer whose built-in takes its seed (Dropout,
+   * SpatialDropout1D), with `extra` keys; seeded, that built-in repeats its mask.
+   */
+  const seededBuiltin = (className: string, layer: StochasticLayer, extra: ConfigDict = {}) => {
+    const config: ConfigDict = dropoutBase(layer);
+    if (layer.seed != null) config.seed = layer.seed;
+    return {
+      spec: { className, config: { ...config, ...extra } },
+      note:
+        layer.seed != null
+          ? 'training: a seeded built-in draws the same mask at every call'
+          : undefined,
+    };
+  };
   return {
     [BatchNorm.className]: (node) => {
       const layer = node.layer as BatchNorm;
@@ -231,27 +217,24 @@ function toBuiltinConverters(): Record<string, Converter> {
       if (batchNormAxis(layer, rank) !== rank - 1) {
         return `its channel axis ${String(layer.axis)} is not the last axis of its rank-${rank} input: tf.layers.batchNormalization applies its statistics along the last axis whatever its axis (tfjs#1106), so it would compute wrong outputs`;
       }
-      const config = layer.getConfig();
-      const builtin: ConfigDict = baseConfig(config);
-      for (const key of BUILTIN_BN_KEYS) builtin[key] = config[key];
+      const builtin = builtinBatchNormConfig(layer);
       const notes: string[] = [];
-      if (config.momentum == null) {
+      if (builtin.momentum == null) {
         builtin.momentum = CUMULATIVE_FALLBACK_MOMENTUM;
         notes.push(
           `momentum null (cumulative average) became ${CUMULATIVE_FALLBACK_MOMENTUM} and num_batches_tracked was dropped`,
         );
       }
-      if (config.varianceCorrection === 'unbiased') {
+      if (layer.varianceCorrection === 'unbiased') {
         notes.push(
           "later training: the built-in's running variance is biased (the pack's was 'unbiased')",
         );
       }
-      const n = batchNormWeightIndices(layer).movingVariance + 1;
       return {
         spec: {
           className: BUILTIN_BATCH_NORM,
           config: builtin,
-          weights: layer.getWeights().slice(0, n),
+          weights: builtinBatchNormWeights(layer),
         },
         note: notes.length > 0 ? notes.join('; ') : undefined,
       };
@@ -262,16 +245,11 @@ function toBuiltinConverters(): Record<string, Converter> {
       if (layer.mode !== 'inverted') {
         return "its mode is 'classic': tf.layers.dropout has no classic mode (it would drop the (1−rate) inference scaling)";
       }
-      const config: ConfigDict = { ...dropoutBase(layer) };
-      if (layer.seed != null) config.seed = layer.seed;
-      if (layer.noiseShape != null) config.noiseShape = layer.noiseShape;
-      return {
-        spec: { className: 'Dropout', config },
-        note:
-          layer.seed != null
-            ? 'training: a seeded built-in draws the same mask at every call'
-            : undefined,
-      };
+      return seededBuiltin(
+        'Dropout',
+        layer,
+        layer.noiseShape != null ? { noiseShape: layer.noiseShape } : {},
+      );
     },
     [SpatialDropout1D.className]: (node) => {
       const layer = node.layer as SpatialDropout1D;
@@ -279,15 +257,7 @@ function toBuiltinConverters(): Record<string, Converter> {
       if (layer.dataFormat !== 'channelsLast') {
         return "its dataFormat is 'channelsFirst': tf.layers.spatialDropout1d is channels-last only";
       }
-      const config: ConfigDict = { ...dropoutBase(layer) };
-      if (layer.seed != null) config.seed = layer.seed;
-      return {
-        spec: { className: 'SpatialDropout1D', config },
-        note:
-          layer.seed != null
-            ? 'training: a seeded built-in draws the same mask at every call'
-            : undefined,
-      };
+      return seededBuiltin('SpatialDropout1D', layer);
     },
     [GaussianDropout.className]: (node) => {
       const layer = node.layer as GaussianDropout;
@@ -333,12 +303,9 @@ function convert(
   const skipped: SkippedLayer[] = [];
   const subs = new Map<Layer, Substitution>();
   const nested: tf.LayersModel[] = [];
-  const seen = new Set<Layer>();
   try {
-    for (const node of modelGraph(model).nodes) {
+    for (const node of firstCalls(modelGraph(model).nodes)) {
       const layer = node.layer;
-      if (seen.has(layer)) continue; // a shared layer: decided at its first call
-      seen.add(layer);
       const path = prefix + layer.name;
       if (layer instanceof tf.LayersModel) {
         const inner = convert(owner, layer, decide, `${path}/`);
@@ -346,13 +313,7 @@ function convert(
         converted.push(...inner.converted);
         skipped.push(...inner.skipped);
         if (inner.converted.length > 0) {
-          subs.set(layer, {
-            replace: {
-              className: inner.model.getClassName(),
-              config: inner.model.getConfig(),
-              weights: inner.model.getWeights(),
-            },
-          });
+          subs.set(layer, { replace: nestedModelSpec(inner.model) });
         }
         continue;
       }

@@ -17,7 +17,8 @@ import { SpatialDropout1D, SpatialDropout2D, SpatialDropout3D } from '../layers/
 import {
   BUILTIN_BATCH_NORM,
   batchNormAxis,
-  batchNormWeightIndices,
+  builtinBatchNormConfig,
+  builtinBatchNormWeights,
   isBatchNormLayer,
   readBatchNormStatistics,
 } from './batch_norm_layers';
@@ -28,7 +29,11 @@ import {
   ModelGraph,
   Substitution,
   assertLayersModel,
+  baseLayerConfig,
+  firstCalls,
   modelGraph,
+  nestedModelSpec,
+  pickConfig,
   rewriteModel,
 } from './rewrite';
 
@@ -134,33 +139,8 @@ const SCALABLE: Readonly<Record<string, { output: number; input: number }>> = {
  */
 const HOMOGENEOUS = new Set(['linear', 'relu']);
 
-/** The Keras-format config keys of tf.layers.batchNormalization and of the base Layer. */
-const BUILTIN_BN_KEYS = [
-  'name',
-  'trainable',
-  'dtype',
-  'batchInputShape',
-  'axis',
-  'momentum',
-  'epsilon',
-  'center',
-  'scale',
-  'betaInitializer',
-  'gammaInitializer',
-  'movingMeanInitializer',
-  'movingVarianceInitializer',
-  'betaRegularizer',
-  'gammaRegularizer',
-  'betaConstraint',
-  'gammaConstraint',
-];
-
-/** The config keys of tf.layers.dense and of the base Layer. */
+/** The config keys of tf.layers.dense beyond the base Layer's. */
 const BUILTIN_DENSE_KEYS = [
-  'name',
-  'trainable',
-  'dtype',
-  'batchInputShape',
   'units',
   'activation',
   'useBias',
@@ -173,10 +153,9 @@ const BUILTIN_DENSE_KEYS = [
   'biasConstraint',
 ];
 
-function pick(config: ConfigDict, keys: readonly string[]): ConfigDict {
-  const out: ConfigDict = {};
-  for (const k of keys) if (config[k] !== undefined) out[k] = config[k];
-  return out;
+/** A Dense layer's config from a DropConnectDense's: the base Layer keys and the Dense ones. */
+function builtinDenseConfig(config: ConfigDict): ConfigDict {
+  return { ...baseLayerConfig(config), ...pickConfig(config, BUILTIN_DENSE_KEYS) };
 }
 
 /**
@@ -292,6 +271,23 @@ interface Report {
   skipped: SkippedLayer[];
 }
 
+/** A classic dropout whose inference scale 1 − rate went into the weights of `into`: it goes. */
+function removeFoldedDropout(
+  layer: Layer,
+  scale: number,
+  into: string,
+  subs: Map<Layer, Substitution>,
+  report: Report,
+): void {
+  subs.set(layer, { remove: true });
+  report.removed.push({
+    layer: layer.name,
+    className: layer.getClassName(),
+    into,
+    reason: `classic dropout: its inference scale 1 − rate = ${scale} is folded into the weights of '${into}'`,
+  });
+}
+
 /**
  * The checks that must pass before any work: every layer has a deterministic inference function
  * and every BatchNorm finite statistics.
@@ -327,11 +323,8 @@ function trainingOnlyLayers(
   fuseActivations: boolean,
 ): Map<Layer, Substitution> {
   const subs = new Map<Layer, Substitution>();
-  const seen = new Set<Layer>();
-  for (const node of graph.nodes) {
+  for (const node of firstCalls(graph.nodes)) {
     const layer = node.layer;
-    if (seen.has(layer)) continue;
-    seen.add(layer);
     const className = layer.getClassName();
     const c = classicScale(layer);
     if (
@@ -343,18 +336,10 @@ function trainingOnlyLayers(
       report.removed.push({ layer: layer.name, className, reason: 'the identity at inference' });
     } else if (c !== null && graph.nodesOf(layer).length === 1) {
       const result = scales.fold(node, c);
-      if ('into' in result) {
-        subs.set(layer, { remove: true });
-        report.removed.push({
-          layer: layer.name,
-          className,
-          into: result.into,
-          reason: `classic dropout: its inference scale 1 − rate = ${c} is folded into the weights of '${result.into}'`,
-        });
-      }
+      if ('into' in result) removeFoldedDropout(layer, c, result.into, subs, report);
     } else if (layer instanceof DropConnectDense) {
       subs.set(layer, {
-        replace: { className: 'Dense', config: pick(layer.getConfig(), BUILTIN_DENSE_KEYS) },
+        replace: { className: 'Dense', config: builtinDenseConfig(layer.getConfig()) },
       });
       report.replaced.push({
         layer: layer.name,
@@ -368,13 +353,7 @@ function trainingOnlyLayers(
       for (const k of ['folded', 'removed', 'replaced', 'skipped'] as const) {
         (report[k] as unknown[]).push(...inner[k]);
       }
-      subs.set(layer, {
-        replace: {
-          className: inner.model.getClassName(),
-          config: inner.model.getConfig(),
-          weights: inner.model.getWeights(),
-        },
-      });
+      subs.set(layer, { replace: nestedModelSpec(inner.model) });
     }
   }
   return subs;
@@ -393,11 +372,8 @@ function remainingLayers(
   foldReasons: ReadonlyMap<string, string>,
 ): Map<Layer, Substitution> {
   const subs = new Map<Layer, Substitution>();
-  const seen = new Set<Layer>();
-  for (const node of graph.nodes) {
+  for (const node of firstCalls(graph.nodes)) {
     const layer = node.layer;
-    if (seen.has(layer)) continue;
-    seen.add(layer);
     const className = layer.getClassName();
     const c = classicScale(layer);
     if (c !== null) {
@@ -406,15 +382,9 @@ function remainingLayers(
           ? scales.fold(node, c)
           : { reason: `the layer is shared (called ${graph.nodesOf(layer).length} times)` };
       if ('into' in result) {
-        subs.set(layer, { remove: true });
-        report.removed.push({
-          layer: layer.name,
-          className,
-          into: result.into,
-          reason: `classic dropout: its inference scale 1 − rate = ${c} is folded into the weights of '${result.into}'`,
-        });
+        removeFoldedDropout(layer, c, result.into, subs, report);
       } else {
-        const base = pick(layer.getConfig(), ['name', 'trainable', 'dtype', 'batchInputShape']);
+        const base = baseLayerConfig(layer.getConfig());
         subs.set(layer, {
           replace: {
             className: 'Rescaling',
@@ -454,11 +424,10 @@ function builtinBatchNorm(node: GraphNode, report: Report, foldReason?: string):
   const layer = node.layer;
   const rank = node.inputs[0].shape.length;
   const axis = batchNormAxis(layer, rank);
-  const config = pick(layer.getConfig(), BUILTIN_BN_KEYS);
+  const config = builtinBatchNormConfig(layer);
   // Inference never reads momentum; the built-in needs a number where the pack allows null.
   if (config.momentum == null) config.momentum = 0.99;
-  const n = batchNormWeightIndices(layer).movingVariance + 1;
-  const weights = layer.getWeights().slice(0, n); // num_batches_tracked is training state
+  const weights = builtinBatchNormWeights(layer);
   const why = `not folded (${foldReason ?? 'unknown reason'})`;
   if (axis === rank - 1) {
     report.replaced.push({

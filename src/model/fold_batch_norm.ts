@@ -19,6 +19,7 @@ import {
   Substitution,
   assertLayersModel,
   modelGraph,
+  nestedModelSpec,
   rewriteModel,
 } from './rewrite';
 
@@ -376,13 +377,7 @@ export function foldBatchNorm(
       result.skipped.push(...inner.skipped);
       result.fused.push(...inner.fusedActivations);
       if (inner.folded.length + inner.fusedActivations.length > 0) {
-        subs.set(layer, {
-          replace: {
-            className: inner.model.getClassName(),
-            config: inner.model.getConfig(),
-            weights: inner.model.getWeights(),
-          },
-        });
+        subs.set(layer, { replace: nestedModelSpec(inner.model) });
       }
     }
     try {

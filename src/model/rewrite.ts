@@ -10,7 +10,7 @@
  * so the clone owns new layer objects and new weight variables holding copied values.
  */
 import * as tf from '@tensorflow/tfjs';
-import { checkOptionKeys, invalidArgument, optionKeys } from '../errors';
+import { BASE_LAYER_ARGS, checkOptionKeys, invalidArgument, optionKeys } from '../errors';
 
 type Layer = tf.layers.Layer;
 type SymbolicTensor = tf.SymbolicTensor;
@@ -46,6 +46,43 @@ export interface LayerSpec {
   config: ConfigDict;
   /** Values for `setWeights` after the layer is built; default: the replaced layer's weights. */
   weights?: tf.Tensor[];
+}
+
+/** Each layer of `nodes` once, at its first call: a shared layer is decided where it is first called. */
+export function firstCalls(nodes: readonly GraphNode[]): GraphNode[] {
+  const seen = new Set<Layer>();
+  return nodes.filter((node) => {
+    if (seen.has(node.layer)) return false;
+    seen.add(node.layer);
+    return true;
+  });
+}
+
+/** The entries of `config` under `keys` (those it has). */
+export function pickConfig(config: ConfigDict, keys: readonly string[]): ConfigDict {
+  const out: ConfigDict = {};
+  for (const key of keys) if (config[key] !== undefined) out[key] = config[key];
+  return out;
+}
+
+/**
+ * The base Layer entries of a config (name, trainable, batchInputShape, dtype, …): what a layer
+ * put in another's place keeps of it.
+ */
+export function baseLayerConfig(config: ConfigDict): ConfigDict {
+  return pickConfig(config, BASE_LAYER_ARGS);
+}
+
+/**
+ * The spec that puts a transformed nested model in place of the one it was made from (same name,
+ * its new layers and weights).
+ */
+export function nestedModelSpec(model: tf.LayersModel): LayerSpec {
+  return {
+    className: model.getClassName(),
+    config: model.getConfig(),
+    weights: model.getWeights(),
+  };
 }
 
 /**
