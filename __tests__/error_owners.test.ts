@@ -109,6 +109,21 @@ describe('error owners name the public class', () => {
       else expect(error.message).not.toMatch(/Did you mean/);
     });
 
+    it.each([
+      ['gammaInitializer', 'onez', "Did you mean 'ones'?"],
+      ['movingVarianceInitializer', 'one', "Did you mean 'ones'?"],
+      ['betaRegularizer', 'l1l3', "Did you mean 'l1l2'?"],
+      ['gammaConstraint', 'nonNeg2', "Did you mean 'nonNeg'?"],
+    ])('BatchNorm %s = %j', (argument, value, hint) => {
+      const error = errorOf(() => layers.batchNorm({ name: 'bn', [argument]: value }));
+      expect(error).toBeInstanceOf(DropnormValueError);
+      expect(error.message.startsWith(`BatchNorm 'bn': expected ${argument} to be a tfjs `)).toBe(
+        true,
+      );
+      expect(error.message).toContain(`received: ${argument}=${JSON.stringify(value)}.`);
+      expect(error.message.endsWith(hint)).toBe(true);
+    });
+
     it('a registered class of another kind is refused, not built (a layer as an initializer)', () => {
       const error = errorOf(dc({ kernelInitializer: 'dense' }));
       expect(error).toBeInstanceOf(DropnormValueError);

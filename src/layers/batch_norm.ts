@@ -280,14 +280,27 @@ export class BatchNorm extends tf.layers.Layer {
     }
     this.center = args.center ?? true;
     this.scale = args.scale ?? true;
-    this.betaInitializer = getInitializer(args.betaInitializer, 'zeros');
-    this.gammaInitializer = getInitializer(args.gammaInitializer, 'ones');
-    this.movingMeanInitializer = getInitializer(args.movingMeanInitializer, 'zeros');
-    this.movingVarianceInitializer = getInitializer(args.movingVarianceInitializer, 'ones');
-    this.betaRegularizer = getRegularizer(args.betaRegularizer);
-    this.gammaRegularizer = getRegularizer(args.gammaRegularizer);
-    this.betaConstraint = getConstraint(args.betaConstraint);
-    this.gammaConstraint = getConstraint(args.gammaConstraint);
+    const where = (argument: string) => ({ owner, argument });
+    this.betaInitializer = getInitializer(args.betaInitializer, 'zeros', where('betaInitializer'));
+    this.gammaInitializer = getInitializer(
+      args.gammaInitializer,
+      'ones',
+      where('gammaInitializer'),
+    );
+    this.movingMeanInitializer = getInitializer(
+      args.movingMeanInitializer,
+      'zeros',
+      where('movingMeanInitializer'),
+    );
+    this.movingVarianceInitializer = getInitializer(
+      args.movingVarianceInitializer,
+      'ones',
+      where('movingVarianceInitializer'),
+    );
+    this.betaRegularizer = getRegularizer(args.betaRegularizer, where('betaRegularizer'));
+    this.gammaRegularizer = getRegularizer(args.gammaRegularizer, where('gammaRegularizer'));
+    this.betaConstraint = getConstraint(args.betaConstraint, where('betaConstraint'));
+    this.gammaConstraint = getConstraint(args.gammaConstraint, where('gammaConstraint'));
   }
 
   private describe(): string {
