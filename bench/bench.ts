@@ -513,6 +513,8 @@ async function main(): Promise<void> {
   const opts = args.quick ? { runs: 5, warmup: 1 } : { runs: args.runs, warmup: args.warmup };
   const all: Measurement[] = [];
   const t0 = Date.now();
+  // No tfjs Node banner ("install our node backend"): pickBackend's line names the backend used.
+  tf.enableProdMode();
   for (const backend of args.backends.split(',')) {
     await pickBackend({ backend });
     const mlpBatch = inputs([128, 784], 1);
