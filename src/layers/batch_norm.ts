@@ -377,60 +377,21 @@ export class BatchNorm extends tf.layers.Layer {
         this.betaConstraint ?? undefined,
       );
     }
-    this.movingMean = this.addWeight(
-      'moving_mean',
-      params,
-      'float32',
-      this.movingMeanInitializer,
-      undefined,
-      false,
-    );
-    this.movingVariance = this.addWeight(
-      'moving_variance',
-      params,
-      'float32',
-      this.movingVarianceInitializer,
-      undefined,
-      false,
-    );
+    // The statistics and counters: non-trainable float32 state, written in training steps.
+    const state = (name: string, shape: number[], init: Initializer) =>
+      this.addWeight(name, shape, 'float32', init, undefined, false);
+    this.movingMean = state('moving_mean', params, this.movingMeanInitializer);
+    this.movingVariance = state('moving_variance', params, this.movingVarianceInitializer);
     if (this.momentum === null) {
-      this.numBatchesTracked = this.addWeight(
-        'num_batches_tracked',
-        [],
-        'float32',
-        tf.initializers.zeros(),
-        undefined,
-        false,
-      );
+      this.numBatchesTracked = state('num_batches_tracked', [], tf.initializers.zeros());
     }
     if (this.renorm && this.renormMomentum !== null) {
       // Initialized like the moving statistics (as Keras 3's renorm_mean / renorm_stddev).
-      this.renormMean = this.addWeight(
-        'renorm_mean',
-        params,
-        'float32',
-        this.movingMeanInitializer,
-        undefined,
-        false,
-      );
-      this.renormVariance = this.addWeight(
-        'renorm_variance',
-        params,
-        'float32',
-        this.movingVarianceInitializer,
-        undefined,
-        false,
-      );
+      this.renormMean = state('renorm_mean', params, this.movingMeanInitializer);
+      this.renormVariance = state('renorm_variance', params, this.movingVarianceInitializer);
     }
     if (this.renorm && this.renormRamp) {
-      this.renormSteps = this.addWeight(
-        'renorm_steps',
-        [],
-        'float32',
-        tf.initializers.zeros(),
-        undefined,
-        false,
-      );
+      this.renormSteps = state('renorm_steps', [], tf.initializers.zeros());
     }
     this.built = true;
   }

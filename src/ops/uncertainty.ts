@@ -42,7 +42,9 @@ function checkKind(owner: string, kind: unknown): ProbabilityKind {
   return kind;
 }
 
-function checkSamples(owner: string, samples: tf.Tensor, kind: ProbabilityKind): void {
+/** Checks `kind` and the stacked passes `samples` of a function named `owner`. */
+function checkSamples(owner: string, samples: tf.Tensor, kind: unknown): void {
+  checkKind(owner, kind);
   const minRank = kind === 'categorical' ? 2 : 1;
   if (!(samples instanceof tf.Tensor) || samples.rank < minRank) {
     throw invalidArgument(
@@ -74,7 +76,6 @@ export function predictiveEntropy(
   samples: tf.Tensor,
   kind: ProbabilityKind = 'categorical',
 ): tf.Tensor {
-  checkKind('predictiveEntropy', kind);
   checkSamples('predictiveEntropy', samples, kind);
   return tf.tidy(() => entropy(tf.mean(samples, 0), kind));
 }
@@ -84,7 +85,6 @@ export function expectedEntropy(
   samples: tf.Tensor,
   kind: ProbabilityKind = 'categorical',
 ): tf.Tensor {
-  checkKind('expectedEntropy', kind);
   checkSamples('expectedEntropy', samples, kind);
   return tf.tidy(() => tf.mean(entropy(samples, kind), 0));
 }
@@ -105,7 +105,6 @@ export function mutualInformation(
   samples: tf.Tensor,
   kind: ProbabilityKind = 'categorical',
 ): tf.Tensor {
-  checkKind('mutualInformation', kind);
   checkSamples('mutualInformation', samples, kind);
   return tf.tidy(() =>
     mutualInformationFromEntropies(
