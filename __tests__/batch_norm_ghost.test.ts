@@ -77,9 +77,9 @@ function onBackend(backend: string) {
   beforeAll(async () => {
     require('@tensorflow/tfjs-backend-wasm');
     await tf.setBackend(backend);
-    // IS_TEST makes tfjs count data ids around every customGrad, and wasm's Identity copies the
-    // tensors a customGrad saves for its gradient: a false leak report (dropout_wasm.test.ts).
-    // Tensor leaks are measured with tf.memory() in 'Ghost BatchNorm in a model'.
+    // IS_TEST's kernel leak check reports false leaks on wasm for a customGrad's saved tensors
+    // (see withoutLeakCheck in helpers.ts); tensor leaks are measured with tf.memory() in
+    // 'Ghost BatchNorm in a model'.
     tf.env().set('IS_TEST', backend !== 'wasm');
   });
   afterAll(async () => {

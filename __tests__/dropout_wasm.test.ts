@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { layers, mcPredict } from 'tfjs-dropnorm';
-import { leakedTensors } from './helpers';
+import { leakedTensors, withoutLeakCheck } from './helpers';
 
 const CASES: [string, () => tf.layers.Layer, number[]][] = [
   ['dropout', () => layers.dropout({ rate: 0.3, seed: 1 }), [6, 10]],
@@ -75,24 +75,15 @@ describe.each(CASES)('%s on wasm', (name, make, shape) => {
     model.compile({ optimizer: tf.train.sgd(0.01), loss: 'meanSquaredError' });
     const x = tf.randomNormal(shape, 0, 1, 'float32', 43);
     const y = tf.randomNormal([shape[0], 1], 0, 1, 'float32', 44);
-    // IS_TEST makes tfjs check every kernel for leaked data ids, and it flags the built-in Dense's
-    // fusedMatMul gradient on wasm (tfjs's own customGrad, not ours); leaks are measured below.
-    tf.env().set('IS_TEST', false);
-    let history: tf.History;
-    try {
-      history = await model.fit(x, y, { epochs: 2, batchSize: 3, verbose: 0 });
-    } finally {
-      tf.env().set('IS_TEST', true);
-    }
+    // The built-in Dense's fusedMatMul gradient trips tfjs's IS_TEST leak check on wasm (see
+    // withoutLeakCheck); leaks are measured below.
+    const history = await withoutLeakCheck(() =>
+      model.fit(x, y, { epochs: 2, batchSize: 3, verbose: 0 }),
+    );
     expect((history.history.loss as number[]).every(Number.isFinite)).toBe(true);
-    const fitLeak = await leakedTensors(async () => {
-      tf.env().set('IS_TEST', false);
-      try {
-        await model.fit(x, y, { epochs: 1, batchSize: 3, verbose: 0 });
-      } finally {
-        tf.env().set('IS_TEST', true);
-      }
-    });
+    const fitLeak = await leakedTensors(() =>
+      withoutLeakCheck(() => model.fit(x, y, { epochs: 1, batchSize: 3, verbose: 0 })),
+    );
     expect(fitLeak).toBe(0);
     const leaked = await leakedTensors(() => {
       for (let i = 0; i < 3; i++) tf.dispose(layer.apply(x, { training: true }) as tf.Tensor);

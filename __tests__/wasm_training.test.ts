@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { layers as dn, registerWasmTrainingKernels } from 'tfjs-dropnorm';
+import { withoutLeakCheck } from './helpers';
 
 const init = (seed: number) => tf.initializers.glorotUniform({ seed });
 
@@ -155,20 +156,6 @@ const ZOO: [string, () => tf.Sequential][] = [
       ),
   ],
 ];
-
-/**
- * Runs `f` with tfjs's test-mode kernel leak check off: on wasm it flags tfjs's own customGrad ops
- * (fused conv2d / matMul with bias save clones, and wasm's Identity copies). The pack's kernels
- * are checked with it on in wasm_kernels.test.ts, and leaks are measured here directly.
- */
-async function withoutLeakCheck<T>(f: () => Promise<T>): Promise<T> {
-  tf.env().set('IS_TEST', false);
-  try {
-    return await f();
-  } finally {
-    tf.env().set('IS_TEST', true);
-  }
-}
 
 interface Fit {
   weights: Float32Array[];
