@@ -258,6 +258,20 @@ describe('package', () => {
     }
   });
 
+  test('source maps work without src/: every map inlines the text of its source', () => {
+    const cjsDir = path.join(root, 'dist/cjs');
+    const maps = fs
+      .readdirSync(cjsDir, { recursive: true })
+      .map(String)
+      .filter((f) => f.endsWith('.js.map'));
+    expect(maps.length).toBeGreaterThan(20);
+    for (const f of maps) {
+      const map = JSON.parse(fs.readFileSync(path.join(cjsDir, f), 'utf8'));
+      const source = path.resolve(path.dirname(path.join(cjsDir, f)), map.sources[0]);
+      expect([f, map.sourcesContent?.[0]]).toEqual([f, fs.readFileSync(source, 'utf8')]);
+    }
+  });
+
   test("require('.') from the repo root works after the build", () => {
     const out = execFileSync(
       'node',
