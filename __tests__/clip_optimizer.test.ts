@@ -175,7 +175,7 @@ describe('clipOptimizer: serialization', () => {
 describe('clipOptimizer: arguments', () => {
   it('rejects more than one mode, non-positive values, and non-optimizers', () => {
     const sgd = tf.train.sgd(1);
-    expect(() => clipOptimizer(sgd, { clipNorm: 1, globalClipNorm: 1 })).toThrow(
+    expect(() => clipOptimizer(sgd, { clipNorm: 1, globalClipNorm: 1 } as never)).toThrow(
       /clipOptimizer: expected options to set at most one of clipNorm, clipValue, globalClipNorm, received: options=\{"clipNorm":1,"globalClipNorm":1\}/,
     );
     expect(() => clipOptimizer(sgd, { clipValue: 0 })).toThrow(

@@ -22,7 +22,7 @@ import * as path from 'path';
 import { performance } from 'perf_hooks';
 import * as tf from '@tensorflow/tfjs';
 import * as dn from 'tfjs-dropnorm';
-import { pickBackend } from 'tfjs-dropnorm/node';
+import { BackendName, pickBackend } from 'tfjs-dropnorm/node';
 import { parseArgs } from '../experiments/lib/cli';
 import { fmt, formatTable, markdownTable, toJson } from '../experiments/lib/report';
 import { ABResult, interleaved, summarize } from '../experiments/lib/timing';
@@ -516,7 +516,7 @@ async function main(): Promise<void> {
   // No tfjs Node banner ("install our node backend"): pickBackend's line names the backend used.
   tf.enableProdMode();
   for (const backend of args.backends.split(',')) {
-    await pickBackend({ backend });
+    await pickBackend({ backend: backend as BackendName });
     const mlpBatch = inputs([128, 784], 1);
     for (const pair of PAIRS) {
       console.error(`${backend} MLP ${pair.name}…`);

@@ -14,7 +14,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import * as dn from 'tfjs-dropnorm';
-import { pickBackend } from 'tfjs-dropnorm/node';
+import { BackendName, pickBackend } from 'tfjs-dropnorm/node';
 import { parseArgs } from '../experiments/lib/cli';
 import { fmt, formatTable, markdownTable, toJson } from '../experiments/lib/report';
 
@@ -526,7 +526,7 @@ async function main(): Promise<void> {
   const args = parseArgs({ backend: '', out: 'reports' }, process.argv.slice(2), {
     usage: 'npm run compare -- [--backend cpu|wasm|tensorflow] [--out reports]',
   });
-  const backend = await pickBackend(args.backend ? { backend: args.backend } : {});
+  const backend = await pickBackend(args.backend ? { backend: args.backend as BackendName } : {});
   const t0 = Date.now();
   const raw: Row[] = [];
   for (const section of [

@@ -14,7 +14,7 @@
 import { performance } from 'perf_hooks';
 import * as tf from '@tensorflow/tfjs';
 import { WASM_TRAINING_KERNELS } from 'tfjs-dropnorm';
-import { pickBackend } from 'tfjs-dropnorm/node';
+import { BackendName, pickBackend } from 'tfjs-dropnorm/node';
 import { summarize, TimingSummary } from '../experiments/lib/timing';
 
 /** A markdown table for bench.ts to render, and the targets it missed. */
@@ -122,7 +122,7 @@ async function stepTime(
   runs: number,
   warmup: number,
 ): Promise<{ summary: TimingSummary; flops: number }> {
-  await pickBackend({ backend, log: () => undefined });
+  await pickBackend({ backend: backend as BackendName, log: () => undefined });
   const model = make();
   const { x, y } = batchFor(model, 3);
   for (let i = 0; i < warmup; i++) await model.trainOnBatch(x, y);

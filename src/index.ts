@@ -54,6 +54,7 @@ export {
   dropPathRates,
 } from './train';
 export type {
+  ClipMode,
   ClipOptions,
   NonFiniteAction,
   GradientNormsOptions,

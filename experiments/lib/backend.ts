@@ -21,7 +21,7 @@ export async function useBackend(
 ): Promise<BackendName> {
   tf.enableProdMode();
   return pickBackend({
-    backend: requested || undefined,
+    backend: (requested || undefined) as BackendName | undefined,
     argv: [],
     training,
     ...(log ? { log } : {}),

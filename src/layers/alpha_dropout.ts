@@ -5,7 +5,7 @@ import {
   checkNoiseShapeFits,
   resolveNoiseShape,
 } from '../ops/dropout';
-import { optionKeys } from '../errors';
+import { OptionSpec, optionSpec } from '../errors';
 import { ActivationNoiseLayer, StochasticLayer, StochasticLayerArgs } from './stochastic';
 import { singleShape } from './util';
 
@@ -30,11 +30,12 @@ export interface AlphaDropoutArgs extends StochasticLayerArgs {
 export class AlphaDropout extends ActivationNoiseLayer {
   /** Serialization name: distinct from the built-in's 'AlphaDropout'. */
   static className = 'DropnormAlphaDropout';
-  /** Constructor arguments: {@link StochasticLayer.acceptedArgs} plus `noiseShape`. */
-  static override readonly acceptedArgs: readonly string[] = [
-    ...StochasticLayer.acceptedArgs,
-    ...optionKeys<Omit<AlphaDropoutArgs, keyof StochasticLayerArgs>>({ noiseShape: true }),
-  ];
+  /** Constructor arguments: {@link StochasticLayer.argTypes} plus `noiseShape`. */
+  static override readonly argTypes: OptionSpec = {
+    ...StochasticLayer.argTypes,
+    ...optionSpec<Omit<AlphaDropoutArgs, keyof StochasticLayerArgs>>({ noiseShape: 'shape|null' }),
+  };
+  static override readonly acceptedArgs: readonly string[] = Object.keys(AlphaDropout.argTypes);
 
   readonly noiseShape: (number | null)[] | null;
 

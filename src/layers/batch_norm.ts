@@ -1,10 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import {
   BASE_LAYER_ARGS,
+  BASE_LAYER_ARG_TYPES,
+  KERAS_OBJECT,
+  OptionSpec,
   checkOptionKeys,
   describeLayer,
   invalidArgument,
-  optionKeys,
+  optionSpec,
 } from '../errors';
 import {
   BatchMoments,
@@ -158,33 +161,36 @@ export class BatchNorm extends tf.layers.Layer {
   /** Serialization name: distinct from the built-in's 'BatchNormalization', which it must not replace. */
   static className = 'DropnormBatchNorm';
   /**
-   * The constructor arguments (and config keys) BatchNorm accepts: the base `tf.layers.Layer`
-   * arguments and the ones below; anything else is an error. Add a new argument here.
+   * The constructor arguments (and config keys) BatchNorm accepts, with their types: the base
+   * `tf.layers.Layer` arguments and the ones below; any other name, or a value of another type
+   * (`momentum: '0.9'`, `center: 'no'`), is an error. Add a new argument here.
    */
-  static readonly acceptedArgs: readonly string[] = [
-    ...BASE_LAYER_ARGS,
-    ...optionKeys<Omit<BatchNormArgs, (typeof BASE_LAYER_ARGS)[number]>>({
-      axis: true,
-      momentum: true,
-      epsilon: true,
-      center: true,
-      scale: true,
-      betaInitializer: true,
-      gammaInitializer: true,
-      movingMeanInitializer: true,
-      movingVarianceInitializer: true,
-      betaConstraint: true,
-      gammaConstraint: true,
-      betaRegularizer: true,
-      gammaRegularizer: true,
-      varianceCorrection: true,
-      renorm: true,
-      renormClipping: true,
-      renormMomentum: true,
-      renormRamp: true,
-      virtualBatchSize: true,
+  static readonly argTypes: OptionSpec = {
+    ...BASE_LAYER_ARG_TYPES,
+    ...optionSpec<Omit<BatchNormArgs, (typeof BASE_LAYER_ARGS)[number]>>({
+      axis: 'number',
+      momentum: 'number|null',
+      epsilon: 'number',
+      center: 'boolean',
+      scale: 'boolean',
+      betaInitializer: KERAS_OBJECT,
+      gammaInitializer: KERAS_OBJECT,
+      movingMeanInitializer: KERAS_OBJECT,
+      movingVarianceInitializer: KERAS_OBJECT,
+      betaConstraint: KERAS_OBJECT,
+      gammaConstraint: KERAS_OBJECT,
+      betaRegularizer: KERAS_OBJECT,
+      gammaRegularizer: KERAS_OBJECT,
+      varianceCorrection: 'string',
+      renorm: 'boolean',
+      renormClipping: 'object|null',
+      renormMomentum: 'number|null',
+      renormRamp: 'object|null',
+      virtualBatchSize: 'number|null',
     }),
-  ];
+  };
+  /** The names of {@link BatchNorm.argTypes}: anything else is an error. */
+  static readonly acceptedArgs: readonly string[] = Object.keys(BatchNorm.argTypes);
 
   readonly axis: number;
   readonly momentum: number | null;
@@ -696,8 +702,16 @@ export class BatchNorm extends tf.layers.Layer {
   }
 }
 
-const RENORM_CLIPPING_KEYS = optionKeys<RenormClipping>({ rmax: true, rmin: true, dmax: true });
-const RENORM_RAMP_KEYS = optionKeys<RenormRamp>({ start: true, rmaxEnd: true, dmaxEnd: true });
+const RENORM_CLIPPING_KEYS = optionSpec<RenormClipping>({
+  rmax: 'number|null',
+  rmin: 'number|null',
+  dmax: 'number|null',
+});
+const RENORM_RAMP_KEYS = optionSpec<RenormRamp>({
+  start: 'number|null',
+  rmaxEnd: 'number',
+  dmaxEnd: 'number|null',
+});
 
 /** A bound of renorm_clipping: a number (Infinity allowed where no limit makes sense) or null. */
 function isBound(value: unknown): value is number | null | undefined {

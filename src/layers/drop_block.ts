@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { invalidArgument, optionKeys } from '../errors';
+import { OptionSpec, invalidArgument, optionSpec } from '../errors';
 import { DataFormat, dropBlock2d } from '../ops/dropout';
 import { StochasticLayer, StochasticLayerArgs } from './stochastic';
 import { Kwargs, checkDataFormat, singleShape, singleTensor } from './util';
@@ -29,14 +29,15 @@ export interface DropBlock2DArgs extends StochasticLayerArgs {
 export class DropBlock2D extends StochasticLayer {
   /** Serialization name of the pack's DropBlock. */
   static className = 'DropnormDropBlock2D';
-  /** Constructor arguments: {@link StochasticLayer.acceptedArgs} plus `blockSize` and `dataFormat`. */
-  static override readonly acceptedArgs: readonly string[] = [
-    ...StochasticLayer.acceptedArgs,
-    ...optionKeys<Omit<DropBlock2DArgs, keyof StochasticLayerArgs>>({
-      blockSize: true,
-      dataFormat: true,
+  /** Constructor arguments: {@link StochasticLayer.argTypes} plus `blockSize` and `dataFormat`. */
+  static override readonly argTypes: OptionSpec = {
+    ...StochasticLayer.argTypes,
+    ...optionSpec<Omit<DropBlock2DArgs, keyof StochasticLayerArgs>>({
+      blockSize: 'number',
+      dataFormat: 'string',
     }),
-  ];
+  };
+  static override readonly acceptedArgs: readonly string[] = Object.keys(DropBlock2D.argTypes);
 
   readonly blockSize: number;
   readonly dataFormat: DataFormat;

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { invalidArgument, optionKeys } from '../errors';
+import { KERAS_OBJECT, OptionSpec, invalidArgument, optionSpec } from '../errors';
 import { dropConnect } from '../ops/dropout';
 import { mixSeed } from '../random';
 import {
@@ -65,26 +65,27 @@ export class DropConnectDense extends StochasticLayer {
   /** Serialization name of the pack's DropConnect dense layer. */
   static className = 'DropnormDropConnectDense';
   /**
-   * Constructor arguments: {@link StochasticLayer.acceptedArgs}, every argument of
+   * Constructor arguments: {@link StochasticLayer.argTypes}, every argument of
    * `tf.layers.dense`, and `dropBias`.
    */
-  static override readonly acceptedArgs: readonly string[] = [
-    ...StochasticLayer.acceptedArgs,
-    ...optionKeys<Omit<DropConnectDenseArgs, keyof StochasticLayerArgs>>({
-      units: true,
-      activation: true,
-      useBias: true,
-      kernelInitializer: true,
-      biasInitializer: true,
-      inputDim: true,
-      kernelConstraint: true,
-      biasConstraint: true,
-      kernelRegularizer: true,
-      biasRegularizer: true,
-      activityRegularizer: true,
-      dropBias: true,
+  static override readonly argTypes: OptionSpec = {
+    ...StochasticLayer.argTypes,
+    ...optionSpec<Omit<DropConnectDenseArgs, keyof StochasticLayerArgs>>({
+      units: 'number',
+      activation: KERAS_OBJECT,
+      useBias: 'boolean',
+      kernelInitializer: KERAS_OBJECT,
+      biasInitializer: KERAS_OBJECT,
+      inputDim: 'integer|null',
+      kernelConstraint: KERAS_OBJECT,
+      biasConstraint: KERAS_OBJECT,
+      kernelRegularizer: KERAS_OBJECT,
+      biasRegularizer: KERAS_OBJECT,
+      activityRegularizer: KERAS_OBJECT,
+      dropBias: 'boolean',
     }),
-  ];
+  };
+  static override readonly acceptedArgs: readonly string[] = Object.keys(DropConnectDense.argTypes);
 
   readonly units: number;
   readonly useBias: boolean;

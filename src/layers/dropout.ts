@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { invalidArgument, optionKeys } from '../errors';
+import { OptionSpec, invalidArgument, optionSpec } from '../errors';
 import {
   checkNoiseShapeArg,
   checkNoiseShapeFits,
@@ -44,11 +44,15 @@ export interface DropoutArgs extends StochasticLayerArgs {
 export class Dropout extends ActivationNoiseLayer {
   /** Serialization name: distinct from the built-in's 'Dropout', which it must not replace. */
   static className = 'DropnormDropout';
-  /** Constructor arguments: {@link StochasticLayer.acceptedArgs} plus `noiseShape` and `mode`. */
-  static override readonly acceptedArgs: readonly string[] = [
-    ...StochasticLayer.acceptedArgs,
-    ...optionKeys<Omit<DropoutArgs, keyof StochasticLayerArgs>>({ noiseShape: true, mode: true }),
-  ];
+  /** Constructor arguments: {@link StochasticLayer.argTypes} plus `noiseShape` and `mode`. */
+  static override readonly argTypes: OptionSpec = {
+    ...StochasticLayer.argTypes,
+    ...optionSpec<Omit<DropoutArgs, keyof StochasticLayerArgs>>({
+      noiseShape: 'shape|null',
+      mode: 'string',
+    }),
+  };
+  static override readonly acceptedArgs: readonly string[] = Object.keys(Dropout.argTypes);
 
   readonly noiseShape: (number | null)[] | null;
   readonly mode: DropoutMode;

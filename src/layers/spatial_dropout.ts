@@ -3,7 +3,7 @@
  * they share one file, as in Keras (`keras/src/layers/regularization/spatial_dropout.py`).
  */
 import * as tf from '@tensorflow/tfjs';
-import { invalidArgument, optionKeys } from '../errors';
+import { OptionSpec, invalidArgument, optionSpec } from '../errors';
 import { DataFormat, spatialDropout } from '../ops/dropout';
 import { ActivationNoiseLayer, StochasticLayer, StochasticLayerArgs } from './stochastic';
 import { checkDataFormat, singleShape } from './util';
@@ -22,11 +22,12 @@ export interface SpatialDropoutArgs extends StochasticLayerArgs {
  * Inference is the identity.
  */
 abstract class SpatialDropoutBase extends ActivationNoiseLayer {
-  /** Constructor arguments: {@link StochasticLayer.acceptedArgs} plus `dataFormat`. */
-  static override readonly acceptedArgs: readonly string[] = [
-    ...StochasticLayer.acceptedArgs,
-    ...optionKeys<Omit<SpatialDropoutArgs, keyof StochasticLayerArgs>>({ dataFormat: true }),
-  ];
+  /** Constructor arguments: {@link StochasticLayer.argTypes} plus `dataFormat`. */
+  static override readonly argTypes: OptionSpec = {
+    ...StochasticLayer.argTypes,
+    ...optionSpec<Omit<SpatialDropoutArgs, keyof StochasticLayerArgs>>({ dataFormat: 'string' }),
+  };
+  static override readonly acceptedArgs: readonly string[] = Object.keys(SpatialDropoutBase.argTypes);
   readonly dataFormat: DataFormat;
   /** Number of spatial axes: 1, 2 or 3. */
   protected abstract readonly spatialRank: number;

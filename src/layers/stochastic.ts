@@ -4,7 +4,13 @@
  * schedules may change between steps. Not registered itself (it is abstract); subclasses are.
  */
 import * as tf from '@tensorflow/tfjs';
-import { BASE_LAYER_ARGS, describeLayer, invalidArgument, optionKeys } from '../errors';
+import {
+  BASE_LAYER_ARG_TYPES,
+  OptionSpec,
+  describeLayer,
+  invalidArgument,
+  optionSpec,
+} from '../errors';
 import { checkRate } from '../ops/dropout';
 import { SeedStream } from '../random';
 import { Kwargs, checkLayerArgs, singleTensor } from './util';
@@ -45,17 +51,21 @@ export interface StochasticLayerArgs extends LayerArgs {
  */
 export abstract class StochasticLayer extends tf.layers.Layer {
   /**
-   * The constructor arguments (and config keys) this class accepts: the base `tf.layers.Layer`
-   * arguments, plus `rate`, `seed` and `mcDropout`; each subclass adds its own to its base's list.
+   * The types of the constructor arguments (and config keys) this class accepts: the base
+   * `tf.layers.Layer` arguments, plus `rate`, `seed` and `mcDropout`; each subclass adds its own
+   * to its base's spec (`{ ...Base.argTypes, ...optionSpec<OwnArgs>({ … }) }`). A value of another
+   * type is an error (nothing is read by truthiness), from JavaScript and from JSON configs alike.
    */
-  static readonly acceptedArgs: readonly string[] = [
-    ...BASE_LAYER_ARGS,
-    ...optionKeys<Omit<StochasticLayerArgs, keyof LayerArgs>>({
-      rate: true,
-      seed: true,
-      mcDropout: true,
+  static readonly argTypes: OptionSpec = {
+    ...BASE_LAYER_ARG_TYPES,
+    ...optionSpec<Omit<StochasticLayerArgs, keyof LayerArgs>>({
+      rate: 'number',
+      seed: 'number|null',
+      mcDropout: 'boolean',
     }),
-  ];
+  };
+  /** The names of {@link StochasticLayer.argTypes}: anything else is an error. */
+  static readonly acceptedArgs: readonly string[] = Object.keys(StochasticLayer.argTypes);
 
   readonly seed: number | undefined;
   /**
@@ -69,8 +79,18 @@ export abstract class StochasticLayer extends tf.layers.Layer {
 
   constructor(args: StochasticLayerArgs) {
     super(args);
-    checkLayerArgs(this, args);
     const owner = this.describe();
+    if (args == null) {
+      // `dn.layers.dropout()`: tfjs would default the rate; the pack asks for it (Keras requires it).
+      throw invalidArgument(
+        owner,
+        'arguments',
+        args,
+        'to be an object with at least rate',
+        `Pass the drop probability by name, e.g. {rate: 0.5}.`,
+      );
+    }
+    checkLayerArgs(this, args);
     checkRate(owner, args.rate);
     if (args.seed != null && (typeof args.seed !== 'number' || !Number.isFinite(args.seed))) {
       throw invalidArgument(

@@ -1,6 +1,14 @@
 /** Small helpers shared by the pack's layers. */
 import * as tf from '@tensorflow/tfjs';
-import { BASE_LAYER_ARGS, checkOptionKeys, describeLayer, invalidArgument } from '../errors';
+import {
+  BASE_LAYER_ARGS,
+  BASE_LAYER_ARG_TYPES,
+  OptionSpec,
+  checkOptionKeys,
+  checkOptionTypes,
+  describeLayer,
+  invalidArgument,
+} from '../errors';
 import { DataFormat } from '../ops/dropout';
 
 /** The `kwargs` tf.layers passes to `Layer.call` (`training`, `mask`, …). */
@@ -52,14 +60,24 @@ export function singleShape(shape: tf.Shape | tf.Shape[], owner = ANONYMOUS_OWNE
 }
 
 /**
- * Rejects constructor arguments the layer's class does not accept: the class's static
- * `acceptedArgs` (each class extends its base's list), or only the base `tf.layers.Layer`
- * arguments when the class has none. Called by each base constructor, after `super(args)` has set
- * the layer's name, so the message names the layer as the user wrote it (`Dropout 'drop_a'`).
+ * Rejects constructor arguments the layer's class does not accept, and accepted ones of the wrong
+ * type. The names are the class's static `acceptedArgs` (each class extends its base's list), or
+ * only the base `tf.layers.Layer` arguments when the class has none; the types are its static
+ * `argTypes` ({@link OptionSpec}: `{ momentum: 'number|null', center: 'boolean', … }`, extending
+ * its base's), or {@link BASE_LAYER_ARG_TYPES}. A new layer declares both from one spec:
+ *
+ * ```ts
+ * static readonly argTypes: OptionSpec = { ...BASE_LAYER_ARG_TYPES, ...optionSpec<OwnArgs>({ groups: 'integer' }) };
+ * static readonly acceptedArgs: readonly string[] = Object.keys(MyLayer.argTypes);
+ * ```
+ *
+ * Called by each base constructor, after `super(args)` has set the layer's name, so the message
+ * names the layer as the user wrote it (`Dropout 'drop_a'`); a JSON config (tf.loadLayersModel)
+ * reaches the same check through `fromConfig`.
  */
 export function checkLayerArgs(layer: tf.layers.Layer, args: unknown): void {
-  const accepted =
-    (layer.constructor as { acceptedArgs?: readonly string[] }).acceptedArgs ?? BASE_LAYER_ARGS;
+  const ctor = layer.constructor as { acceptedArgs?: readonly string[]; argTypes?: OptionSpec };
+  const accepted = ctor.acceptedArgs ?? BASE_LAYER_ARGS;
   let given = args;
   if (args != null && typeof args === 'object' && !Array.isArray(args)) {
     // tfjs's deserializer (tf.loadLayersModel, nested models) adds `customObjects` to every
@@ -68,7 +86,13 @@ export function checkLayerArgs(layer: tf.layers.Layer, args: unknown): void {
     delete rest.customObjects;
     given = rest;
   }
-  checkOptionKeys(describeLayer(layer), given, accepted, 'argument');
+  const owner = describeLayer(layer);
+  checkOptionKeys(owner, given, accepted, 'argument');
+  if (given == null) return;
+  // Only the accepted names: a subclass that lists fewer names than its base types stays exact.
+  const types = ctor.argTypes ?? BASE_LAYER_ARG_TYPES;
+  const own = Object.fromEntries(Object.entries(types).filter(([k]) => accepted.includes(k)));
+  checkOptionTypes(owner, given as Record<string, unknown>, own);
 }
 
 const DATA_FORMATS: readonly DataFormat[] = ['channelsLast', 'channelsFirst'];

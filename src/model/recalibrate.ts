@@ -9,7 +9,7 @@ import {
   checkOptionKeys,
   describeLayer,
   invalidArgument,
-  optionKeys,
+  optionSpec,
 } from '../errors';
 import { VarianceCorrection, reductionAxes } from '../ops/batch_norm';
 import {
@@ -30,7 +30,7 @@ export interface RecalibrateOptions {
 }
 
 // The keys of RecalibrateOptions: add a new option here too (tsc checks the two agree).
-const RECALIBRATE_OPTIONS = optionKeys<RecalibrateOptions>({ batchSize: true });
+const RECALIBRATE_OPTIONS = optionSpec<RecalibrateOptions>({ batchSize: 'number' });
 
 const OWNER = 'recalibrateBatchNorm';
 const NOTHING_CHANGED = 'No weight of the model was changed.';

@@ -5,7 +5,7 @@
  * pack's conv-net gradient kernels, so every backend it returns can train conv nets.
  */
 import * as tf from '@tensorflow/tfjs';
-import { checkOptionKeys, optionKeys } from '../errors';
+import { checkOptionKeys, invalidArgument, optionSpec } from '../errors';
 import { registerWasmTrainingKernels } from '../kernels';
 
 /** The backends a Node program can run on. */
@@ -14,8 +14,8 @@ const ORDER: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
 
 /** Options of {@link pickBackend}. */
 export interface PickBackendOptions {
-  /** Explicit choice; wins over argv and env. */
-  backend?: string;
+  /** Explicit choice; wins over argv and env (those are strings, checked at run time). */
+  backend?: BackendName;
   /** Command-line arguments searched for `--backend NAME` / `--backend=NAME` (default process.argv). */
   argv?: readonly string[];
   /** Environment searched for TFJS_BACKEND (default process.env). */
@@ -44,11 +44,27 @@ export const CONV_TRAINING_KERNELS: readonly string[] = [
   'AvgPoolGrad',
 ];
 
-/** `--backend NAME` or `--backend=NAME` in argv, if present. */
+/**
+ * `--backend NAME` or `--backend=NAME` in argv, if present. A bare `--backend` (last, or followed
+ * by another `--option`) or an empty `--backend=` is an error, not "no choice": the program would
+ * otherwise silently run on another backend than the one its command line asks for.
+ */
 export function backendFromArgv(argv: readonly string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--backend') return argv[i + 1];
-    if (argv[i].startsWith('--backend=')) return argv[i].slice('--backend='.length);
+    let name: string | undefined;
+    if (argv[i] === '--backend') name = argv[i + 1];
+    else if (argv[i].startsWith('--backend=')) name = argv[i].slice('--backend='.length);
+    else continue;
+    if (name == null || name === '' || name.startsWith('--')) {
+      throw invalidArgument(
+        'pickBackend',
+        '--backend',
+        argv[i],
+        `to be followed by a backend name (${ORDER.join(', ')})`,
+        'Write e.g. --backend wasm or --backend=cpu, or leave the flag out for the fastest.',
+      );
+    }
+    return name;
   }
   return undefined;
 }
@@ -96,20 +112,24 @@ export async function pickBackend(options: PickBackendOptions = {}): Promise<Bac
   checkOptionKeys(
     'pickBackend',
     options,
-    optionKeys<PickBackendOptions>({
-      backend: true,
-      argv: true,
-      env: true,
-      log: true,
-      training: true,
+    optionSpec<PickBackendOptions>({
+      backend: 'string',
+      argv: 'array',
+      env: 'object',
+      log: 'function',
+      training: 'boolean',
     }),
   );
   const env = options.env ?? process.env;
   const requested =
     options.backend ?? backendFromArgv(options.argv ?? process.argv) ?? env.TFJS_BACKEND;
   if (requested != null && !ORDER.includes(requested as BackendName)) {
-    throw new Error(
-      `pickBackend: expected backend one of ${ORDER.join(' | ')}, received: backend=${JSON.stringify(requested)}.`,
+    throw invalidArgument(
+      'pickBackend',
+      'backend',
+      requested,
+      `to be one of ${ORDER.map((b) => `'${b}'`).join(', ')}`,
+      'It comes from the backend option, --backend NAME, or TFJS_BACKEND, in that order.',
     );
   }
   const candidates = requested ? [requested as BackendName] : ORDER;

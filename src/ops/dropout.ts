@@ -17,7 +17,7 @@
  * how layers turn one seed into a new seed per call). `rate` is always the drop probability p.
  */
 import * as tf from '@tensorflow/tfjs';
-import { checkOptionKeys, invalidArgument, optionKeys } from '../errors';
+import { checkOptionKeys, checkOptionType, invalidArgument, optionSpec } from '../errors';
 
 /** Channel layout of an image-like tensor, as in `tf.layers` (`dataFormat`). */
 export type DataFormat = 'channelsLast' | 'channelsFirst';
@@ -129,22 +129,26 @@ export interface DropoutOptions {
   mode?: 'inverted' | 'classic';
 }
 
-// The option keys of each op (tsc checks them against the option types): add a new one here too.
-const DROPOUT_OPTIONS = optionKeys<DropoutOptions>({ noiseShape: true, seed: true, mode: true });
+// The options of each op and their types (tsc checks them against the option types).
+const DROPOUT_OPTIONS = optionSpec<DropoutOptions>({
+  noiseShape: 'shape|null',
+  seed: 'number',
+  mode: 'string',
+});
 type OptionsOf<F extends (...args: never[]) => unknown, I extends number> = NonNullable<
   Parameters<F>[I]
 >;
-const SPATIAL_OPTIONS = optionKeys<OptionsOf<typeof spatialDropout, 2>>({
-  dataFormat: true,
-  seed: true,
+const SPATIAL_OPTIONS = optionSpec<OptionsOf<typeof spatialDropout, 2>>({
+  dataFormat: 'string',
+  seed: 'number',
 });
-const ALPHA_OPTIONS = optionKeys<OptionsOf<typeof alphaDropout, 2>>({
-  noiseShape: true,
-  seed: true,
+const ALPHA_OPTIONS = optionSpec<OptionsOf<typeof alphaDropout, 2>>({
+  noiseShape: 'shape|null',
+  seed: 'number',
 });
-const DROP_BLOCK_OPTIONS = optionKeys<OptionsOf<typeof dropBlock2d, 3>>({
-  dataFormat: true,
-  seed: true,
+const DROP_BLOCK_OPTIONS = optionSpec<OptionsOf<typeof dropBlock2d, 3>>({
+  dataFormat: 'string',
+  seed: 'number',
 });
 
 /**
@@ -331,8 +335,36 @@ export function dropBlock2d(
   blockSize: number,
   options: { dataFormat?: DataFormat; seed?: number } = {},
 ): tf.Tensor {
-  checkRate('ops.dropBlock2d', rate);
-  checkOptionKeys('ops.dropBlock2d', options, DROP_BLOCK_OPTIONS);
+  const owner = 'ops.dropBlock2d';
+  checkRate(owner, rate);
+  checkOptionKeys(owner, options, DROP_BLOCK_OPTIONS);
+  checkOptionType(owner, 'dataFormat', options.dataFormat, ['channelsLast', 'channelsFirst']);
+  const layout =
+    options.dataFormat === 'channelsFirst'
+      ? '[batch, channels, height, width]'
+      : '[batch, height, width, channels]';
+  if (!(x instanceof tf.Tensor) || x.rank !== 4) {
+    throw invalidArgument(
+      owner,
+      'x',
+      x instanceof tf.Tensor ? `a tensor of shape ${JSON.stringify(x.shape)}` : x,
+      `to be a rank-4 tensor ${layout}`,
+    );
+  }
+  if (!(Number.isInteger(blockSize) && blockSize >= 1)) {
+    throw invalidArgument(owner, 'blockSize', blockSize, 'to be a positive integer');
+  }
+  const [h, w] = spatialDims(x.shape, options.dataFormat ?? 'channelsLast');
+  if (blockSize > Math.min(h, w)) {
+    // No b×b block fits: γ's denominator (H−b+1)(W−b+1) is ≤ 0 and nothing would be dropped.
+    throw invalidArgument(
+      owner,
+      'blockSize',
+      blockSize,
+      `to be at most the feature map's height and width (${h}×${w})`,
+      `x has shape ${JSON.stringify(x.shape)} (${layout}). Use a smaller blockSize.`,
+    );
+  }
   if (rate === 0) return tf.clone(x);
   return tf.tidy(() => {
     const mask = dropBlockMask(x.shape, rate, blockSize, options.dataFormat, options.seed);

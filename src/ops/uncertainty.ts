@@ -59,15 +59,54 @@ function checkSamples(owner: string, samples: tf.Tensor, kind: unknown): void {
   }
 }
 
+// How far a float32 probability may stray: softmax rows sum to 1 within ~1e-6 for thousands of
+// classes; logits or unnormalized scores miss by far more.
+const PROBABILITY_TOLERANCE = 1e-3;
+
 /**
  * Entropy H[p] in nats: `'categorical'` −Σ_c p_c log p_c over the last axis (the result drops that
  * axis); `'binary'` −p log p − (1−p) log(1−p) per element (same shape). 0·log 0 = 0.
+ *
+ * `probs` must hold probabilities. What is visible from the tensor itself is an error: a non-float
+ * dtype, a scalar, or a categorical last axis of 1 (a sigmoid output: use `'binary'`). Values are
+ * checked on the device, without a read: an entry outside [0, 1] (logits, scores) or a categorical
+ * row whose sum is not 1 (±1e-3) gives NaN for its entropy, never a plausible-looking number.
  */
 export function entropy(probs: tf.Tensor, kind: ProbabilityKind = 'categorical'): tf.Tensor {
-  checkKind('entropy', kind);
+  const owner = 'entropy';
+  checkKind(owner, kind);
+  if (!(probs instanceof tf.Tensor) || probs.dtype !== 'float32' || probs.rank === 0) {
+    throw invalidArgument(
+      owner,
+      'probs',
+      probs instanceof tf.Tensor ? `a ${probs.dtype} tensor of shape ${JSON.stringify(probs.shape)}` : probs,
+      'to be a float32 tensor of probabilities (rank ≥ 1)',
+      'Pass a softmax or sigmoid output, e.g. tf.softmax(logits).',
+    );
+  }
+  if (kind === 'categorical' && probs.shape[probs.rank - 1] === 1) {
+    throw invalidArgument(
+      owner,
+      'probs',
+      `a tensor of shape ${JSON.stringify(probs.shape)}`,
+      "to have ≥ 2 classes on the last axis for kind 'categorical'",
+      "One probability per sample is a sigmoid output: use kind 'binary'.",
+    );
+  }
   return tf.tidy(() => {
-    if (kind === 'categorical') return tf.neg(tf.sum(pLogP(probs), -1));
-    return tf.neg(tf.add(pLogP(probs), pLogP(tf.sub(1, probs))));
+    const t = PROBABILITY_TOLERANCE;
+    const inRange = tf.logicalAnd(tf.greaterEqual(probs, -t), tf.lessEqual(probs, 1 + t));
+    if (kind === 'categorical') {
+      const valid = tf.logicalAnd(
+        tf.all(inRange, -1),
+        tf.lessEqual(tf.abs(tf.sub(tf.sum(probs, -1), 1)), t),
+      );
+      const h = tf.neg(tf.sum(pLogP(tf.clipByValue(probs, 0, 1)), -1));
+      return tf.where(valid, h, tf.fill(h.shape, NaN));
+    }
+    const p = tf.clipByValue(probs, 0, 1);
+    const h = tf.neg(tf.add(pLogP(p), pLogP(tf.sub(1, p))));
+    return tf.where(inRange, h, tf.fill(h.shape, NaN));
   });
 }
 

@@ -5,35 +5,56 @@
  * difficulty of training recurrent neural networks", arXiv:1211.5063, Alg. 1.
  */
 import * as tf from '@tensorflow/tfjs';
-import { DropnormValueError, checkOptionKeys, invalidArgument, optionKeys } from '../errors';
+import { DropnormValueError, checkOptionKeys, invalidArgument, optionSpec } from '../errors';
 import { globalNorm, l2Norm } from './norms';
 
 /** What to do when a gradient holds NaN or ±Infinity. */
 export type NonFiniteAction = 'throw' | 'skip';
 
 /** Options of {@link clipOptimizer}. At most one of clipNorm, clipValue, globalClipNorm. */
-export interface ClipOptions {
-  /** Per variable: g ← g·c / max(‖g‖₂, c) (Keras `clipnorm`). */
-  clipNorm?: number;
-  /** Elementwise: g ← clip(g, −c, c) (Keras `clipvalue`). */
-  clipValue?: number;
-  /** All variables together: gᵢ ← gᵢ·c / max(‖g‖_global, c), ‖g‖_global = √Σᵢ‖gᵢ‖² (Keras `global_clipnorm`). */
-  globalClipNorm?: number;
+/**
+ * The clipping mode of {@link ClipOptions}: at most one of `clipNorm`, `clipValue`,
+ * `globalClipNorm` (as in Keras 3, which applies only one), so a second one does not type-check
+ * (the runtime rejects it too).
+ */
+export type ClipMode =
+  | {
+      /** Per variable: g ← g·c / max(‖g‖₂, c) (Keras `clipnorm`). */
+      clipNorm: number;
+      clipValue?: undefined;
+      globalClipNorm?: undefined;
+    }
+  | {
+      /** Elementwise: g ← clip(g, −c, c) (Keras `clipvalue`). */
+      clipValue: number;
+      clipNorm?: undefined;
+      globalClipNorm?: undefined;
+    }
+  | {
+      /** All variables together: gᵢ ← gᵢ·c / max(‖g‖_global, c), ‖g‖_global = √Σᵢ‖gᵢ‖² (Keras `global_clipnorm`). */
+      globalClipNorm: number;
+      clipNorm?: undefined;
+      clipValue?: undefined;
+    }
+  | { clipNorm?: undefined; clipValue?: undefined; globalClipNorm?: undefined };
+
+/** Options of {@link clipOptimizer}: one {@link ClipMode} (or none) and the non-finite policy. */
+export type ClipOptions = ClipMode & {
   /**
    * A NaN/±Infinity gradient element: `'throw'` (default) raises a DropnormValueError naming the
    * variables, before anything is applied; `'skip'` leaves weights and optimizer state unchanged
    * for that step and counts it in {@link ClipOptimizer.skippedSteps}.
    */
   nonFinite?: NonFiniteAction;
-}
+};
 
 const MODES = ['clipNorm', 'clipValue', 'globalClipNorm'] as const;
-// The keys of ClipOptions: add a new option here too (tsc checks the two agree).
-const CLIP_OPTIONS = optionKeys<ClipOptions>({
-  clipNorm: true,
-  clipValue: true,
-  globalClipNorm: true,
-  nonFinite: true,
+// The options of ClipOptions and their types: add a new option here too (tsc checks the two agree).
+const CLIP_OPTIONS = optionSpec<ClipOptions>({
+  clipNorm: 'number',
+  clipValue: 'number',
+  globalClipNorm: 'number',
+  nonFinite: ['throw', 'skip'],
 });
 
 /** tfjs-core's NamedTensor (not re-exported by @tensorflow/tfjs). */
@@ -190,14 +211,18 @@ export class ClipOptimizer extends tf.Optimizer {
     }
     const [innerCls, innerFromConfig] = entry;
     const optimizer = innerFromConfig(innerCls, inner.config ?? {}) as unknown as tf.Optimizer;
-    const options: ClipOptions = {};
+    // Built key by key from the config; the constructor checks it like a user's options.
+    const options: Record<string, unknown> = {};
     for (const mode of MODES) {
-      if (typeof config[mode] === 'number') options[mode] = config[mode] as number;
+      if (typeof config[mode] === 'number') options[mode] = config[mode];
     }
     if (config.nonFinite === 'throw' || config.nonFinite === 'skip') {
       options.nonFinite = config.nonFinite;
     }
-    return new (cls as unknown as typeof ClipOptimizer)(optimizer, options) as unknown as T;
+    return new (cls as unknown as typeof ClipOptimizer)(
+      optimizer,
+      options as ClipOptions,
+    ) as unknown as T;
   }
 }
 

@@ -6,7 +6,7 @@
  * arXiv:1903.06733).
  */
 import * as tf from '@tensorflow/tfjs';
-import { checkOptionKeys, invalidArgument, optionKeys } from '../errors';
+import { checkOptionKeys, invalidArgument, optionSpec } from '../errors';
 import { withFrozenState } from './frozen_state';
 import { gradientNorms, LayerGradientNorm, LossSpec } from './gradient_norms';
 
@@ -80,7 +80,7 @@ export function activationStats(
   x: tf.Tensor | tf.Tensor[],
   options: { training?: boolean } = {},
 ): LayerActivationStats[] {
-  checkOptionKeys('activationStats', options, ['training']);
+  checkOptionKeys('activationStats', options, { training: 'boolean' });
   const probe = probeModel(model);
   if (!probe) return [];
   const training = options.training ?? true;
@@ -139,17 +139,17 @@ export interface GradientFlowOptions {
   onRecord?: (record: GradientFlowRecord) => void;
 }
 
-// The keys of GradientFlowOptions: add a new option here too (tsc checks the two agree).
-const GRADIENT_FLOW_OPTIONS = optionKeys<GradientFlowOptions>({
-  x: true,
-  y: true,
-  loss: true,
-  every: true,
-  unit: true,
-  atTrainBegin: true,
-  training: true,
-  activations: true,
-  onRecord: true,
+// The options of GradientFlowOptions and their types (tsc checks the two agree).
+const GRADIENT_FLOW_OPTIONS = optionSpec<GradientFlowOptions>({
+  x: 'object|array',
+  y: 'object',
+  loss: 'function|string',
+  every: 'number',
+  unit: ['epoch', 'batch'],
+  atTrainBegin: 'boolean',
+  training: 'boolean',
+  activations: 'boolean',
+  onRecord: 'function',
 });
 
 /** One measurement of {@link GradientFlow}. */

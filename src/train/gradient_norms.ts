@@ -4,7 +4,7 @@
  * networks", §4.2), who compare ‖∂L/∂W⁽ˡ⁾‖ across layers l.
  */
 import * as tf from '@tensorflow/tfjs';
-import { checkOptionKeys, invalidArgument, optionKeys } from '../errors';
+import { checkOptionKeys, invalidArgument, optionSpec } from '../errors';
 import { withFrozenState } from './frozen_state';
 import { l2Norm } from './norms';
 
@@ -40,8 +40,11 @@ export interface GradientNormsOptions {
   training?: boolean;
 }
 
-// The keys of GradientNormsOptions: add a new option here too (tsc checks the two agree).
-const GRADIENT_NORMS_OPTIONS = optionKeys<GradientNormsOptions>({ loss: true, training: true });
+// The options of GradientNormsOptions and their types (tsc checks the two agree).
+const GRADIENT_NORMS_OPTIONS = optionSpec<GradientNormsOptions>({
+  loss: 'function|string',
+  training: 'boolean',
+});
 
 /** Gradient norms of one layer's trainable weights. */
 export interface LayerGradientNorm {
