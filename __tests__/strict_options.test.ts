@@ -552,3 +552,262 @@ describe('strict options: every config getConfig writes still loads', () => {
     });
   });
 });
+
+/**
+ * Strict option types (issue 20, item 7): a value of the wrong type is an error as clear as an
+ * unknown key, naming the owner, the argument, the value and the fix; before, `momentum: '0.9'`,
+ * `center: 'no'`, `scale: 0` and `dropBias: 'yes'` were read by truthiness or coerced.
+ */
+interface TypeRow {
+  entry: string;
+  /** The message must start with this owner. */
+  owner: string;
+  call: (options: Record<string, unknown>) => unknown;
+  /** The argument, the wrong value, and what the message says it should be. */
+  bad: [string, unknown, string];
+  base?: Record<string, unknown>;
+}
+
+const layerType = (
+  entry: string,
+  publicName: string,
+  factory: (args: never) => tf.layers.Layer,
+  bad: TypeRow['bad'],
+  base: Record<string, unknown> = { rate: 0.1 },
+): TypeRow => ({
+  entry: `${entry} ${bad[0]}=${JSON.stringify(bad[1])}`,
+  owner: `${publicName} 'types_${entry}'`,
+  call: (o) => factory({ name: `types_${entry}`, ...o } as never),
+  bad,
+  base,
+});
+
+const TYPE_ROWS: TypeRow[] = [
+  layerType(
+    'batchNorm',
+    'BatchNorm',
+    layers.batchNorm,
+    ['momentum', '0.9', 'a number or null'],
+    {},
+  ),
+  layerType('batchNorm', 'BatchNorm', layers.batchNorm, ['momentum', '', 'a number or null'], {}),
+  layerType(
+    'batchNorm',
+    'BatchNorm',
+    layers.batchNorm,
+    ['momentum', [0.5], 'a number or null'],
+    {},
+  ),
+  layerType('batchNorm', 'BatchNorm', layers.batchNorm, ['center', 'no', 'true or false'], {}),
+  layerType('batchNorm', 'BatchNorm', layers.batchNorm, ['scale', 0, 'true or false'], {}),
+  layerType('batchNorm', 'BatchNorm', layers.batchNorm, ['epsilon', '1e-3', 'a number'], {}),
+  layerType('batchNorm', 'BatchNorm', layers.batchNorm, ['renorm', 1, 'true or false'], {}),
+  layerType(
+    'batchNorm',
+    'BatchNorm',
+    layers.batchNorm,
+    ['trainable', 'false', 'true or false'],
+    {},
+  ),
+  layerType('dropout', 'Dropout', layers.dropout, ['rate', '0.5', 'a number']),
+  layerType('dropout', 'Dropout', layers.dropout, ['mcDropout', 'yes', 'true or false']),
+  layerType('dropout', 'Dropout', layers.dropout, ['noiseShape', '1', 'a shape']),
+  layerType('dropout', 'Dropout', layers.dropout, ['seed', '7', 'a number or null']),
+  layerType('gaussianDropout', 'GaussianDropout', layers.gaussianDropout, [
+    'seed',
+    true,
+    'a number or null',
+  ]),
+  layerType('alphaDropout', 'AlphaDropout', layers.alphaDropout, ['noiseShape', [1.5], 'a shape']),
+  layerType(
+    'dropConnectDense',
+    'DropConnectDense',
+    layers.dropConnectDense,
+    ['dropBias', 'yes', 'true or false'],
+    { rate: 0.1, units: 2 },
+  ),
+  layerType(
+    'dropConnectDense',
+    'DropConnectDense',
+    layers.dropConnectDense,
+    ['useBias', 0, 'true or false'],
+    { rate: 0.1, units: 2 },
+  ),
+  layerType('dropBlock2d', 'DropBlock2D', layers.dropBlock2d, ['blockSize', '3', 'a number']),
+  layerType('dropPath', 'DropPath', layers.dropPath, ['mcDropout', 1, 'true or false']),
+  layerType('spatialDropout2d', 'SpatialDropout2D', layers.spatialDropout2d, [
+    'dataFormat',
+    1,
+    'a string',
+  ]),
+  {
+    entry: 'clipOptimizer clipNorm="1"',
+    owner: 'clipOptimizer',
+    call: (o) => clipOptimizer(tf.train.sgd(0.1), o),
+    bad: ['clipNorm', '1', 'a number'],
+  },
+  {
+    entry: 'clipOptimizer nonFinite="ignore"',
+    owner: 'clipOptimizer',
+    call: (o) => clipOptimizer(tf.train.sgd(0.1), o),
+    bad: ['nonFinite', 'ignore', `one of "throw", "skip"`],
+  },
+  {
+    entry: 'gradientNorms training="yes"',
+    owner: 'gradientNorms',
+    call: (o) => gradientNorms(mlp(), x, y, { loss: 'meanSquaredError', ...o }),
+    bad: ['training', 'yes', 'true or false'],
+  },
+  {
+    entry: 'new GradientFlow unit="epochs"',
+    owner: 'GradientFlow',
+    call: (o) => new GradientFlow({ x, y, ...o }),
+    bad: ['unit', 'epochs', 'one of "epoch", "batch"'],
+  },
+  {
+    entry: 'new GradientFlow activations=0',
+    owner: 'GradientFlow',
+    call: (o) => new GradientFlow({ x, y, ...o }),
+    bad: ['activations', 0, 'true or false'],
+  },
+  {
+    entry: 'activationStats training=1',
+    owner: 'activationStats',
+    call: (o) => activationStats(mlp(), x, o),
+    bad: ['training', 1, 'true or false'],
+  },
+  {
+    entry: "pickBackend training='yes'",
+    owner: 'pickBackend',
+    call: (o) => pickBackend({ log: () => undefined, argv: [], env: {}, ...o }),
+    bad: ['training', 'yes', 'true or false'],
+  },
+  {
+    entry: 'recalibrateBatchNorm batchSize="2"',
+    owner: 'recalibrateBatchNorm',
+    call: (o) => recalibrateBatchNorm(mlp(), x, o),
+    bad: ['batchSize', '2', 'a number'],
+  },
+  {
+    entry: 'ops.dropout seed="1"',
+    owner: 'ops.dropout',
+    call: (o) => ops.dropout(x, 0.5, o),
+    bad: ['seed', '1', 'a number'],
+  },
+  {
+    entry: 'ops.dropBlock2d dataFormat="NHWC"',
+    owner: 'ops.dropBlock2d',
+    call: (o) => ops.dropBlock2d(tf.ones([1, 4, 4, 2]), 0.2, 2, o),
+    bad: ['dataFormat', 'NHWC', `one of "channelsLast", "channelsFirst"`],
+  },
+];
+
+describe('strict option types: a value of the wrong type is an error', () => {
+  it.each(TYPE_ROWS.map((r) => [r.entry, r]))('%s', async (_entry, row) => {
+    const [arg, value, expected] = row.bad;
+    const error = await errorOf(() => row.call({ ...row.base, [arg]: value }));
+    expect(error).toBeInstanceOf(DropnormValueError);
+    expect((error as Error).message).toMatch(
+      new RegExp(
+        `^${escape(row.owner)}: expected ${escape(arg)} to be ${escape(expected)}.*, ` +
+          `received: ${escape(arg)}=${escape(JSON.stringify(value))}\\. \\S`,
+      ),
+    );
+  });
+
+  it('the fix names the value the user most likely meant', () => {
+    expect(() => layers.batchNorm({ name: 'f', momentum: '0.9' } as never)).toThrow(
+      `BatchNorm 'f': expected momentum to be a number or null, received: momentum="0.9". ` +
+        'Write momentum: 0.9 (not a string).',
+    );
+    expect(() => layers.batchNorm({ name: 'f', momentum: [0.5] } as never)).toThrow(
+      'Write momentum: 0.5 (not a list).',
+    );
+    expect(() => layers.batchNorm({ name: 'f', center: 'no' } as never)).toThrow(
+      `BatchNorm 'f': expected center to be true or false, received: center="no". Pass true or ` +
+        'false (nothing is read by truthiness), or leave center out for the default.',
+    );
+  });
+
+  it('a JSON config (tf.loadLayersModel) gets the same error as plain JavaScript', async () => {
+    let saved: tf.io.ModelArtifacts | undefined;
+    await mlp().save(
+      tf.io.withSaveHandler(async (artifacts) => {
+        saved = artifacts;
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
+    const topology = saved!.modelTopology as {
+      config: { layers: { class_name: string; config: Record<string, unknown> }[] };
+    };
+    const bn = topology.config.layers.find((l) => l.class_name === 'DropnormBatchNorm')!;
+    bn.config.center = 'no';
+    await expect(tf.loadLayersModel(tf.io.fromMemory(saved!))).rejects.toThrow(
+      /^BatchNorm 'bn': expected center to be true or false, received: center="no"\./,
+    );
+    bn.config.center = true;
+    bn.config.momentum = '0.9';
+    await expect(tf.loadLayersModel(tf.io.fromMemory(saved!))).rejects.toThrow(
+      /^BatchNorm 'bn': expected momentum to be a number or null, received: momentum="0\.9"\./,
+    );
+  });
+
+  it('layers.dropout() with no argument asks for the rate', () => {
+    expect(() => (layers.dropout as () => unknown)()).toThrow(
+      /^Dropout '.*': expected arguments to be an object with at least rate, received: arguments=undefined\. Pass the drop probability by name, e\.g\. \{rate: 0\.5\}\./,
+    );
+    expect(() => (layers.dropPath as () => unknown)()).toThrow(DropnormValueError);
+  });
+
+  it('pickBackend with a bare --backend is an error, not the default backend', async () => {
+    for (const argv of [
+      ['node', 'x.js', '--backend'],
+      ['node', 'x.js', '--backend', '--fast'],
+      ['--backend='],
+    ]) {
+      await expect(pickBackend({ argv, env: {}, log: () => undefined })).rejects.toThrow(
+        /^pickBackend: expected --backend to be followed by a backend name \(tensorflow, wasm, cpu\), received: --backend="--backend=?"\. Write e\.g\. --backend wasm/,
+      );
+    }
+  });
+
+  it('ops.dropBlock2d with a block larger than the map, or a non-integer block, is an error', () => {
+    const before = tf.memory().numTensors;
+    const x4 = tf.ones([1, 4, 4, 1]);
+    expect(() => ops.dropBlock2d(x4, 0.2, 5)).toThrow(
+      /^ops\.dropBlock2d: expected blockSize to be at most the feature map's height and width \(4×4\), received: blockSize=5\./,
+    );
+    expect(() => ops.dropBlock2d(x4, 0.2, 1.5)).toThrow(
+      /^ops\.dropBlock2d: expected blockSize to be a positive integer, received: blockSize=1\.5\./,
+    );
+    expect(() => ops.dropBlock2d(tf.ones([4, 4, 1]), 0.2, 2)).toThrow(
+      /^ops\.dropBlock2d: expected x to be a rank-4 tensor/,
+    );
+    tf.dispose(x4);
+    expect(tf.memory().numTensors).toBe(before + 1); // the rank-3 ones above, owned by the test
+  });
+
+  it('ops.entropy: structural misuse is an error; non-probabilities give NaN, not a number', async () => {
+    expect(() => ops.entropy(tf.tensor2d([[0.3], [0.7]]))).toThrow(
+      /^entropy: expected probs to have ≥ 2 classes on the last axis for kind 'categorical'.*use kind 'binary'/,
+    );
+    expect(() => ops.entropy(tf.tensor1d([0, 1], 'int32'))).toThrow(
+      /^entropy: expected probs to be a float32 tensor of probabilities/,
+    );
+    // Logits [2, 3] used to give −4.68 nats; a row summing to 0.9 and p = 1.5 give NaN.
+    const h = ops.entropy(
+      tf.tensor2d([
+        [2, 3],
+        [0.5, 0.4],
+        [0.25, 0.75],
+      ]),
+    );
+    const hv = await h.array();
+    expect(Number.isNaN((hv as number[])[0])).toBe(true);
+    expect(Number.isNaN((hv as number[])[1])).toBe(true);
+    expect((hv as number[])[2]).toBeCloseTo(-(0.25 * Math.log(0.25) + 0.75 * Math.log(0.75)), 6);
+    const hb = (await ops.entropy(tf.tensor1d([-0.5, 1.5, 0.5]), 'binary').array()) as number[];
+    expect([Number.isNaN(hb[0]), Number.isNaN(hb[1])]).toEqual([true, true]);
+    expect(hb[2]).toBeCloseTo(Math.log(2), 6);
+  });
+});
