@@ -49,6 +49,12 @@ describe('npm run compare', () => {
       expect(pairs).toContain(p);
     }
     expect(result.rows.filter((r: Row) => r.unexpected)).toEqual([]);
+    // Option types (issue 20, item 7): the pack gives a clear error where the built-in does not.
+    const types = result.rows.filter((r: Row) => r.pair.endsWith('option types'));
+    expect(types.length).toBeGreaterThanOrEqual(8);
+    expect(types.map((r: Row) => [r.property, r.pack, r.builtin])).toEqual(
+      types.map((r: Row) => [r.property, 1, 0]),
+    );
     expect(fs.readFileSync(path.join(out, 'compare.md'), 'utf8')).toMatch(
       /match their expectation/,
     );

@@ -507,6 +507,99 @@ async function frozenRows(): Promise<Row[]> {
   ];
 }
 
+/**
+ * 1 when `make` throws an error that names `arg` (a clear error), 0 when it accepts the value or
+ * fails with an error that does not say which argument (tfjs's TypeErrors).
+ */
+function clearErrorFor(arg: string, make: () => unknown): number {
+  try {
+    const layer = make();
+    if (layer instanceof tf.layers.Layer) {
+      // Accepted: run it once, so a value that fails only later (scale: 0 at build) counts as such.
+      tf.tidy(() => layer.apply(tf.ones([4, 3]), { training: true }) as tf.Tensor);
+    }
+    return 0;
+  } catch (e) {
+    return (e as Error).message.includes(arg) ? 1 : 0;
+  }
+}
+
+/**
+ * Option types (issue 20, item 7): the pack rejects a value of the wrong type with a message
+ * naming the argument; the built-in reads it by truthiness, keeps the string, or fails later.
+ */
+function badTypeRows(): Row[] {
+  const cases: [string, string, () => unknown, () => unknown, string][] = [
+    [
+      'BatchNorm',
+      "momentum: '0.9'",
+      () => dn.layers.batchNorm({ momentum: '0.9' } as never),
+      () => tf.layers.batchNormalization({ momentum: '0.9' } as never),
+      'the built-in accepts it and keeps the string "0.9" in its config',
+    ],
+    [
+      'BatchNorm',
+      "momentum: ''",
+      () => dn.layers.batchNorm({ momentum: '' } as never),
+      () => tf.layers.batchNormalization({ momentum: '' } as never),
+      'the built-in accepts it (an empty string acts as momentum 0)',
+    ],
+    [
+      'BatchNorm',
+      'momentum: [0.5]',
+      () => dn.layers.batchNorm({ momentum: [0.5] } as never),
+      () => tf.layers.batchNormalization({ momentum: [0.5] } as never),
+      'the built-in accepts it (coerced in arithmetic)',
+    ],
+    [
+      'BatchNorm',
+      "center: 'no'",
+      () => dn.layers.batchNorm({ center: 'no' } as never),
+      () => tf.layers.batchNormalization({ center: 'no' } as never),
+      "the built-in reads 'no' by truthiness: beta is created and trained",
+    ],
+    [
+      'BatchNorm',
+      'scale: 0',
+      () => dn.layers.batchNorm({ scale: 0 } as never),
+      () => tf.layers.batchNormalization({ scale: 0 } as never),
+      'the built-in fails at its first call with a TypeError ("reading \'read\'") naming no argument',
+    ],
+    [
+      'Dropout',
+      "rate: '0.5'",
+      () => dn.layers.dropout({ rate: '0.5' } as never),
+      () => tf.layers.dropout({ rate: '0.5' } as never),
+      'the built-in coerces the string',
+    ],
+    [
+      'Dropout',
+      'no arguments',
+      () => (dn.layers.dropout as () => unknown)(),
+      () => (tf.layers.dropout as () => unknown)(),
+      'the built-in throws a TypeError ("reading \'rate\'")',
+    ],
+    [
+      'DropConnectDense / Dense',
+      'useBias: 0',
+      () => dn.layers.dropConnectDense({ rate: 0.1, units: 2, useBias: 0 } as never),
+      () => tf.layers.dense({ units: 2, useBias: 0 } as never),
+      'the built-in keeps 0 in its config and reads it by truthiness',
+    ],
+  ];
+  return cases.map(([pair, option, ours, builtin, why]) => {
+    const arg = option === 'no arguments' ? 'arguments' : option.split(':')[0];
+    return {
+      pair: `${pair} option types`,
+      property: `${option}: clear error naming the argument (1 = yes)`,
+      pack: clearErrorFor(arg, ours),
+      builtin: clearErrorFor(arg, builtin),
+      tolerance: 0,
+      expectedDifference: `${why}; the pack refuses it (issue 20, item 7)`,
+    };
+  });
+}
+
 /** Fills in verdicts: "same", "differs: reason", or UNEXPECTED when the numbers contradict the row. */
 export function judge(rows: Row[]): Row[] {
   return rows.map((r) => {
@@ -538,6 +631,7 @@ async function main(): Promise<void> {
     () => batchNormDataRows('unbiased'),
     () => batchNormRows('biased'),
     () => batchNormDataRows('biased'),
+    badTypeRows,
   ]) {
     tf.tidy(() => {
       raw.push(...section());
