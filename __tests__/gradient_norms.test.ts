@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { firstLastRatio, gradientNorms, layers as dnLayers } from 'tfjs-dropnorm';
+import { firstLastRatio, GradientFlow, gradientNorms, layers as dnLayers } from 'tfjs-dropnorm';
 import { leakedTensors } from './helpers';
 
 function norm(values: ArrayLike<number>): number {
@@ -124,5 +124,126 @@ describe('gradientNorms', () => {
     expect(() =>
       gradientNorms(model, tf.ones([1, 1]), tf.ones([1, 1]), { loss: 'hinge' as never }),
     ).toThrow(/received: loss="hinge"/);
+  });
+});
+
+/**
+ * A y that does not fit the model's output (issue 20, item 5): before, a batch mismatch leaked
+ * ~40 tensors behind a raw broadcasting error, and a [16, 3] target for a [16, 1] output was
+ * silently broadcast into a [16, 3] loss. Now y is checked against the outputs first, as
+ * model.fit does, with the pack's error, and nothing leaks on any failure.
+ */
+describe('gradientNorms / GradientFlow: the probe batch is checked like model.fit checks it', () => {
+  function model(): tf.Sequential {
+    const m = tf.sequential({
+      layers: [
+        tf.layers.dense({ units: 4, inputShape: [3], activation: 'relu' }),
+        dnLayers.batchNorm(),
+        dnLayers.dropout({ rate: 0.2, seed: 1 }),
+        tf.layers.dense({ units: 1 }),
+      ],
+    });
+    m.compile({ optimizer: 'sgd', loss: 'meanSquaredError' });
+    return m;
+  }
+  const x = tf.randomNormal([16, 3], 0, 1, 'float32', 1);
+
+  it.each([
+    [
+      'a [16, 3] target for a [16, 1] output',
+      [16, 3],
+      /expected y shape to be \[\*, 1\] \(the model's output, batch axis first\), received: y shape=\[16,3\]\. The loss would broadcast/,
+    ],
+    [
+      'a batch of 8 targets for 16 inputs',
+      [8, 1],
+      /expected batch sizes to be equal \(one sample of y per sample of x\), received: batch sizes=\{"x":16,"y":8\}/,
+    ],
+    ['a rank-3 target', [16, 1, 1], /expected y shape to be \[\*, 1\]/],
+  ])('%s is a clear error, and leaks nothing', async (_what, shape, message) => {
+    const m = model();
+    const y = tf.zeros(shape as number[]);
+    const before = m.getWeights().map((w) => w.dataSync().slice());
+    let error: unknown;
+    const leaked = await leakedTensors(() => {
+      try {
+        gradientNorms(m, x, y);
+      } catch (e) {
+        error = e;
+      }
+    });
+    expect((error as Error).name).toBe('ValueError');
+    expect((error as Error).message).toMatch(/^gradientNorms: /);
+    expect((error as Error).message).toMatch(message);
+    expect(leaked).toBe(0);
+    // model.fit refuses the same y (its own, less specific, message).
+    await expect(m.fit(x, y, { epochs: 1, verbose: 0 })).rejects.toThrow();
+    expect(m.getWeights().map((w) => Array.from(w.dataSync()))).toEqual(
+      before.map((w) => Array.from(w)),
+    );
+  });
+
+  it('x that does not fit the inputs, or a multi-output model, is a clear error', () => {
+    const m = model();
+    const y = tf.zeros([16, 1]);
+    expect(() => gradientNorms(m, tf.zeros([16, 4]), y)).toThrow(
+      /^gradientNorms: expected x shape to be \[\*, 3\] \(the model's input, batch axis first\), received: x shape=\[16,4\]/,
+    );
+    expect(() => gradientNorms(m, [x, x], y)).toThrow(
+      /^gradientNorms: expected x to be one tensor \(one per model input: \[\*, 3\]\), received: x="2 tensor\(s\)"/,
+    );
+    const input = tf.input({ shape: [3] });
+    const two = tf.model({
+      inputs: input,
+      outputs: [
+        tf.layers.dense({ units: 1 }).apply(input) as tf.SymbolicTensor,
+        tf.layers.dense({ units: 2 }).apply(input) as tf.SymbolicTensor,
+      ],
+    });
+    expect(() => gradientNorms(two, x, y, { loss: 'meanSquaredError' })).toThrow(
+      /^gradientNorms: expected model outputs to be 1 .*received: model outputs=2/,
+    );
+  });
+
+  it('a rank-1 target counts as [N, 1] (as in model.fit), not broadcast to [N, N]', () => {
+    const m = model();
+    const y1 = tf.randomNormal([16], 0, 1, 'float32', 2);
+    const norms1 = gradientNorms(m, x, y1, { training: false });
+    const norms2 = gradientNorms(m, x, tf.reshape(y1, [16, 1]), { training: false });
+    expect(norms1.map((n) => n.total)).toEqual(norms2.map((n) => n.total));
+  });
+
+  it('a loss that throws leaks nothing and leaves the model as it was', async () => {
+    const m = model();
+    const stateBefore = m.getWeights().map((w) => Array.from(w.dataSync()));
+    const y = tf.zeros([16, 1]);
+    const leaked = await leakedTensors(() => {
+      expect(() =>
+        gradientNorms(m, x, y, {
+          loss: () => {
+            throw new Error('loss failed');
+          },
+        }),
+      ).toThrow('loss failed');
+    });
+    expect(leaked).toBe(0);
+    expect(m.getWeights().map((w) => Array.from(w.dataSync()))).toEqual(stateBefore);
+  });
+
+  it('GradientFlow refuses a mismatched probe when fit starts, before any epoch', async () => {
+    const m = model();
+    const flow = new GradientFlow({ x, y: tf.zeros([16, 3]) });
+    let epochs = 0;
+    await expect(
+      m.fit(x, tf.zeros([16, 1]), {
+        epochs: 2,
+        verbose: 0,
+        callbacks: [flow, new tf.CustomCallback({ onEpochEnd: async () => void epochs++ })],
+      }),
+    ).rejects.toThrow(/^GradientFlow: expected y shape to be \[\*, 1\]/);
+    expect(epochs).toBe(0);
+    expect(flow.history).toEqual([]);
+    // The model still trains afterwards (fit is not left half-running).
+    await m.fit(x, tf.zeros([16, 1]), { epochs: 1, verbose: 0 });
   });
 });

@@ -8,7 +8,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { checkOptionKeys, invalidArgument, optionSpec } from '../errors';
 import { withFrozenState } from './frozen_state';
-import { gradientNorms, LayerGradientNorm, LossSpec } from './gradient_norms';
+import {
+  checkProbeBatch,
+  gradientNorms,
+  isSparseLoss,
+  LayerGradientNorm,
+  LossSpec,
+} from './gradient_norms';
 
 /** |f′| below this counts as saturated. */
 export const SATURATION_THRESHOLD = 0.01;
@@ -201,6 +207,17 @@ export class GradientFlow extends tf.Callback {
     }
     this.every = every;
     this.unit = unit;
+  }
+
+  /**
+   * Called by `model.fit` before training: the probe batch is checked against the model here
+   * ({@link checkProbeBatch}, as fit checks its own x and y), so a mismatched probe fails before
+   * the first epoch instead of at the first record.
+   */
+  override setModel(model: tf.LayersModel): void {
+    const { x, y, loss } = this.options;
+    checkProbeBatch('GradientFlow', model, x, y, isSparseLoss(model, loss));
+    super.setModel(model);
   }
 
   /** Measures now and appends to {@link history}. */

@@ -75,6 +75,12 @@ function compiledLosses(model: tf.LayersModel): LossFn[] | undefined {
   return inner.lossFunctions;
 }
 
+/** Whether the loss takes class indices: tfjs's compiled `sparseCategoricalCrossentropy`. */
+export function isSparseLoss(model: tf.LayersModel, loss: LossSpec | undefined): boolean {
+  const fn = loss ?? compiledLosses(model)?.[0];
+  return typeof fn === 'function' && fn.name === 'sparseCategoricalCrossentropy';
+}
+
 /** Resolves {@link LossSpec} (or the model's compiled loss) to a scalar-valued mean loss. */
 export function resolveLoss(
   owner: string,
@@ -108,6 +114,120 @@ export function resolveLoss(
   return (yTrue, yPred) => tf.mean(lossFn(yTrue, yPred)) as tf.Scalar;
 }
 
+/** A shape as a message shows it: `[null,3]` → `[*, 3]`. */
+function showShape(shape: readonly (number | null)[]): string {
+  return `[${shape.map((d) => (d == null ? '*' : d)).join(', ')}]`;
+}
+
+/** The first axis of `t` is the batch axis: a rank-1 tensor counts as `[N, 1]`, as in model.fit. */
+function asBatch(t: tf.Tensor): number[] {
+  return t.rank === 1 ? [t.shape[0], 1] : t.shape;
+}
+
+/**
+ * Checks a probe batch against `model` before any tensor is made, as `model.fit` does (tfjs-layers
+ * `training.ts`, `standardizeUserDataXY`: `standardizeInputData` for x and y, then
+ * `checkArrayLengths`): one x per model input and one y for the model's one output, every shape
+ * equal to the model's where the model's is known (a rank-1 tensor counts as `[N, 1]`), and one
+ * batch size for all of them. A sparse categorical loss takes targets `[…, 1]`, as in tfjs.
+ * Without it a `[16, 3]` target for a `[16, 1]` output is silently broadcast into a `[16, 3]` loss.
+ * @param owner who complains (`gradientNorms`, `GradientFlow`).
+ * @param sparseTargets the loss takes class indices (`sparseCategoricalCrossentropy`).
+ */
+export function checkProbeBatch(
+  owner: string,
+  model: tf.LayersModel,
+  x: unknown,
+  y: unknown,
+  sparseTargets = false,
+): void {
+  const isTensor = (t: unknown): t is tf.Tensor => t instanceof tf.Tensor;
+  const xs = Array.isArray(x) ? x : [x];
+  const inputs = model.inputs;
+  if (!xs.every(isTensor) || xs.length !== inputs.length) {
+    throw invalidArgument(
+      owner,
+      'x',
+      xs.every(isTensor) ? `${xs.length} tensor(s)` : x,
+      `to be ${inputs.length === 1 ? 'one tensor' : `an array of ${inputs.length} tensors`} (one per model input: ${inputs.map((i) => showShape(i.shape)).join(', ')})`,
+    );
+  }
+  if (model.outputs.length !== 1) {
+    throw invalidArgument(
+      owner,
+      'model outputs',
+      model.outputs.length,
+      'to be 1 (the loss is differentiated for one output)',
+      'Build a model of the output to probe: tf.model({inputs: model.inputs, outputs: model.outputs[i]}).',
+    );
+  }
+  if (!isTensor(y)) {
+    throw invalidArgument(owner, 'y', y, 'to be one tensor of targets for the model output');
+  }
+  const outShape = model.outputs[0].shape;
+  const expected = sparseTargets ? [...outShape.slice(0, -1), 1] : outShape;
+  const pairs: [string, number[], (number | null)[]][] = [
+    ...xs.map((t, i): [string, number[], (number | null)[]] => [
+      xs.length === 1 ? 'x' : `x[${i}]`,
+      asBatch(t),
+      inputs[i].shape,
+    ]),
+    ['y', asBatch(y), expected],
+  ];
+  for (const [name, shape, want] of pairs) {
+    const fits =
+      shape.length === want.length && want.every((d, j) => j === 0 || d == null || d === shape[j]);
+    if (!fits) {
+      throw invalidArgument(
+        owner,
+        `${name} shape`,
+        shape,
+        `to be ${showShape(want)} (the model's ${name === 'y' ? 'output' : 'input'}, batch axis first)`,
+        name === 'y'
+          ? 'The loss would broadcast a mismatched target silently; model.fit refuses it too.'
+          : undefined,
+      );
+    }
+  }
+  const batches = pairs.map(([, shape]) => shape[0]);
+  if (new Set(batches).size > 1) {
+    throw invalidArgument(
+      owner,
+      'batch sizes',
+      Object.fromEntries(pairs.map(([name, shape]) => [name, shape[0]])),
+      'to be equal (one sample of y per sample of x)',
+    );
+  }
+}
+
+/**
+ * `tf.variableGrads(f, variables)`, but an error thrown by `f` (a layer, or the loss) leaks
+ * nothing. tfjs frees the tensors its gradient tape saved only at the end of a backward pass
+ * (tfjs-core engine.ts `gradients`), so an error in the forward pass would leave every saved
+ * activation behind (~40 tensors for a small MLP). On an error `f` returns a zero connected to
+ * every variable instead, the (cheap) backward pass runs and frees the tape, and the error is
+ * rethrown.
+ */
+export function variableGradsOrThrow(
+  f: () => tf.Scalar,
+  variables: tf.Variable[],
+): { value: tf.Scalar; grads: tf.NamedTensorMap } {
+  let failure: { error: unknown } | undefined;
+  const result = tf.variableGrads(() => {
+    try {
+      return f();
+    } catch (error) {
+      failure = { error };
+      return tf.addN(variables.map((v) => tf.sum(tf.mul(v, 0)))) as tf.Scalar;
+    }
+  }, variables);
+  if (failure) {
+    tf.dispose([result.value, ...Object.values(result.grads)]);
+    throw failure.error;
+  }
+  return result;
+}
+
 /**
  * Per-layer L2 norms of the loss gradient with respect to each layer's trainable weights:
  * for layer l with kernel W⁽ˡ⁾ and bias b⁽ˡ⁾, `kernel = ‖∂L/∂W⁽ˡ⁾‖₂`, `bias = ‖∂L/∂b⁽ˡ⁾‖₂`, where
@@ -133,6 +253,7 @@ export function gradientNorms(
   const owner = 'gradientNorms';
   checkOptionKeys(owner, options, GRADIENT_NORMS_OPTIONS);
   const lossFn = resolveLoss(owner, model, options.loss);
+  checkProbeBatch(owner, model, x, y, isSparseLoss(model, options.loss));
   const training = options.training ?? true;
   const layers = model.layers.filter((l) => l.trainable && l.trainableWeights.length > 0);
   if (layers.length === 0) {
@@ -142,8 +263,9 @@ export function gradientNorms(
   const variables = weights.flat().map((w) => w.read() as tf.Variable);
   const norms = withFrozenState(model, () =>
     tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(
-        () => lossFn(y, model.apply(x, { training }) as tf.Tensor),
+      const { value, grads } = variableGradsOrThrow(
+        () =>
+          lossFn(y.rank === 1 ? tf.expandDims(y, 1) : y, model.apply(x, { training }) as tf.Tensor),
         variables,
       );
       value.dispose();
