@@ -377,3 +377,77 @@ describe('recalibrateBatchNorm: all or nothing, with the cause of every failure'
     );
   });
 });
+
+/**
+ * A dataset that yields other values on a later pass (issue 20, item 9), detected by an
+ * order-independent fingerprint computed on the device; and no synchronous read on the path.
+ */
+describe('recalibrateBatchNorm: same data on every pass, no synchronous read', () => {
+  const x = randn([16, 4], 31, 1, 2);
+
+  it('a dataset yielding the same count but other values on pass 2 is refused; model intact, no leak', async () => {
+    const model = twoBnModel();
+    const before = weightBytes(model);
+    const other = randn([16, 4], 32, 1, 2);
+    const tensors = tf.memory().numTensors;
+    let pass = 0;
+    const changing = tf.data.generator(() => {
+      pass++;
+      return batchesOf(pass === 1 ? x : other);
+    });
+    let error: unknown;
+    try {
+      await recalibrateBatchNorm(model, changing);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(DropnormValueError);
+    expect((error as Error).message).toMatch(
+      /^recalibrateBatchNorm: the dataset yielded 16 samples on every pass, but other values on pass 2 \(their sums differ from the first pass's by [0-9.e+-]+ relative\): it must yield the same data at every pass\..*No weight of the model was changed\.$/,
+    );
+    expect(weightBytes(model)).toEqual(before);
+    expect(tf.memory().numTensors).toBe(tensors);
+    other.dispose();
+  });
+
+  it('a reshuffled dataset (same samples, other order and batches) is the same data', async () => {
+    const viaTensor = twoBnModel();
+    const viaShuffled = twoBnModel();
+    viaShuffled.setWeights(viaTensor.getWeights());
+    await recalibrateBatchNorm(viaTensor, x, { batchSize: 16 });
+    // tf.data shuffles again at every iteration: each BN's pass sees another order.
+    const rows = tf.unstack(x);
+    const shuffled = tf.data.array(rows).shuffle(16, 'seed').batch(5);
+    await recalibrateBatchNorm(viaShuffled, shuffled);
+    for (const name of ['bn1', 'bn2']) {
+      const [a, b] = [viaTensor, viaShuffled].map((m) => m.getLayer(name).getWeights());
+      for (const i of [2, 3]) expect(rel(b[i].dataSync(), a[i].dataSync())).toBeLessThan(REL);
+    }
+    tf.dispose(rows);
+  });
+
+  it('reads nothing synchronously (dataSync / arraySync / readSync), with tensors and a dataset', async () => {
+    const model = twoBnModel();
+    const dataset = tf.data.generator(() => batchesOf(x));
+    // The engine's readSync is what every synchronous read goes through (Tensor.dataSync,
+    // arraySync, bufferSync); the cpu backend's own readSync also serves async reads.
+    const engine = tf.engine();
+    const spies = [
+      jest.spyOn(tf.Tensor.prototype, 'dataSync'),
+      jest.spyOn(tf.Tensor.prototype, 'arraySync'),
+      jest.spyOn(engine, 'readSync'),
+    ];
+    try {
+      await recalibrateBatchNorm(model, x, { batchSize: 4 });
+      await recalibrateBatchNorm(model, dataset);
+      expect(spies.map((s) => s.mock.calls.length)).toEqual([0, 0, 0]);
+    } finally {
+      spies.forEach((s) => s.mockRestore());
+    }
+    // The spies were live: a read through them is seen.
+    const probe = jest.spyOn(engine, 'readSync');
+    tf.scalar(1).dataSync();
+    expect(probe).toHaveBeenCalled();
+    probe.mockRestore();
+  });
+});

@@ -156,14 +156,53 @@ function checkInputShapes(
   }
 }
 
+// Relative difference of two passes' fingerprints above which the data differs: float32 sums of
+// the same samples in another order (a reshuffled dataset) differ by ~1e-7 relative.
+const FINGERPRINT_TOLERANCE = 1e-4;
+
+/**
+ * A cheap, order-independent fingerprint of a batch, computed on the device: per input, the sum
+ * over the samples of x and of x² at every position (only the totals when the input has free
+ * dimensions, whose size may change from batch to batch). Summed over a pass, it is the same for
+ * the same samples in any order (a reshuffled dataset) and differs for other values.
+ */
+function batchFingerprint(model: tf.LayersModel, inputs: tf.Tensor[]): tf.Tensor1D {
+  return tf.tidy(() =>
+    tf.concat(
+      inputs.map((t, i) => {
+        const fixed = model.inputs[i].shape.slice(1).every((d) => d != null);
+        const x = tf.cast(t, 'float32');
+        const axes = fixed ? [0] : undefined;
+        return tf.concat([
+          tf.reshape(tf.sum(x, axes), [-1]),
+          tf.reshape(tf.sum(tf.square(x), axes), [-1]),
+        ]);
+      }),
+    ),
+  ) as tf.Tensor1D;
+}
+
+/** One pass's per-batch results, read once at its end (asynchronously). */
+export interface PassResult {
+  /** Samples in the pass. */
+  samples: number;
+  /**
+   * max |f − f₁| / max |f₁| of this pass's fingerprint f against the first pass's f₁ (0 on the
+   * first pass), a scalar on the device; the caller reads and disposes it.
+   */
+  difference: tf.Scalar;
+}
+
 /**
  * The data, read once per BatchNorm: each pass yields the model inputs batch by batch and checks
  * that the data is there (a Dataset can be empty, exhausted, or iterable only once) and the same
- * size on every pass.
+ * size on every pass; a fingerprint of each pass (see {@link batchFingerprint}) lets the caller
+ * check that a later pass yields the same values, without a read per batch.
  */
 class DataPasses {
   private pass = 0;
   private firstSamples = 0;
+  private firstFingerprint: tf.Tensor1D | null = null;
 
   constructor(
     private readonly model: tf.LayersModel,
@@ -173,8 +212,48 @@ class DataPasses {
   ) {}
 
   /** One pass; `visit` gets each batch (owned by the pass) and its index. */
-  async forEachBatch(visit: (inputs: tf.Tensor[], batch: number) => void): Promise<void> {
+  async forEachBatch(visit: (inputs: tf.Tensor[], batch: number) => void): Promise<PassResult> {
     this.pass++;
+    let fingerprint: tf.Tensor1D | null = null;
+    const add = (inputs: tf.Tensor[]) => {
+      // Same length every batch: inputs are checked against the model's shape first.
+      const f = batchFingerprint(this.model, inputs);
+      const next = (fingerprint ? tf.add(fingerprint, f) : f) as tf.Tensor1D;
+      if (fingerprint) tf.dispose([fingerprint, f]);
+      fingerprint = next;
+    };
+    try {
+      const samples = await this.run(visit, add);
+      this.checkSize(samples);
+      return { samples, difference: this.compare(fingerprint) };
+    } finally {
+      if (fingerprint !== this.firstFingerprint) tf.dispose(fingerprint ?? []);
+    }
+  }
+
+  /** Releases the first pass's fingerprint. */
+  dispose(): void {
+    tf.dispose(this.firstFingerprint ?? []);
+    this.firstFingerprint = null;
+  }
+
+  /** The relative difference of `fingerprint` from the first pass's (a new scalar). */
+  private compare(fingerprint: tf.Tensor1D | null): tf.Scalar {
+    if (this.pass === 1 || this.firstFingerprint == null) {
+      this.firstFingerprint = fingerprint;
+      return tf.scalar(0);
+    }
+    const first = this.firstFingerprint;
+    if (fingerprint == null || fingerprint.shape[0] !== first.shape[0]) return tf.scalar(Infinity);
+    return tf.tidy(() =>
+      tf.div(tf.max(tf.abs(tf.sub(fingerprint, first))), tf.maximum(tf.max(tf.abs(first)), 1e-30)),
+    ) as tf.Scalar;
+  }
+
+  private async run(
+    visit: (inputs: tf.Tensor[], batch: number) => void,
+    fingerprint: (inputs: tf.Tensor[]) => void,
+  ): Promise<number> {
     let samples = 0;
     let batch = 0;
     if (this.data instanceof tf.data.Dataset) {
@@ -184,6 +263,7 @@ class DataPasses {
           const inputs = inputsOf(this.model, r.value);
           checkInputShapes(this.model, inputs, `Dataset element ${batch}`, true);
           visit(inputs, batch);
+          fingerprint(inputs);
           samples += inputs[0].shape[0];
           batch++;
         } finally {
@@ -198,13 +278,27 @@ class DataPasses {
         const inputs = tensors.map((t) => tf.slice(t, start, size));
         try {
           visit(inputs, batch);
+          fingerprint(inputs);
         } finally {
           tf.dispose(inputs);
         }
         samples += size;
       }
     }
-    this.checkSize(samples);
+    return samples;
+  }
+
+  /** The error for a later pass whose fingerprint differs from the first's by `difference`. */
+  differentData(difference: number): DropnormValueError {
+    return new DropnormValueError(
+      `${OWNER}: the dataset yielded ${this.firstSamples} samples on every pass, but other ` +
+        `values on pass ${this.pass} (their sums differ from the first pass's by ` +
+        `${difference.toPrecision(3)} relative): it must yield the same data at every pass. ` +
+        `The data is read once per BatchNorm (${this.passes} passes here); random augmentation ` +
+        'or a generator drawing new samples gives every BN other statistics. Pass the samples ' +
+        'themselves (tensors, or tf.data.array(samples).batch(32)), or a generator that ' +
+        `replays the same samples (shuffling them is fine). ${NOTHING_CHANGED}`,
+    );
   }
 
   private checkSize(samples: number): void {
@@ -235,16 +329,6 @@ class DataPasses {
         `tf.data.array(samples).batch(32), or the tensors themselves. ${NOTHING_CHANGED}`,
     );
   }
-}
-
-/** Whether every element of `inputs` is finite (a GPU→CPU sync; only called on a failure). */
-function allFinite(inputs: tf.Tensor[]): boolean {
-  return inputs.every((t) => {
-    const ok = tf.tidy(() => tf.all(tf.isFinite(t)));
-    const value = ok.dataSync()[0];
-    ok.dispose();
-    return value === 1;
-  });
 }
 
 function containsBatchNorm(model: tf.LayersModel): boolean {
@@ -385,6 +469,7 @@ export async function recalibrateBatchNorm(
     }
     throw e;
   } finally {
+    passes.dispose();
     tf.dispose(saved.flatMap((s) => [s.savedMean, s.savedVariance]));
   }
 }
@@ -405,26 +490,55 @@ async function recalibrateOne(
   const channels = input.shape[axis] as number;
   // A view of the model from its inputs to this BN's input: it shares the model's layers.
   const features = tf.model({ inputs: model.inputs, outputs: input });
-  const pooled = new PooledMoments(channels);
-  await passes.forEachBatch((inputs, batch) => {
-    const [mean, m2, n] = tf.tidy(() => {
-      const x = features.predictOnBatch(inputs.length === 1 ? inputs[0] : inputs) as tf.Tensor;
-      const mu = tf.mean(x, axes, true);
-      const count = axes.reduce((m, a) => m * x.shape[a], 1);
-      return [
-        tf.reshape(mu, [-1]),
-        tf.reshape(tf.sum(tf.squaredDifference(x, mu), axes), [-1]),
-        count,
-      ] as const;
+  // Per-batch moments stay on the device; one asynchronous read per pass brings them (and the
+  // pass's data check) to the CPU, where they are pooled in float64. No synchronous read.
+  const perBatch: { mean: tf.Tensor; m2: tf.Tensor; finite: tf.Tensor; count: number }[] = [];
+  let pass: PassResult | undefined;
+  let read: [Float32Array, Float32Array, Uint8Array | Int32Array | Float32Array, number];
+  try {
+    pass = await passes.forEachBatch((inputs) => {
+      perBatch.push(
+        tf.tidy(() => {
+          const x = features.predictOnBatch(inputs.length === 1 ? inputs[0] : inputs) as tf.Tensor;
+          const mu = tf.mean(x, axes, true);
+          return {
+            mean: tf.reshape(mu, [-1]),
+            m2: tf.reshape(tf.sum(tf.squaredDifference(x, mu), axes), [-1]),
+            // Whether the data of this batch is finite: names the cause if the moments are not.
+            finite: tf.stack(inputs.map((t) => tf.all(tf.isFinite(t)))).all(),
+            count: axes.reduce((m, a) => m * x.shape[a], 1),
+          };
+        }),
+      );
     });
-    const meanValues = mean.dataSync();
-    const m2Values = m2.dataSync();
-    tf.dispose([mean, m2]);
+    const stacked = tf.tidy(() => [
+      tf.stack(perBatch.map((b) => b.mean)),
+      tf.stack(perBatch.map((b) => b.m2)),
+      tf.stack(perBatch.map((b) => b.finite)),
+    ]);
+    try {
+      const [means, m2s, finite, difference] = await Promise.all([
+        ...stacked.map((t) => t.data()),
+        pass.difference.data(),
+      ]);
+      read = [means as Float32Array, m2s as Float32Array, finite, difference[0]];
+    } finally {
+      tf.dispose(stacked);
+    }
+  } finally {
+    tf.dispose(perBatch.flatMap((b) => [b.mean, b.m2, b.finite]));
+    if (pass) pass.difference.dispose();
+  }
+  const [means, m2s, finite, difference] = read;
+  const pooled = new PooledMoments(channels);
+  for (const [batch, { count }] of perBatch.entries()) {
+    const meanValues = means.subarray(batch * channels, (batch + 1) * channels);
+    const m2Values = m2s.subarray(batch * channels, (batch + 1) * channels);
     const bad = meanValues.findIndex(
       (v, c) => !Number.isFinite(v) || !Number.isFinite(m2Values[c]),
     );
     if (bad >= 0) {
-      const cause = allFinite(inputs)
+      const cause = finite[batch]
         ? `the statistics of ${bn} are not finite in channel ${bad} (batch ${batch}) although ` +
           'the data is: the values reaching it overflow float32 (a layer before it blows up, ' +
           'or its weights hold NaN/Infinity). Check the model, or recalibrate with data scaled ' +
@@ -433,8 +547,10 @@ async function recalibrateOne(
           'not be finite. Remove or impute the non-finite samples.';
       throw new DropnormValueError(`${OWNER}: ${cause} ${NOTHING_CHANGED}`);
     }
-    pooled.add(n, meanValues, m2Values);
-  });
+    pooled.add(count, meanValues, m2Values);
+  }
+  // NaN (a fingerprint that overflowed float32) cannot be compared: only the size check holds.
+  if (difference > FINGERPRINT_TOLERANCE) throw passes.differentData(difference);
 
   const correction = varianceCorrectionOf(layer);
   const m = pooled.count;
