@@ -27,7 +27,9 @@ abstract class SpatialDropoutBase extends ActivationNoiseLayer {
     ...StochasticLayer.argTypes,
     ...optionSpec<Omit<SpatialDropoutArgs, keyof StochasticLayerArgs>>({ dataFormat: 'string' }),
   };
-  static override readonly acceptedArgs: readonly string[] = Object.keys(SpatialDropoutBase.argTypes);
+  static override readonly acceptedArgs: readonly string[] = Object.keys(
+    SpatialDropoutBase.argTypes,
+  );
   readonly dataFormat: DataFormat;
   /** Number of spatial axes: 1, 2 or 3. */
   protected abstract readonly spatialRank: number;

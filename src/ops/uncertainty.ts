@@ -79,7 +79,9 @@ export function entropy(probs: tf.Tensor, kind: ProbabilityKind = 'categorical')
     throw invalidArgument(
       owner,
       'probs',
-      probs instanceof tf.Tensor ? `a ${probs.dtype} tensor of shape ${JSON.stringify(probs.shape)}` : probs,
+      probs instanceof tf.Tensor
+        ? `a ${probs.dtype} tensor of shape ${JSON.stringify(probs.shape)}`
+        : probs,
       'to be a float32 tensor of probabilities (rank ≥ 1)',
       'Pass a softmax or sigmoid output, e.g. tf.softmax(logits).',
     );
