@@ -294,3 +294,158 @@ describe('locations', () => {
     expect(predict(await tf.loadLayersModel(`file://${dir}/model.json`))).toEqual(predict(a));
   });
 });
+
+/** Issue 20, item 8: locations, weights paths, content hashes, unreferenced weights. */
+describe('fileSystem: what is saved at a location loads from it, and nothing else is read', () => {
+  const json = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8'));
+
+  test('a path ending in .json names the model.json file: save and load the same location', async () => {
+    const a = model(1);
+    const location = path.join(root, 'dir', 'my-model.json');
+    await a.save(fileSystem(location));
+    expect(files(path.join(root, 'dir'))).toEqual([
+      'my-model.json',
+      expect.stringMatching(/^weights\.[0-9a-f]{16}\.bin$/),
+    ]);
+    expect(predict(await tf.loadLayersModel(fileSystem(location)))).toEqual(predict(a));
+    expect(predict(await tf.loadLayersModel(`file://${location}`))).toEqual(predict(a));
+  });
+
+  test('an existing directory named *.json is used as a directory: a model beside it is untouched', async () => {
+    const a = model(1);
+    const b = model(2);
+    const beside = model(3);
+    await beside.save(fileSystem(root)); // root/model.json + its weights
+    const dir = path.join(root, 'saved.json');
+    await a.save(fileSystem(path.join(root, 'tmp')));
+    fs.renameSync(path.join(root, 'tmp'), dir); // a model saved into a directory named *.json
+    const rootFiles = files(root);
+    await b.save(fileSystem(dir));
+    expect(files(root)).toEqual(rootFiles);
+    expect(predict(await tf.loadLayersModel(fileSystem(root)))).toEqual(predict(beside));
+    expect(files(dir)).toEqual(['model.json', expect.stringMatching(/^weights\./)]);
+    expect(predict(await tf.loadLayersModel(fileSystem(dir)))).toEqual(predict(b));
+  });
+
+  test.each([
+    ['../', (w: string) => `../outside/${w}`],
+    ['an absolute path', (w: string) => path.join(root, 'outside', w)],
+    ['a nested ../', (w: string) => `sub/../../outside/${w}`],
+  ])('a weightsManifest path with %s is refused at load, naming it', async (_what, rewrite) => {
+    const dir = path.join(root, 'm');
+    await model(1).save(fileSystem(dir));
+    const weights = files(dir)[1];
+    // A real model outside the directory: the load must not read it.
+    fs.mkdirSync(path.join(root, 'outside'));
+    fs.copyFileSync(path.join(dir, weights), path.join(root, 'outside', weights));
+    const content = json(path.join(dir, 'model.json'));
+    content.weightsManifest[0].paths = [rewrite(weights)];
+    fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(content));
+    const read = jest.spyOn(fs.promises, 'readFile');
+    await expect(tf.loadLayersModel(fileSystem(dir))).rejects.toThrow(
+      /^fileSystem: the weightsManifest of .*model\.json names the weights file ".*", which is not inside the model directory \(an absolute path or one with \.\.\/\)\. Refused/,
+    );
+    expect(read.mock.calls.map((c) => String(c[0]))).not.toContainEqual(
+      expect.stringContaining('outside'),
+    );
+  });
+
+  test('a same-size corrupted weights file is refused: its content does not match its name', async () => {
+    const dir = path.join(root, 'm');
+    await model(1).save(fileSystem(dir));
+    const weights = path.join(dir, files(dir)[1]);
+    const bytes = fs.readFileSync(weights);
+    bytes.writeFloatLE(NaN, 0); // loads and predicts NaN if unchecked
+    fs.writeFileSync(weights, bytes);
+    await expect(tf.loadLayersModel(fileSystem(dir))).rejects.toThrow(
+      /^fileSystem: the content of .*weights\.([0-9a-f]{16})\.bin does not match its name: its SHA-256 begins [0-9a-f]{16}, not \1 .*The file is corrupted; save the model again\./,
+    );
+  });
+
+  test('after a save, weights files no model.json references are removed; other models and files stay', async () => {
+    const dir = path.join(root, 'm');
+    const a = model(1);
+    const other = model(4);
+    await other.save(fileSystem(path.join(dir, 'other.json'))); // a second model in the directory
+    const orphan = 'weights.0123456789abcdef.bin'; // left by an interrupted or concurrent save
+    fs.writeFileSync(path.join(dir, orphan), Buffer.alloc(8));
+    fs.writeFileSync(path.join(dir, 'notes.txt'), 'mine');
+    await a.save(fileSystem(dir));
+    const left = files(dir);
+    expect(left).not.toContain(orphan);
+    expect(left).toContain('notes.txt');
+    const referenced = [
+      ...json(path.join(dir, 'model.json')).weightsManifest[0].paths,
+      ...json(path.join(dir, 'other.json')).weightsManifest[0].paths,
+    ];
+    expect(left.filter((f) => f.startsWith('weights.')).sort()).toEqual([...referenced].sort());
+    expect(predict(await tf.loadLayersModel(fileSystem(dir)))).toEqual(predict(a));
+    expect(predict(await tf.loadLayersModel(fileSystem(path.join(dir, 'other.json'))))).toEqual(
+      predict(other),
+    );
+  });
+
+  test('a weights file a save in progress announced is kept; a stale announcement is not', async () => {
+    const dir = path.join(root, 'm');
+    await model(1).save(fileSystem(dir));
+    const pending = 'weights.00000000000000aa.bin';
+    const stale = 'weights.00000000000000bb.bin';
+    for (const w of [pending, stale]) fs.writeFileSync(path.join(dir, w), Buffer.alloc(8));
+    fs.writeFileSync(path.join(dir, `.${pending}.999.abcd.saving`), '');
+    const staleMarker = path.join(dir, `.${stale}.998.abcd.saving`);
+    fs.writeFileSync(staleMarker, '');
+    const old = (Date.now() - 2 * 60 * 60 * 1000) / 1000;
+    fs.utimesSync(staleMarker, old, old);
+    await model(2).save(fileSystem(dir));
+    const left = files(dir);
+    expect(left).toContain(pending);
+    expect(left).toContain(`.${pending}.999.abcd.saving`);
+    expect(left).not.toContain(stale);
+    expect(left).not.toContain(path.basename(staleMarker));
+  });
+
+  test('concurrent saves and loads: every load succeeds, one weights file is left', async () => {
+    const dir = path.join(root, 'm');
+    const models = [1, 2, 3, 4].map(model);
+    const expected = models.map(predict);
+    await models[0].save(fileSystem(dir));
+    let saving = true;
+    const loads: number[][] = [];
+    const reader = (async () => {
+      while (saving) loads.push(predict(await tf.loadLayersModel(fileSystem(dir))));
+    })();
+    for (let round = 0; round < 3; round++) {
+      await Promise.all(models.map((m) => m.save(fileSystem(dir))));
+    }
+    saving = false;
+    await reader;
+    expect(loads.length).toBeGreaterThan(0);
+    for (const l of loads) expect(expected).toContainEqual(l);
+    const left = files(dir);
+    expect(left.filter((f) => f.endsWith('.saving') || f.endsWith('.tmp'))).toEqual([]);
+    expect(left).toEqual([
+      'model.json',
+      ...json(path.join(dir, 'model.json')).weightsManifest[0].paths,
+    ]);
+  });
+
+  test('a save that cannot announce its weights (marker write fails) fails cleanly', async () => {
+    const dir = path.join(root, 'm');
+    const a = model(1);
+    await a.save(fileSystem(dir));
+    const before = files(dir);
+    const realWriteFile = fs.promises.writeFile.bind(fs.promises);
+    jest.spyOn(fs.promises, 'writeFile').mockImplementation(async (file, data, options) => {
+      if (String(file).endsWith('.saving')) {
+        throw Object.assign(new Error('injected: disk full'), { code: 'ENOSPC' });
+      }
+      return realWriteFile(file, data, options);
+    });
+    await expect(model(2).save(fileSystem(dir))).rejects.toThrow(
+      /^fileSystem: saving the model to .* failed while marking weights\.[0-9a-f]{16}\.bin as being saved: injected: disk full/,
+    );
+    jest.restoreAllMocks();
+    expect(files(dir)).toEqual(before);
+    expect(predict(await tf.loadLayersModel(fileSystem(dir)))).toEqual(predict(a));
+  });
+});

@@ -5,8 +5,9 @@
  *
  * Saving is crash-safe: a save that fails at any point (disk full, a killed process) leaves the
  * previous model in the directory loadable and consistent, or no model at all for a first save.
- * Loading checks what it reads: invalid JSON, a missing field, or weight files whose size differs
- * from the manifest are errors naming the file.
+ * Loading checks what it reads: invalid JSON, a missing field, a weights path outside the
+ * directory, or weight files whose size or content hash differs from what model.json says are
+ * errors naming the file.
  */
 import { createHash, randomBytes } from 'crypto';
 import * as fs from 'fs';
@@ -43,6 +44,43 @@ function localPath(location: unknown): string {
   return location;
 }
 
+/** Where a model lives: its directory and its model.json file. */
+interface ModelLocation {
+  dir: string;
+  jsonPath: string;
+}
+
+/**
+ * The model.json file and directory `target` names, the same for save and load: a path ending in
+ * `.json` names the model.json file itself (`dir/my-model.json`: the weights go beside it in
+ * `dir/`), as tfjs-node's handler reads it, unless it is an existing directory (a model saved
+ * by tfjs-node into `x.json/`), which is then used as a directory; any other path is a directory
+ * holding `model.json`.
+ */
+async function locate(target: string): Promise<ModelLocation> {
+  if (target.endsWith('.json')) {
+    const stat = await fs.promises.stat(target).catch(() => null);
+    if (!stat?.isDirectory()) return { dir: path.dirname(target), jsonPath: target };
+  }
+  return { dir: target, jsonPath: path.join(target, MODEL_JSON) };
+}
+
+// Weights files the pack names (by content: the first 16 hex digits of their SHA-256). Only
+// these are ever removed as unreferenced; any other file in the directory is left alone.
+const WEIGHTS_NAME = /^weights\.([0-9a-f]{16})\.bin$/;
+
+/** The name of the weights file holding `bytes`. */
+function weightsFileName(bytes: Uint8Array): string {
+  return `weights.${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}.bin`;
+}
+
+// A save in progress announces the weights file it is about to write with a marker file
+// `.<weights name>.<pid>.<random>.saving`, created before the weights and removed after its
+// model.json is committed; the clean-up of another save never removes a weights file that has a
+// marker. A marker older than this is a crashed save's and is ignored (and removed).
+const MARKER_SUFFIX = '.saving';
+const STALE_MARKER_MS = 60 * 60 * 1000;
+
 /** Bytes per element of each dtype a weight can be stored as (string weights have no fixed size). */
 const DTYPE_BYTES: Readonly<Record<string, number>> = {
   float32: 4,
@@ -77,13 +115,58 @@ function isLocalName(name: unknown): name is string {
   );
 }
 
-/** The weight files the directory's current model.json references (none if there is none). */
+/** The weight files a model.json references (none if it is absent or not a model.json). */
 async function referencedWeights(jsonPath: string): Promise<string[]> {
   try {
     const json = JSON.parse(await fs.promises.readFile(jsonPath, 'utf8')) as tf.io.ModelJSON;
     return (json.weightsManifest ?? []).flatMap((g) => g.paths).filter(isLocalName);
   } catch {
     return []; // nothing there, or nothing a loader could use: nothing to clean up
+  }
+}
+
+/**
+ * Removes the weights files of `dir` that no model.json there references and no save in progress
+ * is writing: the pack's `weights.<hash>.bin` files, plus `previous` (what the model.json this
+ * save replaced referenced, e.g. tfjs-node's `weights.bin`). Safe against concurrent savers by
+ * the order of the reads: (1) list the weights files, (2) list the markers, (3) read every
+ * `*.json`. A saver creates its marker before its weights file and removes it only after its
+ * model.json is committed, so a weights file seen in (1) is either marked in (2) or referenced by
+ * a model.json read in (3) — unless a later save replaced that model.json, and then it is
+ * garbage. A concurrent reader that loses its weights file that way re-reads model.json (see
+ * {@link loadModel}). Removal is best effort: a leftover file never makes a model inconsistent.
+ */
+async function removeUnreferenced(dir: string, previous: ReadonlySet<string>): Promise<void> {
+  let names: string[];
+  try {
+    names = await fs.promises.readdir(dir);
+  } catch {
+    return;
+  }
+  const candidates = new Set([...names.filter((n) => WEIGHTS_NAME.test(n)), ...previous]);
+  if (candidates.size === 0) return;
+  const protectedNames = new Set<string>();
+  const now = Date.now();
+  for (const marker of (await fs.promises.readdir(dir).catch(() => [] as string[])).filter(
+    (n) => n.startsWith('.') && n.endsWith(MARKER_SUFFIX),
+  )) {
+    const file = path.join(dir, marker);
+    const stat = await fs.promises.stat(file).catch(() => null);
+    if (stat && now - stat.mtimeMs > STALE_MARKER_MS) {
+      await fs.promises.rm(file, { force: true }).catch(() => undefined);
+      continue;
+    }
+    // '.<weights name>.<pid>.<random>.saving' → '<weights name>'
+    protectedNames.add(marker.slice(1).split('.').slice(0, 3).join('.'));
+  }
+  const jsonFiles = (await fs.promises.readdir(dir).catch(() => [] as string[])).filter(
+    (n) => n.endsWith('.json') && !n.startsWith('.'),
+  );
+  for (const json of jsonFiles) {
+    for (const p of await referencedWeights(path.join(dir, json))) protectedNames.add(p);
+  }
+  for (const name of candidates) {
+    if (!protectedNames.has(name)) await removeQuietly(path.join(dir, name));
   }
 }
 
@@ -141,8 +224,7 @@ async function saveModel(target: string, artifacts: tf.io.ModelArtifacts): Promi
       `${OWNER}: saving a binary (graph) model topology is not supported; save a LayersModel.`,
     );
   }
-  const dir = target.endsWith('.json') ? path.dirname(target) : target;
-  const jsonPath = path.join(dir, MODEL_JSON);
+  const { dir, jsonPath } = await locate(target);
   const weights = Buffer.from(
     artifacts.weightData
       ? tf.io.CompositeArrayBuffer.join(artifacts.weightData)
@@ -151,7 +233,7 @@ async function saveModel(target: string, artifacts: tf.io.ModelArtifacts): Promi
   // A new name for new weights: the old model.json keeps pointing at the old file until the new
   // model.json replaces it, so no moment pairs one save's topology with another's weights. Named
   // by content, identical weights get the identical name (saving twice changes nothing).
-  const weightsName = `weights.${createHash('sha256').update(weights).digest('hex').slice(0, 16)}.bin`;
+  const weightsName = weightsFileName(weights);
   const weightsManifest: tf.io.WeightsManifestConfig = [
     { paths: [weightsName], weights: artifacts.weightSpecs ?? [] },
   ];
@@ -172,9 +254,17 @@ async function saveModel(target: string, artifacts: tf.io.ModelArtifacts): Promi
   let step = `creating ${dir}`;
   let wroteWeights = false;
   const previous = new Set<string>();
+  const marker = path.join(
+    dir,
+    `.${weightsName}.${process.pid}.${randomBytes(4).toString('hex')}${MARKER_SUFFIX}`,
+  );
+  let marked = false;
   try {
     await fs.promises.mkdir(dir, { recursive: true });
     for (const p of await referencedWeights(jsonPath)) previous.add(p);
+    step = `marking ${weightsName} as being saved`;
+    await fs.promises.writeFile(marker, '', { flag: 'wx' });
+    marked = true;
     step = `writing ${path.join(dir, weightsName)}`;
     await writeAtomically(path.join(dir, weightsName), weights);
     wroteWeights = true;
@@ -185,6 +275,7 @@ async function saveModel(target: string, artifacts: tf.io.ModelArtifacts): Promi
     if (wroteWeights && !previous.has(weightsName)) {
       await removeQuietly(path.join(dir, weightsName));
     }
+    if (marked) await fs.promises.rm(marker, { force: true }).catch(() => undefined);
     const error = new Error(
       `${OWNER}: saving the model to ${dir} failed while ${step}: ${(e as Error).message}. ` +
         'The model previously saved there, if any, is unchanged.',
@@ -192,21 +283,24 @@ async function saveModel(target: string, artifacts: tf.io.ModelArtifacts): Promi
     (error as Error & { cause?: unknown }).cause = e;
     throw error;
   }
-  // Committed. The old weights go only once the new model.json is durably in place, so a crash
-  // here at worst leaves an unreferenced old weights file behind.
-  if (await syncDirectory(dir)) {
-    for (const p of previous) if (p !== weightsName) await removeQuietly(path.join(dir, p));
+  // Committed: the model.json references the weights, so the marker can go. The old weights go
+  // only once the new model.json is durably in place, so a crash here at worst leaves an
+  // unreferenced weights file behind (the next save removes it).
+  await fs.promises.rm(marker, { force: true }).catch(() => undefined);
+  if (await syncDirectory(dir)) await removeUnreferenced(dir, previous);
+}
+
+/** The text of `model.json`. */
+async function readModelText(jsonPath: string): Promise<string> {
+  try {
+    return await fs.promises.readFile(jsonPath, 'utf8');
+  } catch (e) {
+    throw new DropnormValueError(`${OWNER}: cannot read ${jsonPath}: ${(e as Error).message}`);
   }
 }
 
 /** `model.json`'s parsed content, checked for the fields a LayersModel loader needs. */
-async function readModelJSON(jsonPath: string): Promise<tf.io.ModelJSON> {
-  let text: string;
-  try {
-    text = await fs.promises.readFile(jsonPath, 'utf8');
-  } catch (e) {
-    throw new DropnormValueError(`${OWNER}: cannot read ${jsonPath}: ${(e as Error).message}`);
-  }
+function parseModelJSON(text: string, jsonPath: string): tf.io.ModelJSON {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -243,25 +337,57 @@ async function readModelJSON(jsonPath: string): Promise<tf.io.ModelJSON> {
   return model as tf.io.ModelJSON;
 }
 
-async function loadModel(target: string): Promise<tf.io.ModelArtifacts> {
-  const jsonPath = target.endsWith('.json') ? target : path.join(target, MODEL_JSON);
-  const modelJSON = await readModelJSON(jsonPath);
-  const dir = path.dirname(jsonPath);
+/** A weights path the manifest may name: relative, inside the model's directory. */
+function checkWeightsPath(p: string, jsonPath: string): void {
+  const normalized = path.normalize(p);
+  if (
+    p === '' ||
+    path.isAbsolute(p) ||
+    path.win32.isAbsolute(p) ||
+    normalized === '..' ||
+    normalized.startsWith(`..${path.sep}`) ||
+    p.split(/[\\/]/).includes('..')
+  ) {
+    throw new DropnormValueError(
+      `${OWNER}: the weightsManifest of ${jsonPath} names the weights file ${JSON.stringify(p)}, ` +
+        'which is not inside the model directory (an absolute path or one with ../). Refused: a ' +
+        'model.json may only name files beside it. Save the model again, or fix the path.',
+    );
+  }
+}
+
+/** Thrown when a weights file vanished or changed under a load (a concurrent save). */
+class ConcurrentChange extends DropnormValueError {}
+
+async function loadOnce(location: ModelLocation, jsonText: string): Promise<tf.io.ModelArtifacts> {
+  const { dir, jsonPath } = location;
+  const modelJSON = parseModelJSON(jsonText, jsonPath);
+  for (const group of modelJSON.weightsManifest) {
+    for (const p of group.paths) checkWeightsPath(p, jsonPath);
+  }
   return tf.io.getModelArtifactsForJSON(modelJSON, async (manifest) => {
     const specs: tf.io.WeightsManifestEntry[] = [];
     const buffers: ArrayBuffer[] = [];
     for (const group of manifest) {
       specs.push(...group.weights);
       const files: Array<{ file: string; bytes: number }> = [];
+      let corrupted: { file: string; hash: string; actual: string } | undefined;
       for (const p of group.paths) {
         const file = path.join(dir, p);
         let b: Buffer;
         try {
           b = await fs.promises.readFile(file);
         } catch (e) {
-          throw new DropnormValueError(
+          const Err =
+            (e as { code?: string }).code === 'ENOENT' ? ConcurrentChange : DropnormValueError;
+          throw new Err(
             `${OWNER}: cannot read ${file}, a weights file of ${jsonPath}: ${(e as Error).message}`,
           );
+        }
+        // The pack names a weights file by its content (checked after the sizes, which say more).
+        const named = WEIGHTS_NAME.exec(path.basename(p));
+        if (named && weightsFileName(b) !== path.basename(p)) {
+          corrupted ??= { file, hash: named[1], actual: weightsFileName(b) };
         }
         files.push({ file, bytes: b.byteLength });
         buffers.push(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer);
@@ -275,9 +401,41 @@ async function loadModel(target: string): Promise<tf.io.ModelArtifacts> {
             `(${group.weights.length} weights). The weights file is truncated, padded or from another save; save the model again.`,
         );
       }
+      if (corrupted) {
+        // A same-size corruption would otherwise load and predict NaN.
+        throw new ConcurrentChange(
+          `${OWNER}: the content of ${corrupted.file} does not match its name: its SHA-256 ` +
+            `begins ${corrupted.actual.slice('weights.'.length, -'.bin'.length)}, not ` +
+            `${corrupted.hash} (the pack names a weights file by the hash of its content). The ` +
+            'file is corrupted; save the model again.',
+        );
+      }
     }
     return [specs, tf.io.CompositeArrayBuffer.join(buffers)];
   });
+}
+
+// A load whose weights file vanished or changed re-reads model.json this many times at most.
+const LOAD_ATTEMPTS = 3;
+
+/**
+ * Loads the model at `target`. A weights file that is missing or does not match its name while
+ * model.json changed in the meantime is a concurrent save (which replaced model.json and removed
+ * the old weights): the load starts again from the new model.json. Otherwise the error stands.
+ */
+async function loadModel(target: string): Promise<tf.io.ModelArtifacts> {
+  const location = await locate(target);
+  let text = await readModelText(location.jsonPath);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await loadOnce(location, text);
+    } catch (e) {
+      if (!(e instanceof ConcurrentChange) || attempt >= LOAD_ATTEMPTS) throw e;
+      const again = await readModelText(location.jsonPath);
+      if (again === text) throw e;
+      text = again;
+    }
+  }
 }
 
 /**
@@ -286,17 +444,24 @@ async function loadModel(target: string): Promise<tf.io.ModelArtifacts> {
  *
  * Save writes `model.json` and `weights.<hash>.bin` (the first 16 hex digits of the weights'
  * SHA-256), each to a temporary file in the target directory, flushed to disk, then renamed into
- * place, `model.json` last; the previous save's weights file is removed after that. A save that
- * fails at any point leaves the previous model loadable and consistent (or no model).
+ * place, `model.json` last. After that, the weights files no model.json of the directory
+ * references are removed (the previous save's, and any left by interrupted or concurrent saves),
+ * except those a save in progress announced with its marker file. A save that fails at any point
+ * leaves the previous model loadable and consistent (or no model).
  *
- * Load reads `model.json` and the weight files its `weightsManifest` names, and checks their total
- * size against the manifest.
+ * Load reads `model.json` and the weight files its `weightsManifest` names, which must lie beside
+ * it (no `../`, no absolute path), checks their total size against the manifest and a
+ * `weights.<hash>.bin` file's content against its hash; a weights file that a concurrent save
+ * removed or replaced makes it re-read model.json.
  *
- * @param location a directory (save: created if missing) or, for loading, the directory or its
- *   `model.json`; a plain path or a `file://` URL.
+ * @param location a directory (save: created if missing), or a path ending in `.json`, which
+ *   names the model.json file itself (its weights beside it; tfjs-node's handler loads such a
+ *   path the same way), unless it is an existing directory; a plain path or a `file://` URL.
+ *   Save and load of one location use the same files.
  * @throws DropnormValueError for a location with another scheme (`http://`, `indexeddb://`, …); at
- *   load, for a model.json that is not valid JSON or lacks `modelTopology` / `weightsManifest`, and
- *   for weight files whose size differs from the manifest (the message names the files and sizes).
+ *   load, for a model.json that is not valid JSON or lacks `modelTopology` / `weightsManifest`, a
+ *   weights path outside the directory, weight files whose size differs from the manifest (the
+ *   message names the files and sizes) or whose content does not match its hash.
  */
 export function fileSystem(location: string): tf.io.IOHandler {
   const target = path.resolve(localPath(location));

@@ -211,7 +211,7 @@ export class GradientFlow extends tf.Callback {
 
   /**
    * Called by `model.fit` before training: the probe batch is checked against the model here
-   * ({@link checkProbeBatch}, as fit checks its own x and y), so a mismatched probe fails before
+   * (as {@link gradientNorms} checks it, and as fit checks its own x and y), so a mismatched probe fails before
    * the first epoch instead of at the first record.
    */
   override setModel(model: tf.LayersModel): void {
