@@ -811,3 +811,24 @@ describe('strict option types: a value of the wrong type is an error', () => {
     expect(hb[2]).toBeCloseTo(Math.log(2), 6);
   });
 });
+
+describe('mcPredictAsync whose input is disposed mid-run', () => {
+  it('fails with a clear error naming x, and leaks nothing', async () => {
+    const model = mlp();
+    const input = tf.randomNormal([6, 4], 0, 1, 'float32', 9);
+    const before = tf.memory().numTensors;
+    let passes = 0;
+    const run = mcPredictAsync(model, input, {
+      samples: 5,
+      seed: 1,
+      onProgress: () => {
+        if (++passes === 2) input.dispose();
+      },
+    });
+    await expect(run).rejects.toThrow(
+      /^mcPredictAsync: expected x to stay alive until the call returns, received: x="a disposed tensor of shape \[6,4\]"\. Dispose it after the promise resolves/,
+    );
+    expect(passes).toBe(2);
+    expect(tf.memory().numTensors).toBe(before - 1); // only the input itself is gone
+  });
+});

@@ -95,6 +95,26 @@ export function checkLayerArgs(layer: tf.layers.Layer, args: unknown): void {
   checkOptionTypes(owner, given as Record<string, unknown>, own);
 }
 
+/**
+ * Throws when a tensor argument has been disposed, e.g. by the caller while an async call that
+ * reads it at every step (`mcPredictAsync`) is still running; tfjs would fail inside an op with
+ * "Tensor is disposed", naming neither the function nor the argument.
+ * @param owner who complains, e.g. `mcPredictAsync`.
+ * @param arg the argument's name, e.g. `x`.
+ */
+export function checkNotDisposed(owner: string, arg: string, tensors: tf.Tensor | tf.Tensor[]) {
+  const list = Array.isArray(tensors) ? tensors : [tensors];
+  const i = list.findIndex((t) => t.isDisposed);
+  if (i < 0) return;
+  throw invalidArgument(
+    owner,
+    list.length === 1 ? arg : `${arg}[${i}]`,
+    `a disposed tensor of shape ${JSON.stringify(list[i].shape)}`,
+    'to stay alive until the call returns',
+    'Dispose it after the promise resolves (an async call reads it at every step).',
+  );
+}
+
 const DATA_FORMATS: readonly DataFormat[] = ['channelsLast', 'channelsFirst'];
 
 /** Checks a `dataFormat` argument and returns it (default channels-last). */

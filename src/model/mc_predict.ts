@@ -14,7 +14,7 @@ import { StochasticLayer } from '../layers/stochastic';
 import { ProbabilityKind, entropy, mutualInformationFromEntropies } from '../ops/uncertainty';
 import { SeedStream, mixSeed } from '../random';
 import { convertBuiltinsToDropnorm } from './convert';
-import { walkLayers } from '../layers/util';
+import { checkNotDisposed, walkLayers } from '../layers/util';
 import { assertLayersModel } from './rewrite';
 
 /** The tfjs built-in dropout layers, converted to the pack's for a prediction. */
@@ -391,6 +391,7 @@ function* run(
     for (let t = 1; t <= samples; t++) {
       for (let c = 0; c < starts.length; c++) {
         const size = Math.min(batchSize, rows - starts[c]);
+        checkNotDisposed(owner, 'x', inputs); // mcPredictAsync: the caller may dispose x meanwhile
         const ys = tf.tidy(() => {
           const chunk =
             starts.length === 1 ? inputs : inputs.map((v) => tf.slice(v, starts[c], size));
