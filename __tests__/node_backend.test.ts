@@ -70,9 +70,7 @@ describe('pickBackend', () => {
   });
 
   test('an unknown or unavailable backend is a clear error', async () => {
-    await expect(
-      pickBackend({ backend: 'webgpu' as never, log: () => undefined }),
-    ).rejects.toThrow(
+    await expect(pickBackend({ backend: 'webgpu' as never, log: () => undefined })).rejects.toThrow(
       /^pickBackend: expected backend to be one of 'tensorflow', 'wasm', 'cpu', received: backend="webgpu"\./,
     );
     let hasTfjsNode = true;
