@@ -102,3 +102,20 @@ describe('activationStats', () => {
     expect(stats[2].dead).toBeNull();
   });
 });
+
+describe('activationStats: x is checked against the model inputs', () => {
+  it('a wrong feature size or input count is a clear error, and leaks nothing', async () => {
+    const model = tf.sequential({
+      layers: [tf.layers.dense({ units: 3, inputShape: [4], activation: 'relu' })],
+    });
+    const x = tf.zeros([2, 5]);
+    const before = tf.memory().numTensors;
+    expect(() => activationStats(model, x)).toThrow(
+      /^activationStats: expected x shape to be \[\*, 4\] \(the model's input, batch axis first\), received: x shape=\[2,5\]\./,
+    );
+    expect(() => activationStats(model, [x, x])).toThrow(
+      /^activationStats: expected x to be one tensor/,
+    );
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});

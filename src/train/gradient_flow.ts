@@ -87,6 +87,7 @@ export function activationStats(
   options: { training?: boolean } = {},
 ): LayerActivationStats[] {
   checkOptionKeys('activationStats', options, { training: 'boolean' });
+  checkProbeBatch('activationStats', model, x, undefined, false, true);
   const probe = probeModel(model);
   if (!probe) return [];
   const training = options.training ?? true;

@@ -133,6 +133,7 @@ function asBatch(t: tf.Tensor): number[] {
  * Without it a `[16, 3]` target for a `[16, 1]` output is silently broadcast into a `[16, 3]` loss.
  * @param owner who complains (`gradientNorms`, `GradientFlow`).
  * @param sparseTargets the loss takes class indices (`sparseCategoricalCrossentropy`).
+ * @param inputsOnly check x alone (`activationStats`, which has no targets).
  */
 export function checkProbeBatch(
   owner: string,
@@ -140,6 +141,7 @@ export function checkProbeBatch(
   x: unknown,
   y: unknown,
   sparseTargets = false,
+  inputsOnly = false,
 ): void {
   const isTensor = (t: unknown): t is tf.Tensor => t instanceof tf.Tensor;
   const xs = Array.isArray(x) ? x : [x];
@@ -152,7 +154,7 @@ export function checkProbeBatch(
       `to be ${inputs.length === 1 ? 'one tensor' : `an array of ${inputs.length} tensors`} (one per model input: ${inputs.map((i) => showShape(i.shape)).join(', ')})`,
     );
   }
-  if (model.outputs.length !== 1) {
+  if (!inputsOnly && model.outputs.length !== 1) {
     throw invalidArgument(
       owner,
       'model outputs',
@@ -161,19 +163,21 @@ export function checkProbeBatch(
       'Build a model of the output to probe: tf.model({inputs: model.inputs, outputs: model.outputs[i]}).',
     );
   }
-  if (!isTensor(y)) {
+  if (!inputsOnly && !isTensor(y)) {
     throw invalidArgument(owner, 'y', y, 'to be one tensor of targets for the model output');
   }
-  const outShape = model.outputs[0].shape;
-  const expected = sparseTargets ? [...outShape.slice(0, -1), 1] : outShape;
-  const pairs: [string, number[], (number | null)[]][] = [
-    ...xs.map((t, i): [string, number[], (number | null)[]] => [
+  const pairs: [string, number[], (number | null)[]][] = xs.map(
+    (t, i): [string, number[], (number | null)[]] => [
       xs.length === 1 ? 'x' : `x[${i}]`,
       asBatch(t),
       inputs[i].shape,
-    ]),
-    ['y', asBatch(y), expected],
-  ];
+    ],
+  );
+  if (!inputsOnly) {
+    const outShape = model.outputs[0].shape;
+    const expected = sparseTargets ? [...outShape.slice(0, -1), 1] : outShape;
+    pairs.push(['y', asBatch(y as tf.Tensor), expected]);
+  }
   for (const [name, shape, want] of pairs) {
     const fits =
       shape.length === want.length && want.every((d, j) => j === 0 || d == null || d === shape[j]);
@@ -195,7 +199,7 @@ export function checkProbeBatch(
       owner,
       'batch sizes',
       Object.fromEntries(pairs.map(([name, shape]) => [name, shape[0]])),
-      'to be equal (one sample of y per sample of x)',
+      inputsOnly ? 'to be equal' : 'to be equal (one sample of y per sample of x)',
     );
   }
 }
