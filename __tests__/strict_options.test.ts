@@ -695,6 +695,42 @@ const TYPE_ROWS: TypeRow[] = [
     bad: ['seed', '1', 'a number'],
   },
   {
+    entry: 'ops.dropout mode="dropconnect"',
+    owner: 'ops.dropout',
+    call: (o) => ops.dropout(x, 0.5, o),
+    bad: ['mode', 'dropconnect', 'one of "inverted", "classic"'],
+  },
+  {
+    entry: 'ops.spatialDropout dataFormat="NCW"',
+    owner: 'ops.spatialDropout',
+    call: (o) => ops.spatialDropout(tf.ones([2, 3, 4]), 0.5, o),
+    bad: ['dataFormat', 'NCW', 'one of "channelsLast", "channelsFirst"'],
+  },
+  {
+    entry: 'ops.gaussianDropout seed="1" (positional)',
+    owner: 'ops.gaussianDropout',
+    call: (o) => ops.gaussianDropout(x, 0.5, o.seed as never),
+    bad: ['seed', '1', 'a number'],
+  },
+  {
+    entry: 'ops.dropPath seed="1" (positional)',
+    owner: 'ops.dropPath',
+    call: (o) => ops.dropPath(x, 0.5, o.seed as never),
+    bad: ['seed', '1', 'a number'],
+  },
+  {
+    entry: 'ops.dropConnect seed=[1] (positional)',
+    owner: 'ops.dropConnect',
+    call: (o) => ops.dropConnect(x, 0.5, o.seed as never),
+    bad: ['seed', [1], 'a number'],
+  },
+  {
+    entry: 'ops.spatialDropout rate="0.5" names ops.spatialDropout (not ops.dropout)',
+    owner: 'ops.spatialDropout',
+    call: (o) => ops.spatialDropout(tf.ones([2, 3, 4]), o.rate as never),
+    bad: ['rate', '0.5', 'a number in [0, 1)'],
+  },
+  {
     entry: 'ops.dropBlock2d dataFormat="NHWC"',
     owner: 'ops.dropBlock2d',
     call: (o) => ops.dropBlock2d(tf.ones([1, 4, 4, 2]), 0.2, 2, o),

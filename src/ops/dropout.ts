@@ -130,16 +130,17 @@ export interface DropoutOptions {
 }
 
 // The options of each op and their types (tsc checks them against the option types).
+const DATA_FORMATS = ['channelsLast', 'channelsFirst'] as const;
 const DROPOUT_OPTIONS = optionSpec<DropoutOptions>({
   noiseShape: 'shape|null',
   seed: 'number',
-  mode: 'string',
+  mode: ['inverted', 'classic'],
 });
 type OptionsOf<F extends (...args: never[]) => unknown, I extends number> = NonNullable<
   Parameters<F>[I]
 >;
 const SPATIAL_OPTIONS = optionSpec<OptionsOf<typeof spatialDropout, 2>>({
-  dataFormat: 'string',
+  dataFormat: DATA_FORMATS,
   seed: 'number',
 });
 const ALPHA_OPTIONS = optionSpec<OptionsOf<typeof alphaDropout, 2>>({
@@ -147,7 +148,7 @@ const ALPHA_OPTIONS = optionSpec<OptionsOf<typeof alphaDropout, 2>>({
   seed: 'number',
 });
 const DROP_BLOCK_OPTIONS = optionSpec<OptionsOf<typeof dropBlock2d, 3>>({
-  dataFormat: 'string',
+  dataFormat: DATA_FORMATS,
   seed: 'number',
 });
 
@@ -188,6 +189,7 @@ export function spatialDropout(
   rate: number,
   options: { dataFormat?: DataFormat; seed?: number } = {},
 ): tf.Tensor {
+  checkRate('ops.spatialDropout', rate);
   checkOptionKeys('ops.spatialDropout', options, SPATIAL_OPTIONS);
   return dropout(x, rate, {
     noiseShape: spatialNoiseShape(x.shape, options.dataFormat ?? 'channelsLast'),
@@ -201,6 +203,7 @@ export function spatialDropout(
  */
 export function gaussianDropout(x: tf.Tensor, rate: number, seed?: number): tf.Tensor {
   checkRate('ops.gaussianDropout', rate);
+  checkOptionType('ops.gaussianDropout', 'seed', seed, 'number');
   if (rate === 0) return tf.clone(x);
   return tf.tidy(() =>
     tf.mul(x, tf.randomNormal(x.shape, 1, Math.sqrt(rate / (1 - rate)), 'float32', seed)),
@@ -259,6 +262,7 @@ export function alphaDropout(
  */
 export function dropConnect(weights: tf.Tensor, rate: number, seed?: number): tf.Tensor {
   checkRate('ops.dropConnect', rate);
+  checkOptionType('ops.dropConnect', 'seed', seed, 'number');
   if (rate === 0) return tf.clone(weights);
   return tf.tidy(() => tf.mul(weights, tf.div(keepMask(weights.shape, rate, seed), 1 - rate)));
 }
@@ -338,7 +342,6 @@ export function dropBlock2d(
   const owner = 'ops.dropBlock2d';
   checkRate(owner, rate);
   checkOptionKeys(owner, options, DROP_BLOCK_OPTIONS);
-  checkOptionType(owner, 'dataFormat', options.dataFormat, ['channelsLast', 'channelsFirst']);
   const layout =
     options.dataFormat === 'channelsFirst'
       ? '[batch, channels, height, width]'
@@ -386,5 +389,7 @@ export function samplewiseNoiseShape(shape: readonly number[]): number[] {
  * as `shortcut + dropPath(branch)`.
  */
 export function dropPath(x: tf.Tensor, rate: number, seed?: number): tf.Tensor {
+  checkRate('ops.dropPath', rate);
+  checkOptionType('ops.dropPath', 'seed', seed, 'number');
   return dropout(x, rate, { noiseShape: samplewiseNoiseShape(x.shape), seed });
 }
