@@ -381,15 +381,15 @@ describe('exportForInference', () => {
       expect(snapshot(model)).toBe(before);
     });
 
-    test('a broken BatchNorm fails before anything is built', () => {
+    test('a broken BatchNorm fails exportForInferenceAsync before anything is built', async () => {
       const model = packModel();
       const bn = model.getLayer('bn_last');
       const w = bn.getWeights();
       bn.setWeights([w[0], w[1], w[2], tf.fill(w[3].shape, NaN)]);
       const before = snapshot(model);
       const count = tf.memory().numTensors;
-      expect(() => dn.exportForInference(model)).toThrow(
-        "exportForInference: expected moving_variance of BatchNorm 'bn_last' to be finite",
+      await expect(dn.exportForInferenceAsync(model)).rejects.toThrow(
+        "exportForInferenceAsync: expected moving_variance of BatchNorm 'bn_last' to be finite",
       );
       expect(tf.memory().numTensors).toBe(count);
       expect(snapshot(model)).toBe(before);

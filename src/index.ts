@@ -67,7 +67,9 @@ export type {
 } from './train';
 export {
   foldBatchNorm,
+  foldBatchNormAsync,
   exportForInference,
+  exportForInferenceAsync,
   recalibrateBatchNorm,
   convertToDropnorm,
   convertToBuiltins,

@@ -1,5 +1,5 @@
 /** Whole-model transforms, all built on one graph-rewrite helper ({@link rewriteModel}). */
-export { foldBatchNorm } from './fold_batch_norm';
+export { foldBatchNorm, foldBatchNormAsync } from './fold_batch_norm';
 export type {
   FoldBatchNormOptions,
   FoldBatchNormResult,
@@ -7,7 +7,7 @@ export type {
   FusedActivation,
   SkippedBatchNorm,
 } from './fold_batch_norm';
-export { exportForInference } from './export';
+export { exportForInference, exportForInferenceAsync } from './export';
 export type {
   ExportForInferenceOptions,
   ExportForInferenceResult,
