@@ -392,6 +392,7 @@ function distinctOutputs(
 ): SymbolicTensor[] {
   const seen = new Set<SymbolicTensor>(newInputs);
   const seenBefore = new Set<SymbolicTensor>(model.inputs);
+  const named = new Set<string>();
   return outputs.map((t, i) => {
     const original = model.outputs[i];
     const wasDistinct = !seenBefore.has(original);
@@ -400,8 +401,11 @@ function distinctOutputs(
       seen.add(t);
       return t;
     }
-    const removed = specs.get(original.sourceLayer) === null;
-    const name = removed ? original.sourceLayer.name : `${original.sourceLayer.name}_output_${i}`;
+    // A removed layer's name is free, once (a shared removed layer may give several outputs).
+    const base = original.sourceLayer.name;
+    const free = specs.get(original.sourceLayer) === null && !named.has(base);
+    const name = free ? base : `${base}_output_${i}`;
+    named.add(name);
     return tf.layers.activation({ activation: 'linear', name }).apply(t) as SymbolicTensor;
   });
 }
