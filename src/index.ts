@@ -63,6 +63,9 @@ export type {
   GradientFlowRecord,
   LayerActivationStats,
   DropRateSchedulerOptions,
+  DropRateSchedulerCommonOptions,
+  DropRateRampOptions,
+  DropRateFunctionOptions,
   ScheduleUnit,
 } from './train';
 export {
@@ -97,6 +100,7 @@ export type {
   ConversionResult,
   ConvertedLayer,
   SkippedLayer,
+  McOutputs,
   McPredictOptions,
   McPrediction,
   McProgress,

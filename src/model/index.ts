@@ -24,6 +24,6 @@ export type {
   SkippedLayer,
 } from './convert';
 export { mcPredict, mcPredictAsync, MAX_MC_SAMPLES } from './mc_predict';
-export type { McPredictOptions, McPrediction, McProgress } from './mc_predict';
+export type { McOutputs, McPredictOptions, McPrediction, McProgress } from './mc_predict';
 export { modelGraph, rewriteModel } from './rewrite';
 export type { GraphNode, LayerSpec, ModelGraph, RewriteOptions, Substitution } from './rewrite';
