@@ -415,6 +415,61 @@ describe('item 6: nothing leaks on any error path of any model tool', () => {
     input.dispose();
   });
 
+  test.each([
+    ['exportForInference', (m: tf.LayersModel) => dn.exportForInference(m)],
+    ['foldBatchNorm', (m: tf.LayersModel) => dn.foldBatchNorm(m)],
+    ['convertToBuiltins', (m: tf.LayersModel) => dn.convertToBuiltins(m)],
+    ['convertToDropnorm', (m: tf.LayersModel) => dn.convertToDropnorm(m)],
+    ['mcPredict', (m: tf.LayersModel) => dn.mcPredict(m, tf.ones([2, 3]))],
+  ])(
+    '%s on a model with an unregistered class (found after a nested copy is built): no tensor left',
+    (owner, tool) => {
+      class Unregistered extends tf.layers.Layer {
+        static className = 'UnregisteredInHabits';
+        override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+          return tf.mul(Array.isArray(inputs) ? inputs[0] : inputs, 2);
+        }
+      }
+      // The nested model converts (built-in dropout, BN): its copy exists when the outer fails.
+      const inner = tf.sequential({
+        name: 'inner',
+        layers: [
+          tf.layers.dense({ units: 3, inputShape: [3] }),
+          tf.layers.batchNormalization(),
+          tf.layers.dropout({ rate: 0.5 }),
+        ],
+      });
+      const x = tf.input({ shape: [3] });
+      const model = tf.model({
+        inputs: x,
+        outputs: apply(new Unregistered({ name: 'odd' }), apply(inner, x)),
+      });
+      const before = tf.memory().numTensors;
+      expect(() => tool(model)).toThrow(
+        new RegExp(`^${owner}: expected the class of layer 'odd' to be registered with tfjs`),
+      );
+      // mcPredict's input (tf.ones) is the one tensor the call's caller owns.
+      expect(tf.memory().numTensors - before).toBe(owner === 'mcPredict' ? 1 : 0);
+      model.dispose();
+    },
+  );
+
+  test('mcPredict whose outputs are not the probabilities it is told: the converted copy is freed', () => {
+    const model = tf.sequential({
+      layers: [tf.layers.dense({ units: 2, inputShape: [3] }), tf.layers.dropout({ rate: 0.5 })],
+    });
+    const input = tf.ones([2, 3]);
+    const before = tf.memory().numTensors;
+    for (const probabilities of ['categorical', 'binary'] as const) {
+      expect(() => dn.mcPredict(model, input, { probabilities, samples: 2 })).toThrow(
+        /^mcPredict: expected probabilities to describe output 0/,
+      );
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    input.dispose();
+    model.dispose();
+  });
+
   test('a rewrite failing after the copy is built (wrong weights for a replaced layer) frees the copy', () => {
     const model = tf.sequential({ layers: [tf.layers.dense({ units: 3, inputShape: [2] })] });
     const dense = model.layers[0];
