@@ -433,7 +433,9 @@ export function convertBuiltinsToDropnorm(
 }
 
 /**
- * Replaces every built-in layer that has a counterpart in the pack, in nested models too:
+ * Replaces every built-in layer that has a counterpart in the pack, in nested models and inside
+ * `tf.layers.timeDistributed` wrappers too (the wrapper is rebuilt around the converted layer; its
+ * path is `'wrapper/layer'`):
  *
  * - `BatchNormalization` → {@link BatchNorm} (config and weights γ, β, moving mean and variance;
  *   `varianceCorrection` from the options);
@@ -452,8 +454,9 @@ export function convertBuiltinsToDropnorm(
  *
  * @returns `{model, converted, skipped}`: a new, uncompiled functional LayersModel (the input model
  *   is untouched), the layers converted (path, classes, note) and the layers left as they were with
- *   the reason (none today: every built-in kind above has a counterpart).
- * @throws DropnormValueError if `model` is not a LayersModel or an option is invalid.
+ *   the reason (a convertible layer inside a wrapper other than TimeDistributed).
+ * @throws DropnormValueError if `model` is not a LayersModel (or is disposed) or an option is
+ *   invalid; nothing is left allocated.
  */
 export function convertToDropnorm(
   model: tf.LayersModel,
@@ -478,7 +481,8 @@ export function convertToDropnorm(
 }
 
 /**
- * Replaces every pack layer that has a built-in counterpart, in nested models too:
+ * Replaces every pack layer that has a built-in counterpart, in nested models and inside
+ * `tf.layers.timeDistributed` wrappers too:
  * {@link BatchNorm} → `BatchNormalization` (config and weights; `num_batches_tracked` is dropped and
  * `momentum: null` becomes {@link CUMULATIVE_FALLBACK_MOMENTUM}, as the built-in has no cumulative
  * mode), {@link Dropout} → `Dropout` (rate, noiseShape, seed: a seeded built-in draws the same mask
@@ -489,15 +493,19 @@ export function convertToDropnorm(
  *
  * Left as they were, each listed in `skipped` with the reason: a channels-first BatchNorm (the
  * built-in would compute wrong outputs, tfjs#1106), a BatchNorm with `renorm` or
- * `virtualBatchSize` (the built-in has neither: it would train differently), a `'classic'` Dropout, a channels-first
+ * `virtualBatchSize` (the built-in has neither: it would train differently), a BatchNorm whose input
+ * has rank 5 or more (tfjs 4.22's built-in cannot run it; `exportForInference` exports it), a
+ * `'classic'` Dropout, a channels-first
  * SpatialDropout1D, any dropout layer with `mcDropout: true` (a built-in cannot stay stochastic at
  * inference), and the layers tfjs has no counterpart for (SpatialDropout2D/3D, DropConnectDense,
- * DropBlock2D, DropPath).
+ * DropBlock2D, DropPath, and the pack layers with no built-in equivalent: the per-sample
+ * normalizations), and a convertible layer inside a wrapper other than TimeDistributed.
  *
  * @returns `{model, converted, skipped}`: a new, uncompiled functional LayersModel (the input model
  *   is untouched), the layers converted and the layers kept with the reason. The model loads
  *   without the pack when `skipped` is empty.
- * @throws DropnormValueError if `model` is not a LayersModel.
+ * @throws DropnormValueError if `model` is not a LayersModel (or is disposed); nothing is left
+ *   allocated.
  */
 export function convertToBuiltins(model: tf.LayersModel): ConversionResult {
   const owner = 'convertToBuiltins';
