@@ -24,6 +24,7 @@ import {
   ModelGraph,
   Substitution,
   assertLayersModel,
+  firstCalls,
   modelGraph,
   nestedModelSpec,
   rewriteModel,
@@ -394,7 +395,7 @@ export async function foldBatchNormAsync(
 /** BNs inside wrapper layers (TimeDistributed, Bidirectional): not folded, with the reason. */
 function wrappedBatchNorms(graph: ModelGraph): SkippedBatchNorm[] {
   const out: SkippedBatchNorm[] = [];
-  for (const node of graph.nodes) {
+  for (const node of firstCalls(graph.nodes)) {
     const wrapper = node.layer;
     for (const inner of wrappedLayers(wrapper)) {
       if (!isBatchNormLayer(inner)) continue;
