@@ -27,6 +27,7 @@ import {
   isBatchNormLayer,
 } from './batch_norm_layers';
 import type { SkippedLayer } from './convert';
+import { PACK_CLASS_NAMES } from '../register';
 import { NO_BUILTIN_EQUIVALENT } from './no_builtin';
 import { FoldedBatchNorm, foldBatchNorm } from './fold_batch_norm';
 import {
@@ -121,11 +122,13 @@ const IDENTITY_AT_INFERENCE = new Set<string>([
 
 /**
  * Every layer class tfjs registers itself (taken when this module loads, after tfjs and before
- * the user's own classes), the pack's excluded: what a model may hold to load without the pack.
+ * the user's own classes), the pack's excluded (register.ts runs first, and the pack's layers tfjs
+ * lacks take Keras class names, not the Dropnorm prefix): what a model may hold to load without
+ * the pack.
  */
 const BUILTIN_CLASSES: ReadonlySet<string> = new Set(
   Object.keys(tf.serialization.SerializationMap.getMap().classNameMap).filter(
-    (n) => !n.startsWith('Dropnorm'),
+    (n) => !n.startsWith('Dropnorm') && !PACK_CLASS_NAMES.includes(n),
   ),
 );
 
@@ -504,8 +507,8 @@ function reportForeignClasses(layer: Layer, report: Report): void {
   const inside = wrappedLayers(layer).map((l) => ({ l, path: `${layer.name}/${l.name}` }));
   for (const { l, path } of [{ l: layer, path: layer.name }, ...inside]) {
     const className = l.getClassName();
-    if (BUILTIN_CLASSES.has(className)) continue;
     const noBuiltin = NO_BUILTIN_EQUIVALENT.get(className);
+    if (noBuiltin == null && BUILTIN_CLASSES.has(className)) continue;
     if (noBuiltin != null) {
       report.kept.push({
         layer: path,
