@@ -261,7 +261,10 @@ describe('conversion reaches every layer (nested models, every kind)', () => {
     expect(converted).toEqual([
       { layer: 'g', from: 'GaussianDropout', to: 'DropnormGaussianDropout' },
     ]);
-    const { mean, variance } = mcPredict(ours, randn([5, 3], 3), { samples: 4, seed: 1 });
+    const { mean, variance } = mcPredict<tf.Tensor>(ours, randn([5, 3], 3), {
+      samples: 4,
+      seed: 1,
+    });
     expect(tf.tidy(() => tf.min(variance).dataSync()[0])).toBeGreaterThan(0);
     tf.dispose([mean, variance]);
     ours.dispose();

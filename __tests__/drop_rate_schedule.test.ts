@@ -230,11 +230,19 @@ describe('DropRateScheduler', () => {
     [model, plain, builtinOnly].forEach((m) => m.dispose());
   });
 
-  test('option errors', () => {
+  test('option errors (each combination the type refuses is refused at run time too)', () => {
+    // @ts-expect-error: neither steps nor schedule
     expect(() => new DropRateScheduler({})).toThrow(
       /expected steps and schedule to be given one at a time/,
     );
+    // @ts-expect-error: both steps and schedule
     expect(() => new DropRateScheduler({ steps: 2, schedule: () => 0 })).toThrow(/one at a time/);
+    // @ts-expect-error: start belongs to the ramp
+    expect(() => new DropRateScheduler({ schedule: () => 0.1, start: 0.1 })).toThrow(
+      'DropRateScheduler: expected start to be omitted with schedule (it is the first rate of the linear ramp, steps), received: start=0.1. Return the first rate from schedule(0, target) instead.',
+    );
+    // @ts-expect-error: a schedule is a function
+    expect(() => new DropRateScheduler({ schedule: 0.1 })).toThrow(/to be a function/);
     expect(() => new DropRateScheduler({ steps: 0 })).toThrow(
       /expected steps to be a positive integer, received: steps=0/,
     );
@@ -247,6 +255,123 @@ describe('DropRateScheduler', () => {
     expect(
       () => new DropRateScheduler({ steps: 2, epochs: 3 } as DropRateSchedulerOptions),
     ).toThrow(/unknown option 'epochs'/);
+  });
+});
+
+describe('DropRateScheduler: one scheduler for several models (issue 20, item 4)', () => {
+  /** A small trainable model around one pack dropout layer, optionally inside timeDistributed. */
+  function small(rate: number, name: string, wrapped = false) {
+    const drop = layers.dropout({ rate, name });
+    const model = tf.sequential({
+      name: `model_${name}`,
+      layers: [
+        tf.layers.inputLayer({ inputShape: [3, 2] }),
+        wrapped ? tf.layers.timeDistributed({ layer: drop, name: `td_${name}` }) : drop,
+        tf.layers.flatten(),
+        tf.layers.dense({ units: 1 }),
+      ],
+    });
+    model.compile({ optimizer: 'sgd', loss: 'meanSquaredError' });
+    return { model, drop };
+  }
+  /** The rate each epoch (or batch) trained with: read after the scheduler set it. */
+  function recorder(drop: Dropout, rates: number[], unit: 'epoch' | 'batch' = 'epoch') {
+    const read = async () => {
+      rates.push(drop.rate);
+    };
+    return new tf.CustomCallback(
+      unit === 'epoch' ? { onEpochBegin: read } : { onBatchBegin: read },
+    );
+  }
+  const x = () => tf.ones([4, 3, 2]);
+  const y = () => tf.zeros([4, 1]);
+
+  test('a shared callbacks array (k-fold): each model ramps to its own target; the first is left as its schedule left it', async () => {
+    const scheduler = new DropRateScheduler({ steps: 4 });
+    const a = small(0.4, 'a');
+    const b = small(0.2, 'b');
+    const [xs, ys] = [x(), y()];
+    const ratesA: number[] = [];
+    const ratesB: number[] = [];
+    await a.model.fit(xs, ys, {
+      epochs: 2,
+      verbose: 0,
+      callbacks: [scheduler, recorder(a.drop, ratesA)],
+    });
+    await b.model.fit(xs, ys, {
+      epochs: 2,
+      verbose: 0,
+      callbacks: [scheduler, recorder(b.drop, ratesB)],
+    });
+    // Before: the second fit scheduled model a again (b stayed at 0.2, a was set to 0, 0.1).
+    expect(ratesB).toEqual([0, 0.05]);
+    expect(a.drop.rate).toBeCloseTo(0.1, 12);
+    // Model a continues from its own target (0.4), not from the rate it was left at.
+    await a.model.fit(xs, ys, {
+      epochs: 4,
+      initialEpoch: 2,
+      verbose: 0,
+      callbacks: [scheduler, recorder(a.drop, ratesA)],
+    });
+    expect(ratesA.map((r) => +r.toFixed(12))).toEqual([0, 0.1, 0.2, 0.3]);
+    expect(b.drop.rate).toBeCloseTo(0.05, 12);
+    tf.dispose([xs, ys]);
+    [a, b].forEach((m) => m.model.dispose());
+  });
+
+  test("unit 'batch' counts each model's batches from 0", async () => {
+    const scheduler = new DropRateScheduler({ steps: 4, unit: 'batch' });
+    const a = small(0.4, 'a');
+    const b = small(0.4, 'b');
+    const [xs, ys] = [x(), y()];
+    const ratesA: number[] = [];
+    const ratesB: number[] = [];
+    const fit = (m: typeof a, rates: number[]) =>
+      m.model.fit(xs, ys, {
+        epochs: 1,
+        batchSize: 2,
+        verbose: 0,
+        callbacks: [scheduler, recorder(m.drop, rates, 'batch')],
+      });
+    await fit(a, ratesA);
+    await fit(b, ratesB);
+    await fit(a, ratesA);
+    expect(ratesB.map((r) => +r.toFixed(12))).toEqual([0, 0.1]);
+    expect(ratesA.map((r) => +r.toFixed(12))).toEqual([0, 0.1, 0.2, 0.3]);
+    tf.dispose([xs, ys]);
+    [a, b].forEach((m) => m.model.dispose());
+  });
+
+  test('layers given as objects belong to one model: another model is refused at its fit, with the reason', async () => {
+    const a = small(0.4, 'a');
+    const b = small(0.4, 'b');
+    const scheduler = new DropRateScheduler({ steps: 2, layers: [a.drop] });
+    const [xs, ys] = [x(), y()];
+    await expect(
+      b.model.fit(xs, ys, { epochs: 1, verbose: 0, callbacks: [scheduler] }),
+    ).rejects.toThrow(
+      /DropRateScheduler: expected layers to be layers of the model being trained \('model_b\w*'\), received: layers="Dropout 'a'"\. Layers given as objects belong to one model/,
+    );
+    expect(b.drop.rate).toBe(0.4);
+    tf.dispose([xs, ys]);
+    [a, b].forEach((m) => m.model.dispose());
+  });
+
+  test('a dropout inside tf.layers.timeDistributed is found and ramped (issue 20, item 2), by default and by path', async () => {
+    const a = small(0.4, 'a', true);
+    const [xs, ys] = [x(), y()];
+    for (const options of [{ steps: 4 }, { steps: 4, layers: ['td_a/a'] }]) {
+      a.drop.rate = 0.4;
+      const rates: number[] = [];
+      await a.model.fit(xs, ys, {
+        epochs: 2,
+        verbose: 0,
+        callbacks: [new DropRateScheduler(options), recorder(a.drop, rates)],
+      });
+      expect(rates).toEqual([0, 0.1]);
+    }
+    tf.dispose([xs, ys]);
+    a.model.dispose();
   });
 });
 

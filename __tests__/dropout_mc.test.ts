@@ -124,7 +124,7 @@ test('works through a nested model and with every stochastic layer kind', () => 
   const input = tf.input({ shape: [8] });
   const output = tf.layers.dense({ units: 1 }).apply(inner.apply(input)) as tf.SymbolicTensor;
   const model = tf.model({ inputs: input, outputs: output });
-  const { mean, variance } = mcPredict(model, x, { samples: 10 });
+  const { mean, variance } = mcPredict<tf.Tensor>(model, x, { samples: 10 });
   expect(tf.tidy(() => tf.sum(tf.cast(tf.greater(variance, 0), 'float32')).dataSync()[0])).toBe(10);
   tf.dispose([mean, variance]);
   model.dispose();

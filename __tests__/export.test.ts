@@ -1,4 +1,3 @@
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -7,13 +6,13 @@ import * as dn from 'tfjs-dropnorm';
 import { fileSystem } from 'tfjs-dropnorm/node';
 import { inceptionLike, mobileNetV2Like, randomizeBatchNormStatistics } from '../bench/models';
 import { maxAbsDiff } from './helpers';
+import { predictElsewhere } from './plain_tfjs';
 
 /**
  * exportForInference: the result holds tfjs built-in classes only, loads and runs in a Node
  * process that never imports the pack, and computes what the original computes (≤ 1e-5), on
  * pretrained-style models (MobileNetV2, Inception) and on a model holding every layer of the pack.
  */
-const root = path.resolve(__dirname, '..');
 const TOL = 1e-5;
 
 const input = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
@@ -45,73 +44,6 @@ function snapshot(model: tf.LayersModel): string {
     model.toJSON(null, false),
     model.getWeights().map((w) => Array.from(w.dataSync())),
   ]);
-}
-
-/**
- * Loads each saved model in a child Node process that requires @tensorflow/tfjs and nothing of
- * the pack: model.json and the weight files read by hand, through tf.io.fromMemory.
- */
-function predictElsewhere(
-  jobs: Array<{ name: string; dir: string; x: tf.Tensor }>,
-): Record<string, { y: number[]; classes: string[]; packLoaded: boolean }> {
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dropnorm-plain-'));
-  try {
-    const script = `
-const fs = require('fs');
-const path = require('path');
-const tf = require(${JSON.stringify(path.join(root, 'node_modules/@tensorflow/tfjs'))});
-(async () => {
-  tf.env().set('IS_TEST', true);
-  await tf.setBackend('cpu');
-  const out = {};
-  for (const job of JSON.parse(fs.readFileSync(process.argv[2], 'utf8'))) {
-    const json = JSON.parse(fs.readFileSync(path.join(job.dir, 'model.json'), 'utf8'));
-    const specs = [];
-    const parts = [];
-    for (const group of json.weightsManifest) {
-      specs.push(...group.weights);
-      for (const p of group.paths) parts.push(fs.readFileSync(path.join(job.dir, p)));
-    }
-    const data = Buffer.concat(parts);
-    const model = await tf.loadLayersModel(tf.io.fromMemory({
-      modelTopology: json.modelTopology,
-      weightSpecs: specs,
-      weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength),
-    }));
-    const y = model.predict(tf.tensor(job.x, job.shape));
-    out[job.name] = {
-      y: Array.from(await y.data()),
-      classes: model.layers.map((l) => l.getClassName()),
-      packLoaded:
-        Object.keys(tf.serialization.SerializationMap.getMap().classNameMap).some((n) => n.startsWith('Dropnorm')) ||
-        Object.keys(require.cache).some((f) => !f.includes('node_modules') && f !== __filename),
-    };
-  }
-  console.log(JSON.stringify(out));
-})().catch((e) => { console.error(e); process.exit(1); });
-`;
-    fs.writeFileSync(path.join(work, 'plain.js'), script);
-    fs.writeFileSync(
-      path.join(work, 'jobs.json'),
-      JSON.stringify(
-        jobs.map((j) => ({
-          name: j.name,
-          dir: j.dir,
-          x: Array.from(j.x.dataSync()),
-          shape: j.x.shape,
-        })),
-      ),
-    );
-    const out = execFileSync('node', [path.join(work, 'plain.js'), path.join(work, 'jobs.json')], {
-      cwd: work,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: 60000,
-    });
-    return JSON.parse(out.trim().split('\n').pop()!);
-  } finally {
-    fs.rmSync(work, { recursive: true, force: true });
-  }
 }
 
 /** A model with every layer of the pack, placed so each export path is taken. */
@@ -381,15 +313,15 @@ describe('exportForInference', () => {
       expect(snapshot(model)).toBe(before);
     });
 
-    test('a broken BatchNorm fails before anything is built', () => {
+    test('a broken BatchNorm fails exportForInferenceAsync before anything is built', async () => {
       const model = packModel();
       const bn = model.getLayer('bn_last');
       const w = bn.getWeights();
       bn.setWeights([w[0], w[1], w[2], tf.fill(w[3].shape, NaN)]);
       const before = snapshot(model);
       const count = tf.memory().numTensors;
-      expect(() => dn.exportForInference(model)).toThrow(
-        "exportForInference: expected moving_variance of BatchNorm 'bn_last' to be finite",
+      await expect(dn.exportForInferenceAsync(model)).rejects.toThrow(
+        "exportForInferenceAsync: expected moving_variance of BatchNorm 'bn_last' to be finite",
       );
       expect(tf.memory().numTensors).toBe(count);
       expect(snapshot(model)).toBe(before);

@@ -1,5 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
-import { BatchNorm, PACK_CLASS_NAMES, foldBatchNorm, layers as dn } from 'tfjs-dropnorm';
+import {
+  BatchNorm,
+  PACK_CLASS_NAMES,
+  foldBatchNorm,
+  foldBatchNormAsync,
+  layers as dn,
+} from 'tfjs-dropnorm';
 import {
   classNamesInJson,
   predict,
@@ -8,6 +14,7 @@ import {
   relativeDiff,
   snapshotWeights,
 } from './fold_helpers';
+import { maxAbsDiff } from './helpers';
 
 const TOL = 1e-4;
 
@@ -413,17 +420,54 @@ describe('foldBatchNorm: bad input', () => {
     );
   });
 
-  it('rejects a non-finite moving variance and leaves the model untouched', () => {
+  it('foldBatchNormAsync rejects a non-finite moving variance, leaking nothing and leaving the model untouched', async () => {
     const model = tf.sequential({
       layers: [tf.layers.dense({ inputShape: [3], units: 2 }), dn.batchNorm({ name: 'bad_bn' })],
     });
     const [g, b, m] = model.layers[1].getWeights();
     model.layers[1].setWeights([g, b, m, tf.tensor1d([1, NaN])]);
     const before = snapshotWeights(model);
-    expect(() => foldBatchNorm(model)).toThrow(
-      /moving_variance of BatchNorm 'bad_bn' to be finite.*NaN \(channel 1\)/,
+    const count = tf.memory().numTensors;
+    await expect(foldBatchNormAsync(model)).rejects.toThrow(
+      /foldBatchNormAsync: expected moving_variance of BatchNorm 'bad_bn' to be finite.*NaN \(channel 1\)/,
     );
+    expect(tf.memory().numTensors).toBe(count);
     expect(snapshotWeights(model)).toEqual(before);
+  });
+
+  it('foldBatchNormAsync rejects σ² + ε ≤ 0 and a non-finite γ', async () => {
+    const model = tf.sequential({
+      layers: [tf.layers.dense({ inputShape: [3], units: 2 }), dn.batchNorm({ name: 'bad_bn' })],
+    });
+    // Copies: getWeights returns the variables themselves, which setWeights overwrites.
+    const [g, b, m] = model.layers[1].getWeights().map((w) => w.clone());
+    model.layers[1].setWeights([g, b, m, tf.tensor1d([1, -1])]);
+    await expect(foldBatchNormAsync(model)).rejects.toThrow(/-1 \(channel 1\)/);
+    model.layers[1].setWeights([tf.tensor1d([Infinity, 1]), b, m, tf.tensor1d([1, 1])]);
+    await expect(foldBatchNormAsync(model)).rejects.toThrow(
+      "foldBatchNormAsync: expected every parameter of BatchNorm 'bad_bn' to be finite",
+    );
+    // Sound statistics: the async form gives what the sync form gives.
+    model.layers[1].setWeights([g, b, m, tf.tensor1d([1, 2])]);
+    const sync = foldBatchNorm(model);
+    const async = await foldBatchNormAsync(model);
+    expect(async.folded).toEqual(sync.folded);
+    const x = randn([4, 3], 3);
+    expect(maxAbsDiff(predict(async.model, x), predict(sync.model, x))).toBe(0);
+  });
+
+  it('the synchronous form reads nothing back: a NaN variance folds into NaN weights, as the BN computes NaN', () => {
+    const model = tf.sequential({
+      layers: [tf.layers.dense({ inputShape: [3], units: 2 }), dn.batchNorm({ name: 'bad_bn' })],
+    });
+    const [g, b, m] = model.layers[1].getWeights();
+    model.layers[1].setWeights([g, b, m, tf.tensor1d([1, NaN])]);
+    const { model: folded } = foldBatchNorm(model);
+    const x = randn([2, 3], 4);
+    const want = Array.from(predict(model, x).dataSync()).map((v) => Number.isNaN(v));
+    const got = Array.from(predict(folded, x).dataSync()).map((v) => Number.isNaN(v));
+    expect(got).toEqual(want);
+    expect(want).toEqual([false, true, false, true]);
   });
 
   it('rejects an unregistered layer class in the model and leaves the model untouched', () => {

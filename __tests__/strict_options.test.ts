@@ -204,7 +204,7 @@ const ROWS: Row[] = [
   {
     entry: 'new DropRateScheduler',
     owner: 'DropRateScheduler',
-    call: (o) => new DropRateScheduler(o),
+    call: (o) => new DropRateScheduler(o as never),
     typo: ['step', 2, 'steps'],
     valid: { steps: 2, start: 0.1, unit: 'batch', layers: ['drop'] },
   },

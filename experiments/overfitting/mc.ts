@@ -35,7 +35,7 @@ export function monteCarlo(
   samples: number,
   seed: number,
 ): McResult {
-  const mc = mcPredict(model, d.xHeldOut, {
+  const mc = mcPredict<tf.Tensor>(model, d.xHeldOut, {
     samples,
     seed,
     batchSize: d.nHeldOut,

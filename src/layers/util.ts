@@ -134,16 +134,32 @@ export interface LayerPath {
 }
 
 /**
- * Every layer of `model` (input layers excluded), descending into nested models (a model used as
- * a layer is listed, then its own layers), in `model.layers` order.
+ * The layers a wrapper layer runs: `forwardLayer` and `backwardLayer` of a `Bidirectional` (the
+ * copies it calls; its `layer` is only their template), the `layer` of a `TimeDistributed` (or of
+ * any other tfjs `Wrapper`); none for any other layer.
+ */
+export function wrappedLayers(layer: tf.layers.Layer): tf.layers.Layer[] {
+  const w = layer as unknown as Record<string, unknown>;
+  if (w.forwardLayer instanceof tf.layers.Layer && w.backwardLayer instanceof tf.layers.Layer) {
+    return [w.forwardLayer, w.backwardLayer];
+  }
+  return w.layer instanceof tf.layers.Layer ? [w.layer] : [];
+}
+
+/**
+ * Every layer of `model` (input layers excluded), descending into nested models and wrapper
+ * layers (a model or wrapper is listed, then the layers inside it, as `outer/inner`), in
+ * `model.layers` order.
  */
 export function walkLayers(model: tf.LayersModel, prefix = ''): LayerPath[] {
   const out: LayerPath[] = [];
-  for (const layer of model.layers) {
-    if (layer.getClassName() === 'InputLayer') continue;
-    const path = prefix + layer.name;
+  const visit = (layer: tf.layers.Layer, path: string): void => {
     out.push({ layer, path });
     if (layer instanceof tf.LayersModel) out.push(...walkLayers(layer, `${path}/`));
+    for (const inner of wrappedLayers(layer)) visit(inner, `${path}/${inner.name}`);
+  };
+  for (const layer of model.layers) {
+    if (layer.getClassName() !== 'InputLayer') visit(layer, prefix + layer.name);
   }
   return out;
 }

@@ -15,6 +15,12 @@ type ConfigDict = tf.serialization.ConfigDict;
 /** The built-in's serialization name. */
 export const BUILTIN_BATCH_NORM = 'BatchNormalization';
 
+/**
+ * The highest input rank tf.layers.batchNormalization runs in tfjs 4.22: its op, tf.batchNorm,
+ * throws "batchNormalization is not implemented for array of rank 5 yet" beyond it (Conv3D nets).
+ */
+export const MAX_BUILTIN_BATCH_NORM_RANK = 4;
+
 /** Whether `layer` is a BatchNorm: the built-in `BatchNormalization` or the pack's `BatchNorm`. */
 export function isBatchNormLayer(layer: Layer): boolean {
   const name = layer.getClassName();
@@ -88,34 +94,78 @@ export function builtinBatchNormWeights(layer: Layer): tf.Tensor[] {
 }
 
 /**
- * The BN's inference parameters (tensors owned by the layer; do not dispose). Throws when the
- * moving variance is not finite or σ²+ε is not positive: such a model has no inference map to fold.
+ * The BN's inference parameters (tensors owned by the layer; do not dispose). Reads no value: a
+ * broken BN (non-finite statistics, σ²+ε ≤ 0) folds into non-finite weights, as the BN itself
+ * computes non-finite outputs; {@link checkBatchNormStatistics} is the check, one awaited read.
  */
-export function readBatchNormStatistics(owner: string, layer: Layer): BatchNormStatistics {
+export function batchNormStatistics(layer: Layer): BatchNormStatistics {
   const weights = layer.getWeights();
   const idx = batchNormWeightIndices(layer);
-  const epsilon = layer.getConfig().epsilon as number;
-  const stats: BatchNormStatistics = {
+  return {
     gamma: idx.gamma === null ? null : weights[idx.gamma],
     beta: idx.beta === null ? null : weights[idx.beta],
     movingMean: weights[idx.movingMean],
     movingVariance: weights[idx.movingVariance],
-    epsilon,
+    epsilon: layer.getConfig().epsilon as number,
   };
-  const variance = stats.movingVariance.dataSync();
-  const bad = Array.from(variance).findIndex((v) => !Number.isFinite(v) || !(v + epsilon > 0));
-  if (bad >= 0) {
-    throw invalidArgument(
-      owner,
-      `moving_variance of ${describeLayer(layer)}`,
-      `${variance[bad]} (channel ${bad})`,
-      'to be finite with moving_variance + epsilon > 0',
-      'The running statistics are broken (e.g. training diverged); recompute them with recalibrateBatchNorm or retrain.',
-    );
+}
+
+/**
+ * Throws unless every BN of `layers` has finite parameters with moving_variance + ε > 0: such a BN
+ * has no inference map to fold or export. All BNs are read at once, with one awaited `data()` (no
+ * synchronous read, so webgl and webgpu do not stall): this is the check the async model tools
+ * (`foldBatchNormAsync`, `exportForInferenceAsync`) run first.
+ */
+export async function checkBatchNormStatistics(
+  owner: string,
+  layers: readonly Layer[],
+): Promise<void> {
+  const bns = layers.filter(isBatchNormLayer);
+  if (bns.length === 0) return;
+  const sizes: number[] = [];
+  // Per BN: its variances (C), a bad-variance flag per channel (C), one flag for the others.
+  const packed = tf.tidy(() => {
+    const parts = bns.map((layer) => {
+      const stats = batchNormStatistics(layer);
+      const variance = tf.cast(tf.reshape(stats.movingVariance, [-1]), 'float32');
+      sizes.push(variance.size);
+      const badVariance = tf.logicalOr(
+        tf.logicalNot(tf.isFinite(variance)),
+        tf.logicalNot(tf.greater(tf.add(variance, stats.epsilon), 0)),
+      );
+      const others = [stats.movingMean, stats.gamma, stats.beta].filter((t) => t) as tf.Tensor[];
+      const badOther = tf.any(tf.stack(others.map((t) => tf.any(tf.logicalNot(tf.isFinite(t))))));
+      return tf.concat([
+        variance,
+        tf.cast(badVariance, 'float32'),
+        tf.reshape(tf.cast(badOther, 'float32'), [1]),
+      ]);
+    });
+    return tf.concat(parts);
+  });
+  let values: Float32Array;
+  try {
+    values = (await packed.data()) as Float32Array;
+  } finally {
+    packed.dispose();
   }
-  const others = [stats.movingMean, stats.gamma, stats.beta].filter((t) => t) as tf.Tensor[];
-  for (const t of others) {
-    if (Array.from(t.dataSync()).some((v) => !Number.isFinite(v))) {
+  let at = 0;
+  bns.forEach((layer, b) => {
+    const c = sizes[b];
+    const variance = values.subarray(at, at + c);
+    const bad = Array.from(values.subarray(at + c, at + 2 * c)).findIndex((v) => v !== 0);
+    const badOther = values[at + 2 * c] !== 0;
+    at += 2 * c + 1;
+    if (bad >= 0) {
+      throw invalidArgument(
+        owner,
+        `moving_variance of ${describeLayer(layer)}`,
+        `${variance[bad]} (channel ${bad})`,
+        'to be finite with moving_variance + epsilon > 0',
+        'The running statistics are broken (e.g. training diverged); recompute them with recalibrateBatchNorm or retrain.',
+      );
+    }
+    if (badOther) {
       throw invalidArgument(
         owner,
         `every parameter of ${describeLayer(layer)}`,
@@ -124,6 +174,5 @@ export function readBatchNormStatistics(owner: string, layer: Layer): BatchNormS
         'The layer holds NaN or Infinity; retrain or recalibrate it.',
       );
     }
-  }
-  return stats;
+  });
 }

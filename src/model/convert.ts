@@ -16,8 +16,11 @@ import { GaussianDropout } from '../layers/gaussian_dropout';
 import { SpatialDropout1D, SpatialDropout2D, SpatialDropout3D } from '../layers/spatial_dropout';
 import { StochasticLayer } from '../layers/stochastic';
 import { VarianceCorrection } from '../ops/batch_norm';
+import { wrappedLayers } from '../layers/util';
+import { NO_BUILTIN_EQUIVALENT } from './no_builtin';
 import {
   BUILTIN_BATCH_NORM,
+  MAX_BUILTIN_BATCH_NORM_RANK,
   batchNormAxis,
   builtinBatchNormConfig,
   builtinBatchNormWeights,
@@ -214,6 +217,9 @@ function toBuiltinConverters(): Record<string, Converter> {
         return `virtualBatchSize is ${layer.virtualBatchSize} (Ghost BatchNorm): tf.layers.batchNormalization normalizes the whole batch, so it would train differently (inference is the same: exportForInference exports it)`;
       }
       const rank = node.inputs[0].shape.length;
+      if (rank > MAX_BUILTIN_BATCH_NORM_RANK) {
+        return `its input has rank ${rank}: tf.layers.batchNormalization cannot run it in tfjs 4.22 ("batchNormalization is not implemented for array of rank ${rank} yet"; exportForInference exports it as a Dense affine map, or folds it into a Conv3D)`;
+      }
       if (batchNormAxis(layer, rank) !== rank - 1) {
         return `its channel axis ${String(layer.axis)} is not the last axis of its rank-${rank} input: tf.layers.batchNormalization applies its statistics along the last axis whatever its axis (tfjs#1106), so it would compute wrong outputs`;
       }
@@ -290,6 +296,61 @@ function toBuiltinConverters(): Record<string, Converter> {
 }
 
 /**
+ * A wrapper layer's conversion: a `TimeDistributed` whose layer converts becomes a TimeDistributed
+ * of the converted layer (its weights are its layer's); the decision sees the layer as it runs, on
+ * one time step (the time axis, 1, left out of the shapes). The layers inside any other wrapper
+ * (`Bidirectional` holds RNNs, which have no counterpart) are listed in `skipped` if they would
+ * convert.
+ */
+function convertWrapped(
+  node: GraphNode,
+  decide: (node: GraphNode) => { spec: LayerSpec; note?: string } | string | null,
+  path: string,
+): { replace?: LayerSpec; converted: ConvertedLayer[]; skipped: SkippedLayer[] } {
+  const wrapper = node.layer;
+  const converted: ConvertedLayer[] = [];
+  const skipped: SkippedLayer[] = [];
+  const inners = wrappedLayers(wrapper);
+  const timeDistributed = wrapper.getClassName() === 'TimeDistributed' && inners.length === 1;
+  const step = (t: tf.SymbolicTensor) =>
+    ({ shape: [t.shape[0], ...t.shape.slice(2)], dtype: t.dtype }) as tf.SymbolicTensor;
+  let replace: LayerSpec | undefined;
+  for (const inner of inners) {
+    const innerPath = `${path}/${inner.name}`;
+    const decision = decide({
+      layer: inner,
+      inputs: timeDistributed ? node.inputs.map(step) : node.inputs,
+      outputs: timeDistributed ? node.outputs.map(step) : node.outputs,
+      callArgs: node.callArgs,
+    });
+    if (decision == null) continue;
+    if (typeof decision === 'string') {
+      skipped.push({ layer: innerPath, className: inner.getClassName(), reason: decision });
+    } else if (!timeDistributed) {
+      skipped.push({
+        layer: innerPath,
+        className: inner.getClassName(),
+        reason: `inside the wrapper '${wrapper.name}' (${wrapper.getClassName()}), which the conversion does not rebuild`,
+      });
+    } else {
+      const config = {
+        ...wrapper.getConfig(),
+        layer: { className: decision.spec.className, config: decision.spec.config },
+      };
+      replace = { className: wrapper.getClassName(), config, weights: decision.spec.weights };
+      const entry: ConvertedLayer = {
+        layer: innerPath,
+        from: inner.getClassName(),
+        to: decision.spec.className,
+      };
+      if (decision.note) entry.note = decision.note;
+      converted.push(entry);
+    }
+  }
+  return { replace, converted, skipped };
+}
+
+/**
  * The conversion engine: visits every layer call (nested models recursively), asks `decide` what
  * to do with each layer, and rewrites the model once.
  */
@@ -315,6 +376,13 @@ function convert(
         if (inner.converted.length > 0) {
           subs.set(layer, { replace: nestedModelSpec(inner.model) });
         }
+        continue;
+      }
+      if (wrappedLayers(layer).length > 0) {
+        const inner = convertWrapped(node, decide, path);
+        if (inner.replace) subs.set(layer, { replace: inner.replace });
+        converted.push(...inner.converted);
+        skipped.push(...inner.skipped);
         continue;
       }
       const decision = decide(node);
@@ -365,7 +433,9 @@ export function convertBuiltinsToDropnorm(
 }
 
 /**
- * Replaces every built-in layer that has a counterpart in the pack, in nested models too:
+ * Replaces every built-in layer that has a counterpart in the pack, in nested models and inside
+ * `tf.layers.timeDistributed` wrappers too (the wrapper is rebuilt around the converted layer; its
+ * path is `'wrapper/layer'`):
  *
  * - `BatchNormalization` → {@link BatchNorm} (config and weights γ, β, moving mean and variance;
  *   `varianceCorrection` from the options);
@@ -384,8 +454,9 @@ export function convertBuiltinsToDropnorm(
  *
  * @returns `{model, converted, skipped}`: a new, uncompiled functional LayersModel (the input model
  *   is untouched), the layers converted (path, classes, note) and the layers left as they were with
- *   the reason (none today: every built-in kind above has a counterpart).
- * @throws DropnormValueError if `model` is not a LayersModel or an option is invalid.
+ *   the reason (a convertible layer inside a wrapper other than TimeDistributed).
+ * @throws DropnormValueError if `model` is not a LayersModel (or is disposed) or an option is
+ *   invalid; nothing is left allocated.
  */
 export function convertToDropnorm(
   model: tf.LayersModel,
@@ -410,7 +481,8 @@ export function convertToDropnorm(
 }
 
 /**
- * Replaces every pack layer that has a built-in counterpart, in nested models too:
+ * Replaces every pack layer that has a built-in counterpart, in nested models and inside
+ * `tf.layers.timeDistributed` wrappers too:
  * {@link BatchNorm} → `BatchNormalization` (config and weights; `num_batches_tracked` is dropped and
  * `momentum: null` becomes {@link CUMULATIVE_FALLBACK_MOMENTUM}, as the built-in has no cumulative
  * mode), {@link Dropout} → `Dropout` (rate, noiseShape, seed: a seeded built-in draws the same mask
@@ -421,15 +493,19 @@ export function convertToDropnorm(
  *
  * Left as they were, each listed in `skipped` with the reason: a channels-first BatchNorm (the
  * built-in would compute wrong outputs, tfjs#1106), a BatchNorm with `renorm` or
- * `virtualBatchSize` (the built-in has neither: it would train differently), a `'classic'` Dropout, a channels-first
+ * `virtualBatchSize` (the built-in has neither: it would train differently), a BatchNorm whose input
+ * has rank 5 or more (tfjs 4.22's built-in cannot run it; `exportForInference` exports it), a
+ * `'classic'` Dropout, a channels-first
  * SpatialDropout1D, any dropout layer with `mcDropout: true` (a built-in cannot stay stochastic at
  * inference), and the layers tfjs has no counterpart for (SpatialDropout2D/3D, DropConnectDense,
- * DropBlock2D, DropPath).
+ * DropBlock2D, DropPath, and the pack layers with no built-in equivalent: the per-sample
+ * normalizations), and a convertible layer inside a wrapper other than TimeDistributed.
  *
  * @returns `{model, converted, skipped}`: a new, uncompiled functional LayersModel (the input model
  *   is untouched), the layers converted and the layers kept with the reason. The model loads
  *   without the pack when `skipped` is empty.
- * @throws DropnormValueError if `model` is not a LayersModel.
+ * @throws DropnormValueError if `model` is not a LayersModel (or is disposed); nothing is left
+ *   allocated.
  */
 export function convertToBuiltins(model: tf.LayersModel): ConversionResult {
   const owner = 'convertToBuiltins';
@@ -437,7 +513,7 @@ export function convertToBuiltins(model: tf.LayersModel): ConversionResult {
   const table = toBuiltinConverters();
   return convert(owner, model, (node) => {
     const name = node.layer.getClassName();
-    const noBuiltin = NO_BUILTIN.get(name);
+    const noBuiltin = NO_BUILTIN.get(name) ?? NO_BUILTIN_EQUIVALENT.get(name);
     if (noBuiltin) return `${noBuiltin}; kept as the pack's layer`;
     return table[name]?.(node) ?? null;
   });

@@ -14,18 +14,25 @@ import { DropPath } from '../layers/drop_path';
 import { Dropout } from '../layers/dropout';
 import { GaussianDropout } from '../layers/gaussian_dropout';
 import { SpatialDropout1D, SpatialDropout2D, SpatialDropout3D } from '../layers/spatial_dropout';
+import { walkLayers, wrappedLayers } from '../layers/util';
+import { batchNormAffine } from '../ops/fold';
 import {
   BUILTIN_BATCH_NORM,
+  MAX_BUILTIN_BATCH_NORM_RANK,
   batchNormAxis,
+  batchNormStatistics,
   builtinBatchNormConfig,
   builtinBatchNormWeights,
+  checkBatchNormStatistics,
   isBatchNormLayer,
-  readBatchNormStatistics,
 } from './batch_norm_layers';
 import type { SkippedLayer } from './convert';
+import { PACK_CLASS_NAMES } from '../register';
+import { NO_BUILTIN_EQUIVALENT } from './no_builtin';
 import { FoldedBatchNorm, foldBatchNorm } from './fold_batch_norm';
 import {
   GraphNode,
+  LayerSpec,
   ModelGraph,
   Substitution,
   assertLayersModel,
@@ -87,6 +94,12 @@ export interface ExportForInferenceResult {
   replaced: ReplacedLayer[];
   /** Layers kept as they were (e.g. a built-in BatchNorm that cannot fold), with the reason. */
   skipped: SkippedLayer[];
+  /**
+   * Pack layers that have no built-in equivalent and are kept as they are (per-sample
+   * normalizations: nothing to fold), with the reason. When this is not empty the export needs
+   * the pack registered to load (import 'tfjs-dropnorm' before `tf.loadLayersModel`).
+   */
+  kept: SkippedLayer[];
 }
 
 const OWNER = 'exportForInference';
@@ -109,11 +122,13 @@ const IDENTITY_AT_INFERENCE = new Set<string>([
 
 /**
  * Every layer class tfjs registers itself (taken when this module loads, after tfjs and before
- * the user's own classes), the pack's excluded: what a model may hold to load without the pack.
+ * the user's own classes), the pack's excluded (register.ts runs first, and the pack's layers tfjs
+ * lacks take Keras class names, not the Dropnorm prefix): what a model may hold to load without
+ * the pack.
  */
 const BUILTIN_CLASSES: ReadonlySet<string> = new Set(
   Object.keys(tf.serialization.SerializationMap.getMap().classNameMap).filter(
-    (n) => !n.startsWith('Dropnorm'),
+    (n) => !n.startsWith('Dropnorm') && !PACK_CLASS_NAMES.includes(n),
   ),
 );
 
@@ -269,6 +284,7 @@ interface Report {
   removed: RemovedLayer[];
   replaced: ReplacedLayer[];
   skipped: SkippedLayer[];
+  kept: SkippedLayer[];
 }
 
 /** A classic dropout whose inference scale 1 − rate went into the weights of `into`: it goes. */
@@ -289,12 +305,11 @@ function removeFoldedDropout(
 }
 
 /**
- * The checks that must pass before any work: every layer has a deterministic inference function
- * and every BatchNorm finite statistics.
+ * The check that must pass before any work: every layer, inside nested models and wrappers too,
+ * has a deterministic inference function.
  */
 function checkModel(model: tf.LayersModel): void {
-  for (const node of modelGraph(model).nodes) {
-    const layer = node.layer;
+  for (const { layer } of walkLayers(model)) {
     if (stochasticAtInference(layer)) {
       throw invalidArgument(
         OWNER,
@@ -304,9 +319,75 @@ function checkModel(model: tf.LayersModel): void {
         'No tfjs built-in layer draws noise at inference, so the export would change what the model computes. Turn the Monte-Carlo mode off for the export, or keep the pack layer (and ship the pack).',
       );
     }
-    // Broken statistics fail here, named for this call, before anything is built.
-    if (isBatchNormLayer(layer)) readBatchNormStatistics(OWNER, layer);
-    if (layer instanceof tf.LayersModel) checkModel(layer);
+  }
+}
+
+/** Whether a layer is the identity at inference (and can go). */
+function identityAtInference(layer: Layer): boolean {
+  const c = classicScale(layer);
+  return (
+    IDENTITY_AT_INFERENCE.has(layer.getClassName()) ||
+    c === 1 ||
+    (layer instanceof Dropout && c === null)
+  );
+}
+
+/**
+ * Stage 1 for a `TimeDistributed` wrapper: its layer runs on each time step, so a layer that acts
+ * elementwise or per channel at inference needs no wrapper. A dropout inside goes (the identity),
+ * a classic dropout becomes a `Rescaling` of the whole sequence, a BatchNorm is unwrapped into the
+ * same BN over the sequence (its axis one further: the time axis is inserted at 1) so it folds or
+ * exports like any other, and a DropConnectDense becomes a TimeDistributed Dense. Anything else
+ * stays wrapped (stage 3 reports classes a plain tfjs cannot load).
+ */
+function timeDistributed(node: GraphNode, subs: Map<Layer, Substitution>, report: Report): void {
+  const wrapper = node.layer;
+  const [inner] = wrappedLayers(wrapper);
+  const path = `${wrapper.name}/${inner.name}`;
+  const className = inner.getClassName();
+  const base = baseLayerConfig(wrapper.getConfig());
+  const c = classicScale(inner);
+  if (identityAtInference(inner)) {
+    subs.set(wrapper, { remove: true });
+    report.removed.push({
+      layer: path,
+      className,
+      reason: `the identity at inference (inside ${describeLayer(wrapper)}, which goes with it)`,
+    });
+  } else if (c !== null) {
+    subs.set(wrapper, {
+      replace: { className: 'Rescaling', config: { ...base, scale: c, offset: 0 }, weights: [] },
+    });
+    report.replaced.push({
+      layer: path,
+      className,
+      by: ['Rescaling'],
+      reason: `classic dropout multiplies by 1 − rate = ${c} at inference, at every time step of ${describeLayer(wrapper)}`,
+    });
+  } else if (inner instanceof DropConnectDense) {
+    const config = {
+      ...wrapper.getConfig(),
+      layer: { className: 'Dense', config: builtinDenseConfig(inner.getConfig()) },
+    };
+    subs.set(wrapper, { replace: { className: wrapper.getClassName(), config } });
+    report.replaced.push({
+      layer: path,
+      className,
+      by: ['Dense'],
+      reason: `at inference DropConnectDense is a Dense layer with the same weights (still inside ${describeLayer(wrapper)})`,
+    });
+  } else if (isBatchNormLayer(inner)) {
+    const innerRank = node.inputs[0].shape.length - 1;
+    const axis = batchNormAxis(inner, innerRank) + 1;
+    subs.set(wrapper, {
+      replace: { className, config: { ...inner.getConfig(), ...base, axis } },
+    });
+    report.replaced.push({
+      layer: path,
+      className: wrapper.getClassName(),
+      by: [className],
+      reason: `a BN applied at each time step is, at inference, the same BN over the sequence (axis ${axis}): unwrapped as '${wrapper.name}' so it folds or exports like any BN`,
+    });
   }
 }
 
@@ -327,11 +408,9 @@ function trainingOnlyLayers(
     const layer = node.layer;
     const className = layer.getClassName();
     const c = classicScale(layer);
-    if (
-      IDENTITY_AT_INFERENCE.has(className) ||
-      c === 1 ||
-      (layer instanceof Dropout && c === null)
-    ) {
+    if (className === 'TimeDistributed' && wrappedLayers(layer).length === 1) {
+      timeDistributed(node, subs, report);
+    } else if (identityAtInference(layer)) {
       subs.set(layer, { remove: true });
       report.removed.push({ layer: layer.name, className, reason: 'the identity at inference' });
     } else if (c !== null && graph.nodesOf(layer).length === 1) {
@@ -350,7 +429,7 @@ function trainingOnlyLayers(
     } else if (layer instanceof tf.LayersModel) {
       const inner = exportModel(layer, fuseActivations);
       nested.push(inner.model);
-      for (const k of ['folded', 'removed', 'replaced', 'skipped'] as const) {
+      for (const k of ['folded', 'removed', 'replaced', 'skipped', 'kept'] as const) {
         (report[k] as unknown[]).push(...inner[k]);
       }
       subs.set(layer, { replace: nestedModelSpec(inner.model) });
@@ -370,6 +449,7 @@ function remainingLayers(
   report: Report,
   scales: ScaleFolder,
   foldReasons: ReadonlyMap<string, string>,
+  owned: tf.Tensor[],
 ): Map<Layer, Substitution> {
   const subs = new Map<Layer, Substitution>();
   for (const node of firstCalls(graph.nodes)) {
@@ -400,43 +480,113 @@ function remainingLayers(
         });
       }
     } else if (layer instanceof BatchNorm) {
-      subs.set(layer, builtinBatchNorm(node, report, foldReasons.get(layer.name)));
+      subs.set(layer, builtinBatchNorm(node, report, owned, foldReasons.get(layer.name)));
     } else if (className === BUILTIN_BATCH_NORM) {
-      report.skipped.push({
-        layer: layer.name,
+      if (node.inputs[0].shape.length > MAX_BUILTIN_BATCH_NORM_RANK) {
+        subs.set(layer, builtinBatchNorm(node, report, owned, foldReasons.get(layer.name)));
+      } else {
+        report.skipped.push({
+          layer: layer.name,
+          className,
+          reason: `not folded: ${foldReasons.get(layer.name) ?? 'unknown reason'}`,
+        });
+      }
+    } else if (!(layer instanceof tf.LayersModel)) {
+      reportForeignClasses(layer, report);
+    }
+  }
+  return subs;
+}
+
+/**
+ * Reports a layer that a plain tfjs cannot load (its class, or a class inside it when it is a
+ * wrapper, is not tfjs's): in `kept` when the class is a pack layer with no built-in equivalent
+ * ({@link NO_BUILTIN_EQUIVALENT}), else in `skipped`.
+ */
+function reportForeignClasses(layer: Layer, report: Report): void {
+  const inside = wrappedLayers(layer).map((l) => ({ l, path: `${layer.name}/${l.name}` }));
+  for (const { l, path } of [{ l: layer, path: layer.name }, ...inside]) {
+    const className = l.getClassName();
+    const noBuiltin = NO_BUILTIN_EQUIVALENT.get(className);
+    if (noBuiltin == null && BUILTIN_CLASSES.has(className)) continue;
+    if (noBuiltin != null) {
+      report.kept.push({
+        layer: path,
         className,
-        reason: `not folded: ${foldReasons.get(layer.name) ?? 'unknown reason'}`,
+        reason: `${noBuiltin}: kept as the pack's layer, so the export needs the pack registered to load`,
       });
-    } else if (!BUILTIN_CLASSES.has(className) && !(layer instanceof tf.LayersModel)) {
+    } else {
       report.skipped.push({
-        layer: layer.name,
+        layer: path,
         className,
         reason:
           'not a tfjs built-in class: the exported model loads only where this class is registered',
       });
     }
   }
-  return subs;
 }
 
-/** The built-in layers for a pack BatchNorm that did not fold (its inference map, exactly). */
-function builtinBatchNorm(node: GraphNode, report: Report, foldReason?: string): Substitution {
+/**
+ * The per-channel affine map of a BN, `y = s·x + t`, as a built-in Dense on the channel axis (last):
+ * kernel diag(s), bias t. What a BN of rank above {@link MAX_BUILTIN_BATCH_NORM_RANK} becomes, as
+ * tf.layers.batchNormalization cannot run it. The kernel and bias are added to `owned`.
+ */
+function affineDenseSpec(layer: Layer, owned: tf.Tensor[]): LayerSpec {
+  const affine = batchNormAffine(batchNormStatistics(layer));
+  const channels = affine.scale.size;
+  const kernel = tf.tidy(() => tf.mul(tf.eye(channels), tf.reshape(affine.scale, [1, channels])));
+  owned.push(affine.scale, affine.shift, kernel);
+  return {
+    className: 'Dense',
+    config: {
+      ...baseLayerConfig(layer.getConfig()),
+      units: channels,
+      activation: 'linear',
+      useBias: true,
+    },
+    weights: [kernel, affine.shift],
+  };
+}
+
+/**
+ * The built-in layers for a BatchNorm that did not fold (its inference map, exactly): a built-in
+ * BatchNormalization, or up to rank {@link MAX_BUILTIN_BATCH_NORM_RANK} only; beyond it (Conv3D nets)
+ * the same affine map as a Dense with a diagonal kernel.
+ */
+function builtinBatchNorm(
+  node: GraphNode,
+  report: Report,
+  owned: tf.Tensor[],
+  foldReason?: string,
+): Substitution {
   const layer = node.layer;
   const rank = node.inputs[0].shape.length;
   const axis = batchNormAxis(layer, rank);
-  const config = builtinBatchNormConfig(layer);
-  // Inference never reads momentum; the built-in needs a number where the pack allows null.
-  if (config.momentum == null) config.momentum = 0.99;
-  const weights = builtinBatchNormWeights(layer);
   const why = `not folded (${foldReason ?? 'unknown reason'})`;
+  let core: LayerSpec;
+  let how: string;
+  if (rank > MAX_BUILTIN_BATCH_NORM_RANK) {
+    core = affineDenseSpec(layer, owned);
+    how = `tf.layers.batchNormalization cannot run a rank-${rank} input in tfjs 4.22, so its inference map y = s·x + t (s = γ/√(σ²+ε), t = β − μ·s) is a Dense with kernel diag(s) and bias t`;
+  } else {
+    const config = builtinBatchNormConfig(layer);
+    // Inference never reads momentum; the built-in needs a number where the pack allows null.
+    if (config.momentum == null) config.momentum = 0.99;
+    core = {
+      className: BUILTIN_BATCH_NORM,
+      config: { ...config, axis: -1 },
+      weights: builtinBatchNormWeights(layer),
+    };
+    how = 'the built-in computes the same inference map';
+  }
   if (axis === rank - 1) {
     report.replaced.push({
       layer: layer.name,
       className: layer.getClassName(),
-      by: [BUILTIN_BATCH_NORM],
-      reason: `${why}; the built-in computes the same inference map`,
+      by: [core.className],
+      reason: `${why}; ${how}`,
     });
-    return { replace: { className: BUILTIN_BATCH_NORM, config: { ...config, axis: -1 }, weights } };
+    return { replace: core };
   }
   // Permute's dims count from 1 and leave the batch axis out.
   const dims = Array.from({ length: rank - 1 }, (_, i) => i + 1);
@@ -445,8 +595,8 @@ function builtinBatchNorm(node: GraphNode, report: Report, foldReason?: string):
   report.replaced.push({
     layer: layer.name,
     className: layer.getClassName(),
-    by: ['Permute', BUILTIN_BATCH_NORM, 'Permute'],
-    reason: `${why}; channels-first (axis ${axis}), which tf.layers.batchNormalization computes wrongly (tfjs#1106), so its channels are moved last around it`,
+    by: ['Permute', core.className, 'Permute'],
+    reason: `${why}; channels-first (axis ${axis}), so its channels are moved last around it (tf.layers.batchNormalization computes channels-first wrongly, tfjs#1106); ${how}`,
   });
   return {
     chain: [
@@ -455,7 +605,7 @@ function builtinBatchNorm(node: GraphNode, report: Report, foldReason?: string):
         config: { name: `${layer.name}_to_channels_last`, dims: toLast },
         weights: [],
       },
-      { className: BUILTIN_BATCH_NORM, config: { ...config, axis: -1 }, weights },
+      core,
       {
         className: 'Permute',
         config: { name: `${layer.name}_from_channels_last`, dims: back },
@@ -465,9 +615,31 @@ function builtinBatchNorm(node: GraphNode, report: Report, foldReason?: string):
   };
 }
 
+/**
+ * A layer reported `removed` (the identity at inference) that is now a built-in identity because
+ * its output is a model output that would otherwise equal another output or an input (see
+ * rewriteModel): moved to `replaced`.
+ */
+function identityOutputs(model: tf.LayersModel, report: Report): void {
+  const identities = new Set(
+    model.layers.filter((l) => l.getClassName() === 'Activation').map((l) => l.name),
+  );
+  report.removed = report.removed.filter((r) => {
+    if (r.into != null || r.className === 'Activation' || !identities.has(r.layer)) return true;
+    report.replaced.push({
+      layer: r.layer,
+      className: r.className,
+      by: ['Activation'],
+      reason: `${r.reason}, but its output is a model output that would be the same tensor as another output (or an input), which tfjs cannot return twice: a linear Activation keeps the outputs apart`,
+    });
+    return false;
+  });
+}
+
 function exportModel(model: tf.LayersModel, fuseActivations: boolean): ExportForInferenceResult {
-  const report: Report = { folded: [], removed: [], replaced: [], skipped: [] };
+  const report: Report = { folded: [], removed: [], replaced: [], skipped: [], kept: [] };
   const created: tf.LayersModel[] = [];
+  const owned: tf.Tensor[] = [];
   const nested: tf.LayersModel[] = [];
   let scales: ScaleFolder | null = null;
   try {
@@ -501,12 +673,13 @@ function exportModel(model: tf.LayersModel, fuseActivations: boolean): ExportFor
     const foldReasons = new Map(folding.skipped.map((s) => [s.batchNorm, s.reason]));
 
     scales = new ScaleFolder(graph);
-    const last = remainingLayers(graph, report, scales, foldReasons);
+    const last = remainingLayers(graph, report, scales, foldReasons, owned);
     scales.substitutions(last);
     if (last.size > 0) {
       current = rewriteModel(current, last, { owner: OWNER });
       created.push(current);
     }
+    identityOutputs(current, report);
     created.pop(); // the result is the caller's
     return { model: current, ...report };
   } catch (e) {
@@ -515,6 +688,7 @@ function exportModel(model: tf.LayersModel, fuseActivations: boolean): ExportFor
     throw e;
   } finally {
     scales?.dispose();
+    tf.dispose(owned);
     created.forEach((m) => m.dispose());
     nested.forEach((m) => m.dispose());
   }
@@ -538,16 +712,29 @@ function exportModel(model: tf.LayersModel, fuseActivations: boolean): ExportFor
  *    b' = (b−μ)·γ/√(σ²+ε) + β), with activations fused per `options.fuseActivations`.
  * 5. A pack BatchNorm that did not fold becomes a built-in `BatchNormalization` with the same
  *    inference parameters; channels-first ones, which the built-in computes along the wrong axis
- *    (tfjs#1106), sit between two `Permute` layers that move the channels last and back.
+ *    (tfjs#1106), sit between two `Permute` layers that move the channels last and back. Above
+ *    rank 4 (Conv3D nets), which tf.layers.batchNormalization cannot run in tfjs 4.22, a BN (the
+ *    pack's or the built-in) becomes its affine map y = s·x + t as a `Dense` with kernel diag(s)
+ *    and bias t (a Conv3D before it with a linear activation takes it in step 4 instead).
  *
- * Nested models are exported the same way. Built-in BatchNorms that cannot fold stay (in
- * `skipped`, with the reason), as does any layer whose class is neither tfjs's nor the pack's.
+ * Nested models are exported the same way, and layers inside `tf.layers.timeDistributed`: a
+ * dropout inside goes with its wrapper, a BatchNorm inside is unwrapped into the same BN over the
+ * sequence (axis + 1) and then folds or becomes built-in, a DropConnectDense inside becomes a
+ * Dense. Built-in BatchNorms that cannot fold stay (in `skipped`, with the reason), as does any
+ * layer (or layer inside a wrapper) whose class is neither tfjs's nor the pack's. Pack layers with
+ * no built-in equivalent (per-sample normalizations) stay and are listed in `kept`: the export then
+ * needs the pack to load. When removing a layer would make two outputs (or an output and an input)
+ * the same tensor, a linear `Activation` keeps them apart (listed in `replaced`).
  *
- * @returns the new, uncompiled model and what was done: `folded`, `removed`, `replaced`, `skipped`.
- *   The input model and its weights are never modified; a failure leaves nothing behind.
- * @throws DropnormValueError if `model` is not a LayersModel, an option is unknown or not a boolean,
- *   a pack dropout layer is set to stay stochastic at inference (Monte-Carlo dropout: no built-in
- *   can express it), a BatchNorm's statistics are not finite, or a layer's class is not registered.
+ * No value is read back from the backend (no `dataSync`): BatchNorm statistics are not checked here
+ * (broken ones export into non-finite weights, computing what the BN computes); use
+ * {@link exportForInferenceAsync} to have them checked with one awaited read.
+ *
+ * @returns the new, uncompiled model and what was done: `folded`, `removed`, `replaced`, `skipped`,
+ *   `kept`. The input model and its weights are never modified; a failure leaves nothing behind.
+ * @throws DropnormValueError if `model` is not a LayersModel (or is disposed), an option is unknown
+ *   or not a boolean, a pack dropout layer is set to stay stochastic at inference (Monte-Carlo
+ *   dropout: no built-in can express it), or a layer's class is not registered.
  */
 export function exportForInference(
   model: tf.LayersModel,
@@ -561,4 +748,26 @@ export function exportForInference(
   }
   checkModel(model);
   return exportModel(model, fuse);
+}
+
+/**
+ * {@link exportForInference} that first checks every BatchNorm's statistics, nested models and
+ * wrappers included, with one awaited read (no synchronous read): a BN with a non-finite moving
+ * mean, variance, γ or β, or with σ²+ε ≤ 0, has no inference map and is an error (named by layer
+ * and channel).
+ *
+ * @throws DropnormValueError as {@link exportForInference}, and for broken BatchNorm statistics.
+ */
+export async function exportForInferenceAsync(
+  model: tf.LayersModel,
+  options: ExportForInferenceOptions = {},
+): Promise<ExportForInferenceResult> {
+  const owner = 'exportForInferenceAsync';
+  assertLayersModel(owner, model);
+  checkOptionKeys(owner, options, ['fuseActivations']);
+  await checkBatchNormStatistics(
+    owner,
+    walkLayers(model).map((l) => l.layer),
+  );
+  return exportForInference(model, options);
 }

@@ -12,12 +12,19 @@ import {
   inputChannels,
   outputChannels,
 } from '../ops/fold';
-import { batchNormAxis, isBatchNormLayer, readBatchNormStatistics } from './batch_norm_layers';
+import { walkLayers, wrappedLayers } from '../layers/util';
+import {
+  batchNormAxis,
+  batchNormStatistics,
+  checkBatchNormStatistics,
+  isBatchNormLayer,
+} from './batch_norm_layers';
 import {
   GraphNode,
   ModelGraph,
   Substitution,
   assertLayersModel,
+  firstCalls,
   modelGraph,
   nestedModelSpec,
   rewriteModel,
@@ -80,6 +87,7 @@ const LINEAR_LAYOUTS: Readonly<Record<string, KernelLayout>> = {
   Dense: 'dense',
   Conv1D: 'conv1d',
   Conv2D: 'conv2d',
+  Conv3D: 'conv3d',
   DepthwiseConv2D: 'depthwiseConv2d',
   Conv2DTranspose: 'conv2dTranspose',
 };
@@ -183,7 +191,7 @@ class Folder {
     if (axis !== linearChannelAxis(edit, rank)) {
       return `the BN normalizes axis ${axis}, not the channel axis of ${describeLayer(layer)}`;
     }
-    const stats = readBatchNormStatistics('foldBatchNorm', bn.layer);
+    const stats = batchNormStatistics(bn.layer);
     if (stats.movingMean.size !== outputChannels(edit.kernel.shape, edit.layout)) {
       return `the BN's ${stats.movingMean.size} channels differ from the outputs of ${describeLayer(layer)}`;
     }
@@ -198,7 +206,7 @@ class Folder {
     bn: GraphNode,
     layer: Layer,
     edit: LinearEdit,
-    stats: ReturnType<typeof readBatchNormStatistics>,
+    stats: ReturnType<typeof batchNormStatistics>,
     direction: FoldedBatchNorm['direction'],
     fold: (affine: ReturnType<typeof batchNormAffine>) => { kernel: tf.Tensor; bias: tf.Tensor },
   ): void {
@@ -236,7 +244,7 @@ class Folder {
     if (axis !== linearChannelAxis(edit, rank)) {
       return `the BN normalizes axis ${axis}, not the input channel axis of ${describeLayer(layer)}`;
     }
-    const stats = readBatchNormStatistics('foldBatchNorm', bn.layer);
+    const stats = batchNormStatistics(bn.layer);
     if (stats.movingMean.size !== inputChannels(edit.kernel.shape, edit.layout)) {
       return `the BN's ${stats.movingMean.size} channels differ from the inputs of ${describeLayer(layer)}`;
     }
@@ -320,21 +328,27 @@ class Folder {
  *
  * A BatchNorm (the pack's `BatchNorm` or the built-in `BatchNormalization`) at inference is the
  * per-channel affine map `y = s·x + t`, `s = γ/√(σ²+ε)`, `t = β − μ·s`. When it directly follows a
- * Dense, Conv1D, Conv2D, DepthwiseConv2D or Conv2DTranspose layer with a linear activation whose
+ * Dense, Conv1D, Conv2D, Conv3D, DepthwiseConv2D or Conv2DTranspose layer with a linear activation whose
  * output nothing else reads, it is folded into that layer (a bias is added where there was none):
  *
  *   W' = W·γ/√(σ²+ε),   b' = (b−μ)·γ/√(σ²+ε) + β        (per output channel)
  *
  * channels-last and channels-first (the conv's `dataFormat` must match the BN's axis). When that is
  * impossible (e.g. a ReLU in between) it is folded forward into the next layer if that layer is a
- * Dense, Conv1D, Conv2D or DepthwiseConv2D reading only the BN, with padding 'valid' for convs:
+ * Dense, Conv1D, Conv2D, Conv3D or DepthwiseConv2D reading only the BN, with padding 'valid' for
+ * convs:
  *
  *   W'' = W·s (per input channel),   b'' = b + Σ t·W
  *
  * Every other BN stays, listed in `skipped` with the reason. BNs are visited in topological order,
  * so folds compose. A built-in channels-first BN (which tfjs 4.22 evaluates along the wrong axis,
  * tfjs#1106) folds into the *correct* affine map. A model used as a layer (a nested model) is
- * folded on its own and swapped in; a BN cannot fold across its boundary.
+ * folded on its own and swapped in; a BN cannot fold across its boundary. A BN inside a wrapper
+ * layer (`tf.layers.timeDistributed`) is not folded and is listed in `skipped`.
+ *
+ * No value is read back from the backend (no `dataSync`): statistics are not checked here, so a BN
+ * with non-finite statistics folds into non-finite weights, computing what the BN computes. Use
+ * {@link foldBatchNormAsync} to have them checked (one awaited read).
  *
  * With `options.fuseActivations`, each `Activation` layer (and each `ReLU` layer without maxValue)
  * then merges into the linear layer feeding it (see {@link FoldBatchNormOptions}).
@@ -342,8 +356,8 @@ class Folder {
  * @returns a new, uncompiled functional LayersModel (built with {@link rewriteModel}; the input model
  *   and its weights are untouched), and the lists `folded` and `skipped`. A model whose BNs all fold
  *   contains only built-in layers and loads with plain `tf.loadLayersModel`.
- * @throws DropnormValueError if `model` is not a LayersModel, a BN's moving variance is not finite
- *   (or σ²+ε ≤ 0), or a layer's class is not registered with tfjs (it cannot be re-created).
+ * @throws DropnormValueError if `model` is not a LayersModel (or is disposed), an option is unknown,
+ *   or a layer's class is not registered with tfjs (it cannot be re-created).
  */
 export function foldBatchNorm(
   model: tf.LayersModel,
@@ -352,11 +366,54 @@ export function foldBatchNorm(
   const owner = 'foldBatchNorm';
   assertLayersModel(owner, model);
   checkOptionKeys(owner, options, FOLD_OPTIONS);
+  return foldModel(model, options);
+}
+
+/**
+ * {@link foldBatchNorm} that first checks every BatchNorm's statistics (one awaited read of all of
+ * them, no synchronous read): a BN with a non-finite moving mean, variance, γ or β, or with
+ * σ²+ε ≤ 0, is an error here, where the synchronous form folds it into non-finite weights (which
+ * compute the non-finite outputs the BN computes).
+ *
+ * @throws DropnormValueError as {@link foldBatchNorm}, and for broken statistics (named by layer and
+ *   channel).
+ */
+export async function foldBatchNormAsync(
+  model: tf.LayersModel,
+  options: FoldBatchNormOptions = {},
+): Promise<FoldBatchNormResult> {
+  const owner = 'foldBatchNormAsync';
+  assertLayersModel(owner, model);
+  checkOptionKeys(owner, options, FOLD_OPTIONS);
+  await checkBatchNormStatistics(
+    owner,
+    walkLayers(model).map((l) => l.layer),
+  );
+  return foldModel(model, options);
+}
+
+/** BNs inside wrapper layers (TimeDistributed, Bidirectional): not folded, with the reason. */
+function wrappedBatchNorms(graph: ModelGraph): SkippedBatchNorm[] {
+  const out: SkippedBatchNorm[] = [];
+  for (const node of firstCalls(graph.nodes)) {
+    const wrapper = node.layer;
+    for (const inner of wrappedLayers(wrapper)) {
+      if (!isBatchNormLayer(inner)) continue;
+      out.push({
+        batchNorm: `${wrapper.name}/${inner.name}`,
+        reason: `inside the wrapper ${describeLayer(wrapper)}: foldBatchNorm folds only BNs called directly (exportForInference unwraps a TimeDistributed BN, which then folds)`,
+      });
+    }
+  }
+  return out;
+}
+
+function foldModel(model: tf.LayersModel, options: FoldBatchNormOptions): FoldBatchNormResult {
+  const owner = 'foldBatchNorm';
   const graph = modelGraph(model);
   const bns = graph.nodes.filter((n) => isBatchNormLayer(n.layer));
-  // Validate every BN first: a broken model fails before any work, whatever is foldable.
-  for (const bn of bns) readBatchNormStatistics(owner, bn.layer);
   const folder = new Folder(graph);
+  folder.skipped.push(...wrappedBatchNorms(graph));
   try {
     for (const bn of bns) folder.fold(bn);
     if (options.fuseActivations) {
@@ -371,7 +428,7 @@ export function foldBatchNorm(
     for (const node of graph.nodes) {
       const layer = node.layer;
       if (!(layer instanceof tf.LayersModel) || subs.has(layer)) continue;
-      const inner = foldBatchNorm(layer, options);
+      const inner = foldModel(layer, options);
       nested.push(inner.model);
       result.folded.push(...inner.folded);
       result.skipped.push(...inner.skipped);

@@ -1,5 +1,5 @@
 /** Whole-model transforms, all built on one graph-rewrite helper ({@link rewriteModel}). */
-export { foldBatchNorm } from './fold_batch_norm';
+export { foldBatchNorm, foldBatchNormAsync } from './fold_batch_norm';
 export type {
   FoldBatchNormOptions,
   FoldBatchNormResult,
@@ -7,7 +7,7 @@ export type {
   FusedActivation,
   SkippedBatchNorm,
 } from './fold_batch_norm';
-export { exportForInference } from './export';
+export { exportForInference, exportForInferenceAsync } from './export';
 export type {
   ExportForInferenceOptions,
   ExportForInferenceResult,
@@ -24,6 +24,6 @@ export type {
   SkippedLayer,
 } from './convert';
 export { mcPredict, mcPredictAsync, MAX_MC_SAMPLES } from './mc_predict';
-export type { McPredictOptions, McPrediction, McProgress } from './mc_predict';
+export type { McOutputs, McPredictOptions, McPrediction, McProgress } from './mc_predict';
 export { modelGraph, rewriteModel } from './rewrite';
 export type { GraphNode, LayerSpec, ModelGraph, RewriteOptions, Substitution } from './rewrite';

@@ -80,11 +80,19 @@ export interface McPredictOptions {
 }
 
 /**
- * The Monte-Carlo estimate, per output element. Like `model.predict`, each field is a tensor for a
- * single-output model and an array (in `model.outputs` order) for several outputs: write
- * `mcPredict<tf.Tensor[]>(…)` for the latter.
+ * What a field of {@link McPrediction} holds for a model of unknown output count: one tensor for a
+ * single-output model, an array (in `model.outputs` order) for several, as `model.predict`.
  */
-export interface McPrediction<T extends tf.Tensor | tf.Tensor[] = tf.Tensor> {
+export type McOutputs = tf.Tensor | tf.Tensor[];
+
+/**
+ * The Monte-Carlo estimate, per output element. Like `model.predict`, each field is a tensor for a
+ * single-output model and an array (in `model.outputs` order) for several outputs. `mcPredict`
+ * types it `McPrediction<tf.Tensor>` for a `tf.Sequential` (one output, always) and
+ * `McPrediction<tf.Tensor | tf.Tensor[]>` for any other LayersModel; name the case you know,
+ * `mcPredict<tf.Tensor>(…)` or `mcPredict<tf.Tensor[]>(…)`.
+ */
+export interface McPrediction<T extends McOutputs = tf.Tensor> {
   /** (1/T) Σ ŷ_t. */
   mean: T;
   /** (1/T) Σ (ŷ_t − mean)², the sample variance of the passes (divides by T, not T − 1). */
@@ -270,18 +278,37 @@ function plan(owner: string, model: tf.LayersModel): Plan {
   return { model: copy, active, copy };
 }
 
-/** Throws unless `y` holds probabilities of `kind` (checked on the first pass of each chunk). */
+/**
+ * A tensor the engine needs the values of: the synchronous driver reads it with `dataSync`, the
+ * asynchronous one awaits `data()`, and each passes the values back into the engine.
+ */
+class ReadRequest {
+  constructor(readonly tensor: tf.Tensor) {}
+}
+
+/** What the engine yields: a progress promise (or nothing), or a tensor to read. */
+type EngineStep = void | Promise<void> | ReadRequest;
+
+/**
+ * [min, max, worst |row sum − 1|] of `y` as one tensor (the last 0 for 'binary'): the numbers
+ * {@link checkProbabilities} needs, read back in one go.
+ */
+function probabilityStatistics(y: tf.Tensor, kind: ProbabilityKind): tf.Tensor {
+  return tf.tidy(() => {
+    const sums = kind === 'categorical' ? tf.max(tf.abs(tf.sub(tf.sum(y, -1), 1))) : tf.scalar(0);
+    return tf.stack([tf.min(y), tf.max(y), sums]);
+  });
+}
+
+/** Throws unless the statistics of {@link probabilityStatistics} describe probabilities of `kind`. */
 function checkProbabilities(
   owner: string,
   model: tf.LayersModel,
-  y: tf.Tensor,
+  statistics: ArrayLike<number>,
   kind: ProbabilityKind,
   output: number,
 ): void {
-  const [min, max, worstSum] = tf.tidy(() => {
-    const sums = kind === 'categorical' ? tf.max(tf.abs(tf.sub(tf.sum(y, -1), 1))) : tf.scalar(0);
-    return [tf.min(y), tf.max(y), sums].map((t) => t.dataSync()[0]);
-  });
+  const [min, max, worstSum] = Array.from(statistics);
   if (min >= -1e-6 && max <= 1 + 1e-6 && worstSum <= 1e-3) return;
   const what =
     kind === 'categorical'
@@ -337,7 +364,7 @@ function* run(
   model: tf.LayersModel,
   x: tf.Tensor | tf.Tensor[],
   options: McPredictOptions,
-): Generator<void | Promise<void>, McPrediction<tf.Tensor | tf.Tensor[]>, void> {
+): Generator<EngineStep, McPrediction<McOutputs>, ArrayLike<number> | undefined> {
   options = options ?? {};
   const { samples, batchSize, keepSamples } = checkOptions(owner, options);
   assertLayersModel(owner, model);
@@ -398,10 +425,19 @@ function* run(
           return forward(chunk);
         });
         try {
-          ys.forEach((y, o) => {
-            if (kind && t === 1) checkProbabilities(owner, setup.model, y, kind, o);
-            welford(acc[c][o], y, t, kind);
-          });
+          for (let o = 0; o < ys.length; o++) {
+            if (kind && t === 1) {
+              const statistics = probabilityStatistics(ys[o], kind);
+              let values: ArrayLike<number> | undefined;
+              try {
+                values = yield new ReadRequest(statistics);
+              } finally {
+                statistics.dispose();
+              }
+              checkProbabilities(owner, setup.model, values as ArrayLike<number>, kind, o);
+            }
+            welford(acc[c][o], ys[o], t, kind);
+          }
         } finally {
           ys.forEach((y, o) => {
             // A model may return its input as an output: never dispose (or keep) the user's tensor.
@@ -518,44 +554,83 @@ function yieldToEventLoop(): Promise<void> {
  * T passes with `keepSamples`). The model is not modified: the switches and seed streams are set
  * for each pass and restored after it, even when it throws.
  *
+ * With `probabilities`, the check that the outputs are probabilities reads three numbers per output
+ * and input chunk back from the backend on the first pass (a synchronous read, which stalls webgl
+ * and webgpu); {@link mcPredictAsync} reads them with an awaited `data()`.
+ *
+ * Typed by the model: a `tf.Sequential` has one output, so each field is a `tf.Tensor`; any other
+ * LayersModel gives `tf.Tensor | tf.Tensor[]` unless you name the case, `mcPredict<tf.Tensor[]>(…)`.
+ *
  * @param model any LayersModel (Sequential or functional).
  * @param x the model's input(s), with the batch on the first axis.
- * @throws DropnormValueError for a model without dropout layers, inputs that do not fit the model,
- *   `samples` not an integer in [1, {@link MAX_MC_SAMPLES}], or outputs that are not the
- *   `probabilities` they are said to be.
+ * @throws DropnormValueError for a model without dropout layers (also inside nested models and
+ *   `timeDistributed` wrappers), a disposed model, inputs that do not fit the model, `samples` not
+ *   an integer in [1, {@link MAX_MC_SAMPLES}], or outputs that are not the `probabilities` they are
+ *   said to be.
  */
-export function mcPredict<T extends tf.Tensor | tf.Tensor[] = tf.Tensor>(
+export function mcPredict(
+  model: tf.Sequential,
+  x: tf.Tensor | tf.Tensor[],
+  options?: McPredictOptions,
+): McPrediction<tf.Tensor>;
+export function mcPredict<T extends McOutputs = McOutputs>(
+  model: tf.LayersModel,
+  x: tf.Tensor | tf.Tensor[],
+  options?: McPredictOptions,
+): McPrediction<T>;
+export function mcPredict(
   model: tf.LayersModel,
   x: tf.Tensor | tf.Tensor[],
   options: McPredictOptions = {},
-): McPrediction<T> {
+): McPrediction<McOutputs> {
   const engine = run('mcPredict', model, x, options);
   let step = engine.next();
-  while (!step.done) step = engine.next();
-  return step.value as McPrediction<T>;
+  while (!step.done) {
+    const request = step.value;
+    step = engine.next(request instanceof ReadRequest ? request.tensor.dataSync() : undefined);
+  }
+  return step.value;
 }
 
 /**
  * {@link mcPredict} that yields to the event loop after every forward pass (timers, I/O and
  * rendering run during a long prediction) and awaits `onProgress`. Same options, same result: with
- * the same seed it returns exactly what {@link mcPredict} returns.
+ * the same seed it returns exactly what {@link mcPredict} returns. It reads nothing back
+ * synchronously (the `probabilities` check awaits `data()`). Typed as {@link mcPredict}.
  */
-export async function mcPredictAsync<T extends tf.Tensor | tf.Tensor[] = tf.Tensor>(
+export function mcPredictAsync(
+  model: tf.Sequential,
+  x: tf.Tensor | tf.Tensor[],
+  options?: McPredictOptions,
+): Promise<McPrediction<tf.Tensor>>;
+export function mcPredictAsync<T extends McOutputs = McOutputs>(
+  model: tf.LayersModel,
+  x: tf.Tensor | tf.Tensor[],
+  options?: McPredictOptions,
+): Promise<McPrediction<T>>;
+export async function mcPredictAsync(
   model: tf.LayersModel,
   x: tf.Tensor | tf.Tensor[],
   options: McPredictOptions = {},
-): Promise<McPrediction<T>> {
+): Promise<McPrediction<McOutputs>> {
   const engine = run('mcPredictAsync', model, x, options);
   let step = engine.next();
   while (!step.done) {
+    let values: tf.TypedArray | undefined;
     try {
-      await step.value;
-      await yieldToEventLoop();
+      const request = step.value;
+      if (request instanceof ReadRequest) {
+        values = await request.tensor.data();
+      } else {
+        await request;
+        await yieldToEventLoop();
+      }
     } catch (e) {
       // Runs the engine's cleanup (disposes the accumulators, restores nothing left switched).
-      engine.throw(e);
+      step = engine.throw(e);
+      continue;
     }
-    step = engine.next();
+    step = engine.next(values);
   }
-  return step.value as McPrediction<T>;
+  return step.value;
 }

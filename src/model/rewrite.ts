@@ -117,6 +117,21 @@ export function assertLayersModel(owner: string, model: unknown): asserts model 
       'Graph models from tf.loadGraphModel are not supported; load a layers model with tf.loadLayersModel.',
     );
   }
+  // A disposed model fails deep inside a rewrite, after the copy has allocated weights: refuse it
+  // first. LayerVariable.read() throws for a disposed variable and allocates nothing.
+  for (const weight of model.weights) {
+    try {
+      weight.read();
+    } catch {
+      throw invalidArgument(
+        owner,
+        'model',
+        `a disposed model ('${model.name}': weight '${weight.name}' is disposed)`,
+        'to hold live weights',
+        'model.dispose() (or disposing a layer) freed its weights; use the tool before disposing the model, or load it again.',
+      );
+    }
+  }
 }
 
 /** Reads the model's graph; see {@link ModelGraph}. */
@@ -280,64 +295,117 @@ export function rewriteModel(
   });
   const newLayers = new Map<Layer, Layer>();
   const newChains = new Map<Layer, Array<{ layer: Layer; weights?: tf.Tensor[] }>>();
-  for (const node of graph.nodes) {
-    const inputs = node.inputs.map((t) => {
-      const m = mapped.get(t);
-      if (m == null) {
-        throw new Error(
-          `${owner}: tensor '${t.name}' feeding layer '${node.layer.name}' is not computed from the model inputs.`,
-        );
+  try {
+    for (const node of graph.nodes) {
+      const inputs = node.inputs.map((t) => {
+        const m = mapped.get(t);
+        if (m == null) {
+          throw new Error(
+            `${owner}: tensor '${t.name}' feeding layer '${node.layer.name}' is not computed from the model inputs.`,
+          );
+        }
+        return m;
+      });
+      const spec = specs.get(node.layer);
+      if (spec === null) {
+        mapped.set(node.outputs[0], inputs[0]);
+        continue;
       }
-      return m;
+      if (Array.isArray(spec)) {
+        let chain = newChains.get(node.layer);
+        if (!chain) {
+          chain = spec.map((s) => ({
+            layer: createLayer(owner, s, node.layer.name),
+            weights: s.weights,
+          }));
+          newChains.set(node.layer, chain);
+        }
+        let t = inputs[0];
+        for (const link of chain) t = link.layer.apply(t, node.callArgs) as SymbolicTensor;
+        mapped.set(node.outputs[0], t);
+        continue;
+      }
+      let layer = newLayers.get(node.layer);
+      if (!layer) {
+        layer = createLayer(owner, spec!, node.layer.name);
+        newLayers.set(node.layer, layer);
+      }
+      const out = layer.apply(inputs.length === 1 ? inputs[0] : inputs, node.callArgs);
+      const outs = (Array.isArray(out) ? out : [out]) as SymbolicTensor[];
+      node.outputs.forEach((t, i) => mapped.set(t, outs[i]));
+    }
+    const newOutputs = distinctOutputs(
+      model,
+      newInputs,
+      model.outputs.map((t) => mapped.get(t)!),
+      specs,
+    );
+    const clone = tf.model({
+      inputs: newInputs,
+      outputs: newOutputs,
+      name: options.name ?? model.name,
     });
-    const spec = specs.get(node.layer);
-    if (spec === null) {
-      mapped.set(node.outputs[0], inputs[0]);
-      continue;
-    }
-    if (Array.isArray(spec)) {
-      let chain = newChains.get(node.layer);
-      if (!chain) {
-        chain = spec.map((s) => ({
-          layer: createLayer(owner, s, node.layer.name),
-          weights: s.weights,
-        }));
-        newChains.set(node.layer, chain);
-      }
-      let t = inputs[0];
-      for (const link of chain) t = link.layer.apply(t, node.callArgs) as SymbolicTensor;
-      mapped.set(node.outputs[0], t);
-      continue;
-    }
-    let layer = newLayers.get(node.layer);
-    if (!layer) {
-      layer = createLayer(owner, spec!, node.layer.name);
-      newLayers.set(node.layer, layer);
-    }
-    const out = layer.apply(inputs.length === 1 ? inputs[0] : inputs, node.callArgs);
-    const outs = (Array.isArray(out) ? out : [out]) as SymbolicTensor[];
-    node.outputs.forEach((t, i) => mapped.set(t, outs[i]));
-  }
-  const newOutputs = model.outputs.map((t) => mapped.get(t)!);
-  const clone = tf.model({
-    inputs: newInputs,
-    outputs: newOutputs,
-    name: options.name ?? model.name,
-  });
 
-  for (const chain of newChains.values()) {
-    for (const link of chain) if (link.weights) link.layer.setWeights(link.weights);
-  }
-  for (const [old, layer] of newLayers) {
-    const given = (specs.get(old) as LayerSpec).weights;
-    if (given) {
-      layer.setWeights(given);
-    } else {
-      // Copies, so disposing either model never frees the other's weights.
-      const copies = tf.tidy(() => old.getWeights().map((w) => tf.clone(w)));
-      layer.setWeights(copies);
-      tf.dispose(copies);
+    for (const chain of newChains.values()) {
+      for (const link of chain) if (link.weights) link.layer.setWeights(link.weights);
     }
+    for (const [old, layer] of newLayers) {
+      const given = (specs.get(old) as LayerSpec).weights;
+      if (given) {
+        layer.setWeights(given);
+      } else {
+        // Copies, so disposing either model never frees the other's weights.
+        const copies = tf.tidy(() => old.getWeights().map((w) => tf.clone(w)));
+        layer.setWeights(copies);
+        tf.dispose(copies);
+      }
+    }
+    return clone;
+  } catch (e) {
+    // Nothing half-built survives a failure: the new layers' weights were allocated when built.
+    const created = [...newLayers.values(), ...[...newChains.values()].flat().map((l) => l.layer)];
+    for (const layer of created) {
+      for (const w of layer.weights) {
+        try {
+          w.dispose();
+        } catch {
+          // already disposed
+        }
+      }
+    }
+    throw e;
   }
-  return clone;
+}
+
+/**
+ * The rewritten outputs, made distinct: when removing layers makes an output the same tensor as an
+ * earlier output or as a model input (outputs `[h, dropout(h)]` once the dropout goes), tfjs's
+ * executor cannot return it (`predict` fails with "… got 'null'"), so it goes through a built-in
+ * identity, `Activation('linear')`, named after the removed layer (or `<layer>_output_<i>`). An
+ * output that was already an input or a repeated output in `model` stays as it was.
+ */
+function distinctOutputs(
+  model: tf.LayersModel,
+  newInputs: SymbolicTensor[],
+  outputs: SymbolicTensor[],
+  specs: ReadonlyMap<Layer, LayerSpec | LayerSpec[] | null>,
+): SymbolicTensor[] {
+  const seen = new Set<SymbolicTensor>(newInputs);
+  const seenBefore = new Set<SymbolicTensor>(model.inputs);
+  const named = new Set<string>();
+  return outputs.map((t, i) => {
+    const original = model.outputs[i];
+    const wasDistinct = !seenBefore.has(original);
+    seenBefore.add(original);
+    if (!seen.has(t) || !wasDistinct) {
+      seen.add(t);
+      return t;
+    }
+    // A removed layer's name is free, once (a shared removed layer may give several outputs).
+    const base = original.sourceLayer.name;
+    const free = specs.get(original.sourceLayer) === null && !named.has(base);
+    const name = free ? base : `${base}_output_${i}`;
+    named.add(name);
+    return tf.layers.activation({ activation: 'linear', name }).apply(t) as SymbolicTensor;
+  });
 }

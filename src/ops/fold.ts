@@ -22,10 +22,12 @@ import { invalidArgument } from '../errors';
  * - `'dense'`: `[in, out]`
  * - `'conv1d'`: `[k, in, out]`
  * - `'conv2d'`: `[kh, kw, in, out]`
+ * - `'conv3d'`: `[kd, kh, kw, in, out]` (tf.layers.conv3d's kernel, as tfjs's conv3d op takes it)
  * - `'depthwiseConv2d'`: `[kh, kw, in, multiplier]`; output channel `i·multiplier + j`
  * - `'conv2dTranspose'`: `[kh, kw, out, in]` (tfjs stores the transposed kernel this way round)
  */
-export type KernelLayout = 'dense' | 'conv1d' | 'conv2d' | 'depthwiseConv2d' | 'conv2dTranspose';
+export type KernelLayout =
+  'dense' | 'conv1d' | 'conv2d' | 'conv3d' | 'depthwiseConv2d' | 'conv2dTranspose';
 
 /** The inference parameters of a BatchNorm, each a vector over the C channels. */
 export interface BatchNormStatistics {
@@ -54,6 +56,7 @@ const KERNEL_RANK: Record<KernelLayout, number> = {
   dense: 2,
   conv1d: 3,
   conv2d: 4,
+  conv3d: 5,
   depthwiseConv2d: 4,
   conv2dTranspose: 4,
 };
@@ -65,7 +68,7 @@ function checkLayout(owner: string, kernel: tf.Tensor, layout: KernelLayout): vo
       owner,
       'layout',
       layout,
-      "to be one of 'dense' | 'conv1d' | 'conv2d' | 'depthwiseConv2d' | 'conv2dTranspose'",
+      "to be one of 'dense' | 'conv1d' | 'conv2d' | 'conv3d' | 'depthwiseConv2d' | 'conv2dTranspose'",
     );
   }
   if (kernel.rank !== rank) {
@@ -89,6 +92,8 @@ export function outputChannels(kernelShape: readonly number[], layout: KernelLay
       return c;
     case 'conv2d':
       return d;
+    case 'conv3d':
+      return kernelShape[4];
     case 'depthwiseConv2d':
       return c * d;
     case 'conv2dTranspose':
@@ -107,6 +112,8 @@ export function inputChannels(kernelShape: readonly number[], layout: KernelLayo
     case 'conv2d':
     case 'depthwiseConv2d':
       return c;
+    case 'conv3d':
+      return d;
     case 'conv2dTranspose':
       return d;
   }

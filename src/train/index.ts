@@ -11,4 +11,10 @@ export type {
 } from './gradient_flow';
 export { l2Norm, globalNorm } from './norms';
 export { DropRateScheduler, dropPathRates } from './schedules';
-export type { DropRateSchedulerOptions, ScheduleUnit } from './schedules';
+export type {
+  DropRateFunctionOptions,
+  DropRateRampOptions,
+  DropRateSchedulerCommonOptions,
+  DropRateSchedulerOptions,
+  ScheduleUnit,
+} from './schedules';

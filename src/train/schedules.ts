@@ -51,30 +51,58 @@ export function dropPathRates(depth: number, maxRate: number): number[] {
 /** The unit a {@link DropRateScheduler} counts: epochs or batches (optimizer steps). */
 export type ScheduleUnit = 'epoch' | 'batch';
 
-/** Options of {@link DropRateScheduler}: a linear ramp (`steps`) or a function (`schedule`). */
-export interface DropRateSchedulerOptions {
+/** Options every {@link DropRateScheduler} takes, whichever schedule it runs. */
+export interface DropRateSchedulerCommonOptions {
   /**
-   * Length of the linear ramp, in `unit`s: the rate goes from `start` at step 0 to the layer's
-   * target at step `steps` and stays there. Give this or `schedule`.
+   * Count epochs (default; the step is `fit`'s epoch index) or batches (counted across the fits of
+   * one model).
    */
-  steps?: number;
-  /** Rate at step 0 of the ramp (default 0, as Scheduled DropBlock). */
-  start?: number;
-  /**
-   * A schedule instead of the ramp: the rate of a layer at `step`, given its `target` (its rate
-   * when training first began). Every value is checked like the layers' `rate` argument.
-   */
-  schedule?: (step: number, target: number) => number;
-  /** Count epochs (default; the step is `fit`'s epoch index) or batches (counted across fits). */
   unit?: ScheduleUnit;
   /**
    * The layers to schedule: the pack's dropout layers as objects, names, or paths inside nested
-   * models (`'encoder/drop_block'`). Default: every dropout layer of the pack in the model.
+   * models and wrappers (`'encoder/drop_block'`, `'time_distributed/dropout'`). Default: every
+   * dropout layer of the pack in the model being trained.
    */
   layers?: (StochasticLayer | string)[];
 }
 
-const OPTION_KEYS = optionKeys<DropRateSchedulerOptions>({
+/** A linear ramp: {@link DropRateScheduler} with `steps` (and optionally `start`). */
+export interface DropRateRampOptions extends DropRateSchedulerCommonOptions {
+  /**
+   * Length of the linear ramp, in `unit`s: the rate goes from `start` at step 0 to the layer's
+   * target at step `steps` and stays there.
+   */
+  steps: number;
+  /** Rate at step 0 of the ramp (default 0, as Scheduled DropBlock). */
+  start?: number;
+  schedule?: never;
+}
+
+/** A custom schedule: {@link DropRateScheduler} with `schedule` (no `steps`, no `start`). */
+export interface DropRateFunctionOptions extends DropRateSchedulerCommonOptions {
+  /**
+   * The rate of a layer at `step`, given its `target` (its rate when training of its model first
+   * began). Every value is checked like the layers' `rate` argument.
+   */
+  schedule: (step: number, target: number) => number;
+  steps?: never;
+  start?: never;
+}
+
+/**
+ * Options of {@link DropRateScheduler}: a linear ramp (`steps`, optionally `start`) or a function
+ * (`schedule`), never both (the type says so, and the constructor checks it for JavaScript).
+ */
+export type DropRateSchedulerOptions = DropRateRampOptions | DropRateFunctionOptions;
+
+/** Every key of the options, in one flat type (for the unknown-key check). */
+type AnyDropRateSchedulerOptions = DropRateSchedulerCommonOptions & {
+  steps?: number;
+  start?: number;
+  schedule?: (step: number, target: number) => number;
+};
+
+const OPTION_KEYS = optionKeys<AnyDropRateSchedulerOptions>({
   steps: true,
   start: true,
   schedule: true,
@@ -88,15 +116,20 @@ const BUILTIN_DROPOUT = ['Dropout', 'SpatialDropout1D', 'GaussianDropout', 'Alph
 /**
  * A `model.fit` callback that sets the drop rate of the pack's dropout layers before every epoch
  * (or batch). Each layer's **target** is its `rate` when the scheduler first sees it (the first
- * `onTrainBegin`), so a layer built with `rate: 0.1` is ramped to 0.1:
+ * `onTrainBegin` of a fit of its model), so a layer built with `rate: 0.1` is ramped to 0.1:
  *
  *   rate(s) = start + (target − start) · min(1, s / steps)        (linear ramp, Ghiasi et al. 2018)
  *
  * or `schedule(s, target)`. The step s is the epoch index `fit` reports (so `initialEpoch`
- * continues a schedule) or, with `unit: 'batch'`, the number of batches this scheduler has seen.
- * The rates stay where the schedule leaves them after training (at the target once a ramp is
- * over), and `getConfig`/`save` write the current rate; the scheduler keeps the targets, so a
- * later `fit` with the same scheduler continues from them.
+ * continues a schedule) or, with `unit: 'batch'`, the number of batches of this model the
+ * scheduler has seen. The rates stay where the schedule leaves them after training (at the target
+ * once a ramp is over), and `getConfig`/`save` write the current rate.
+ *
+ * The layers are found in the model being trained at each `fit` (`onTrainBegin`), so one scheduler
+ * can serve several models (a shared callbacks array, k-fold training): each model is scheduled
+ * on its own, from its own targets and batch count, and a layer keeps its target across fits, so a
+ * later `fit` of the same model continues from it. Layers given as objects must belong to the
+ * model being trained (else the fit fails at its start, with the reason).
  *
  * ```ts
  * const drop = layers.dropBlock2d({ rate: 0.1, blockSize: 5 });
@@ -104,10 +137,14 @@ const BUILTIN_DROPOUT = ['Dropout', 'SpatialDropout1D', 'GaussianDropout', 'Alph
  * ```
  */
 export class DropRateScheduler extends tf.Callback {
-  private readonly options: DropRateSchedulerOptions;
+  private readonly options: AnyDropRateSchedulerOptions;
   private readonly unit: ScheduleUnit;
-  private targets: Map<StochasticLayer, number> | null = null;
-  private batches = 0;
+  /** Each scheduled layer's target, kept across fits (a layer's rate changes as it is scheduled). */
+  private readonly targets = new WeakMap<StochasticLayer, number>();
+  /** Batches seen per model (unit 'batch'). */
+  private readonly batches = new WeakMap<tf.LayersModel, number>();
+  /** The layers of the model in the current fit, with their targets. */
+  private current: Map<StochasticLayer, number> | null = null;
 
   constructor(options: DropRateSchedulerOptions) {
     super();
@@ -116,7 +153,7 @@ export class DropRateScheduler extends tf.Callback {
       throw invalidArgument(owner, 'options', options, 'to be an object with steps or schedule');
     }
     checkOptionKeys(owner, options, OPTION_KEYS);
-    const { steps, schedule } = options;
+    const { steps, schedule, start } = options as AnyDropRateSchedulerOptions;
     if ((steps == null) === (schedule == null)) {
       throw invalidArgument(
         owner,
@@ -137,7 +174,16 @@ export class DropRateScheduler extends tf.Callback {
         'to be a function (step, target) => rate',
       );
     }
-    if (options.start != null) checkRate(owner, options.start);
+    if (schedule != null && start != null) {
+      throw invalidArgument(
+        owner,
+        'start',
+        start,
+        'to be omitted with schedule (it is the first rate of the linear ramp, steps)',
+        'Return the first rate from schedule(0, target) instead.',
+      );
+    }
+    if (start != null) checkRate(owner, start);
     const unit = options.unit ?? 'epoch';
     if (unit !== 'epoch' && unit !== 'batch') {
       throw invalidArgument(owner, 'unit', options.unit, "to be 'epoch' or 'batch'");
@@ -161,9 +207,8 @@ export class DropRateScheduler extends tf.Callback {
     return start + (target - start) * Math.min(1, step / (steps as number));
   }
 
-  /** The scheduled layers, found in the model and their targets read, once. */
+  /** The scheduled layers of the model being trained, and their targets. */
   private resolve(): Map<StochasticLayer, number> {
-    if (this.targets) return this.targets;
     const owner = 'DropRateScheduler';
     const all = walkLayers(this.model);
     const pack = all.filter((l) => l.layer instanceof StochasticLayer);
@@ -189,7 +234,8 @@ export class DropRateScheduler extends tf.Callback {
               owner,
               'layers',
               describeLayer(wanted),
-              'to be layers of the model being trained',
+              `to be layers of the model being trained ('${this.model.name}')`,
+              'Layers given as objects belong to one model; to schedule several models with one scheduler, give the layers by name or path (or omit layers).',
             );
           }
           return wanted;
@@ -210,21 +256,27 @@ export class DropRateScheduler extends tf.Callback {
         return found.layer;
       });
     }
-    this.targets = new Map(chosen.map((layer) => [layer, layer.rate]));
-    return this.targets;
+    for (const layer of chosen) if (!this.targets.has(layer)) this.targets.set(layer, layer.rate);
+    return new Map(chosen.map((layer) => [layer, this.targets.get(layer) as number]));
   }
 
   private apply(step: number): void {
-    for (const [layer, target] of this.resolve()) {
+    if (this.current == null) this.current = this.resolve(); // a fit that skipped onTrainBegin
+    for (const [layer, target] of this.current) {
       const rate = this.rateAt(step, target);
       checkRate(`DropRateScheduler (${this.unit} ${step}, ${describeLayer(layer)})`, rate);
       layer.rate = rate;
     }
   }
 
-  /** Finds the layers and reads their targets (first time only). */
+  /** Finds the layers of the model being trained (targets read when first seen). */
   override async onTrainBegin(): Promise<void> {
-    this.resolve();
+    this.current = this.resolve();
+  }
+
+  /** Forgets the model of this fit (its targets and batch count stay for its next fit). */
+  override async onTrainEnd(): Promise<void> {
+    this.current = null;
   }
 
   /** Sets the rates of this epoch (unit 'epoch'). */
@@ -234,11 +286,11 @@ export class DropRateScheduler extends tf.Callback {
 
   /** Sets the rates of this batch (unit 'batch'). */
   override async onBatchBegin(): Promise<void> {
-    if (this.unit === 'batch') this.apply(this.batches);
+    if (this.unit === 'batch') this.apply(this.batches.get(this.model) ?? 0);
   }
 
   /** Counts the batch. */
   override async onBatchEnd(): Promise<void> {
-    this.batches++;
+    this.batches.set(this.model, (this.batches.get(this.model) ?? 0) + 1);
   }
 }
