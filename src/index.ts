@@ -77,6 +77,7 @@ export {
   MAX_MC_SAMPLES,
   rewriteModel,
   modelGraph,
+  saveForInference,
 } from './model';
 export type {
   ExportForInferenceOptions,
@@ -103,6 +104,15 @@ export type {
   ModelGraph,
   RewriteOptions,
   Substitution,
+  SaveForInferenceOptions,
+  SaveForInferenceResult,
+  SavedWeight,
+  CorrectedBias,
+  OutputError,
+  EqualizedPair,
+  SkippedPair,
+  QuantizeDtype,
+  WeightDtype,
 } from './model';
 
 /**
