@@ -478,7 +478,7 @@ async function measureLayers(
     const kernels = probes.map((p) => {
       const shape = model.weights[p.kernel].shape as number[];
       const w = tf.tensor(floats[p.kernel] as Float32Array, shape);
-      const delta = tf.tensor(uint8.get(p.kernel)!.decoded, shape).sub(w);
+      const delta = tf.tidy(() => tf.sub(tf.tensor(uint8.get(p.kernel)!.decoded, shape), w));
       const b = p.bias === null ? null : tf.tensor(floats[p.bias] as Float32Array);
       constants.push(w, delta, ...(b ? [b] : []));
       return { w, delta, b };
