@@ -348,10 +348,12 @@ const tf = require(${JSON.stringify(path.join(root, 'node_modules/@tensorflow/tf
       const w = [tf.tensor2d([[1e6]]), tf.tensor1d([0])];
       big.setWeights(w);
       const { handler, box } = memory();
+      const before = tf.memory().numTensors;
       await expect(saveForInference(big, handler, { quantize: 'float16' })).rejects.toThrow(
         /expected a value of the weight 'big\/kernel' to be at most 65504 in magnitude for float16, received: .*=1000000. Use quantize: 'uint16'/,
       );
       expect(box.calls).toBe(0);
+      expect(tf.memory().numTensors).toBe(before); // the export made on the way is disposed
       tf.dispose(w);
       big.dispose();
     });

@@ -152,18 +152,29 @@ async function predictAll(model: tf.LayersModel, x: tf.Tensor, batch = 16): Prom
   return out;
 }
 
-/** Probabilities and logits of the model saved as `artifacts`, on `x`. */
+/**
+ * Logits and probabilities of the model saved as `artifacts`, on `x`: one forward pass of its
+ * logits model, the softmax taken here (in float64) rather than by a second pass.
+ */
 async function outputsOf(
   artifacts: tf.io.ModelArtifacts,
   x: tf.Tensor,
+  classes: number,
 ): Promise<{ p: Float32Array; z: Float32Array }> {
-  const m = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
-  const mz = await tf.loadLayersModel(tf.io.fromMemory(logitsArtifacts(artifacts)));
+  const m = await tf.loadLayersModel(tf.io.fromMemory(logitsArtifacts(artifacts)));
   try {
-    return { p: await predictAll(m, x), z: await predictAll(mz, x) };
+    const z = await predictAll(m, x);
+    const p = new Float32Array(z.length);
+    for (let r = 0; r < z.length / classes; r++) {
+      const row = z.subarray(r * classes, (r + 1) * classes);
+      const max = Math.max(...row);
+      const e = Array.from(row, (v) => Math.exp(v - max));
+      const sum = e.reduce((a, b) => a + b, 0);
+      e.forEach((v, j) => (p[r * classes + j] = v / sum));
+    }
+    return { p, z };
   } finally {
     m.dispose();
-    mz.dispose();
   }
 }
 
@@ -287,7 +298,7 @@ async function measure(
   const floatCapture = capture();
   await exported.model.save(floatCapture.handler);
   exported.model.dispose();
-  const ref = await outputsOf(floatCapture.get(), setup.test);
+  const ref = await outputsOf(floatCapture.get(), setup.test, setup.classes);
   const rows: Measured[] = [];
   const reports: Record<string, SaveForInferenceResult> = {};
   for (const mode of MODES) {
@@ -298,7 +309,7 @@ async function measure(
       ...(mode.calibrate ? { calibration: setup.calibration } : {}),
     });
     const seconds = (Date.now() - t0) / 1000;
-    const q = await outputsOf(c.get(), setup.test);
+    const q = await outputsOf(c.get(), setup.test, setup.classes);
     const dtypes: Record<string, number> = {};
     for (const w of report.weights) dtypes[w.dtype] = (dtypes[w.dtype] ?? 0) + 1;
     const row: Measured = {
