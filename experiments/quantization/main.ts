@@ -25,6 +25,7 @@ import {
   SaveForInferenceResult,
   exportForInference,
   layers as dnLayers,
+  mixSeed,
   recalibrateBatchNorm,
   saveForInference,
 } from 'tfjs-dropnorm';
@@ -32,7 +33,7 @@ import { useBackend } from '../lib/backend';
 import { writeChart } from '../lib/charts';
 import { parseArgs } from '../lib/cli';
 import { mnistSplit } from '../lib/mnist';
-import { mulberry32 } from '../lib/random';
+import { SEED_PURPOSE, mulberry32, withSeededMathRandom } from '../lib/random';
 import { fmt, markdownTable, pct, writeMarkdown, writeResults } from '../lib/report';
 import { loadNsfwMobileNetV2, smallMobileNetV2 } from './models';
 
@@ -246,12 +247,10 @@ async function trainedMobileNet(args: Args, log: (s: string) => void) {
     metrics: ['acc'],
   });
   const t0 = Date.now();
-  const h = await model.fit(x, y, {
-    epochs: args.epochs,
-    batchSize: args.batch,
-    shuffle: true,
-    verbose: 0,
-  });
+  // fit's shuffle and the built-in Dropout's masks draw from Math.random: seeded, the run repeats.
+  const h = await withSeededMathRandom(mixSeed(args.seed, SEED_PURPOSE.mathRandom), () =>
+    model.fit(x, y, { epochs: args.epochs, batchSize: args.batch, shuffle: true, verbose: 0 }),
+  );
   await recalibrateBatchNorm(model, x);
   const heldOut = tf.tensor4d(split.heldOut.xs, [split.heldOut.n, 28, 28, 1]);
   const acc = tf.tidy(() =>

@@ -107,9 +107,13 @@ export interface SavedWeight {
   reason: string;
 }
 
-/** A layer whose bias absorbed the mean output error of its uint8 kernel. */
+/** A layer whose bias absorbed the mean output error of its uint8 kernel (where significant). */
 export interface CorrectedBias {
   layer: string;
+  /** Output channels corrected: those whose mean error is at least twice its standard error. */
+  channels: number;
+  /** Output channels of the layer. */
+  of: number;
   /** Relative error of the layer's pre-activation output on the calibration inputs, before. */
   errorBefore: number;
   /** The same after subtracting the mean error from the bias. */
@@ -406,6 +410,8 @@ function probeOf(
   const pair = (v: unknown): [number, number] =>
     Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : [Number(v ?? 1), Number(v ?? 1)];
   const padding = c.padding as 'valid' | 'same';
+  // Causal Conv1D padding has no tf.conv1d equivalent: such a layer keeps the weight-error measure.
+  if (className !== 'Dense' && padding !== 'valid' && padding !== 'same') return null;
   let apply: Probe['apply'];
   if (className === 'Dense') {
     apply = (x, k) => {
@@ -450,6 +456,10 @@ function probeOf(
 interface LayerStats {
   /** Σ e per output channel, e = apply(x, Ŵ − W) with Ŵ at uint8. */
   sumE: Float64Array;
+  /** Σ over samples of the squared per-sample mean of e per channel (for its standard error). */
+  sumSampleMean2: Float64Array;
+  /** Calibration samples seen. */
+  samples: number;
   /** Σ e². */
   sumE2: number;
   /** Σ y², y = apply(x, W) + b. */
@@ -489,7 +499,14 @@ async function measureLayers(
         p.layer.getClassName() === 'DepthwiseConv2D'
           ? (model.weights[p.kernel].shape as number[])[2] * channels
           : channels;
-      stats.set(p, { sumE: new Float64Array(outChannels), sumE2: 0, sumY2: 0, count: 0 });
+      stats.set(p, {
+        sumE: new Float64Array(outChannels),
+        sumSampleMean2: new Float64Array(outChannels),
+        samples: 0,
+        sumE2: 0,
+        sumY2: 0,
+        count: 0,
+      });
     }
     const n = calibration[0].shape[0];
     for (let start = 0; start < n; start += batchSize) {
@@ -512,8 +529,10 @@ async function measureLayers(
             const c = e.shape[e.shape.length - 1];
             positions = e.size / c;
             const e2 = tf.reshape(e, [-1, c]);
+            const perSample = tf.mean(tf.reshape(e, [x.shape[0], -1, c]), 1);
             return tf.concat([
               tf.sum(e2, 0),
+              tf.sum(tf.square(perSample), 0),
               tf.stack([tf.sum(tf.square(e)), tf.sum(tf.square(y))]),
             ]);
           });
@@ -521,10 +540,14 @@ async function measureLayers(
           summary.dispose();
           const s = stats.get(p)!;
           const c = s.sumE.length;
-          for (let i = 0; i < c; i++) s.sumE[i] += values[i];
-          s.sumE2 += values[c];
-          s.sumY2 += values[c + 1];
+          for (let i = 0; i < c; i++) {
+            s.sumE[i] += values[i];
+            s.sumSampleMean2[i] += values[c + i];
+          }
+          s.sumE2 += values[2 * c];
+          s.sumY2 += values[2 * c + 1];
           s.count += positions;
+          s.samples += x.shape[0];
         }
       } finally {
         tf.dispose(inputs);
@@ -639,7 +662,9 @@ function twoByteFormat(values: Float32Array): EncodedWeight {
  *   relative error of the layer's pre-activation output on `calibration` (e_l² with
  *   e_l = ‖(Ŵ − W)·x‖/‖W·x + b‖), or without calibration the weight's own ‖ŵ − w‖/‖w‖;
  * - `biasCorrection` (Sec. 4.2, empirical): b′ = b − E[(Ŵ − W)·x] per output channel of each
- *   uint8 kernel, E over the calibration inputs and output positions.
+ *   uint8 kernel, E over the calibration inputs and output positions, for the channels where that
+ *   mean is at least twice its standard error over the calibration samples (elsewhere it is noise,
+ *   and subtracting it would add error on new inputs).
  *
  * Nothing is written unless every step succeeds; the input model is never modified.
  *
@@ -731,19 +756,37 @@ export async function saveForInference(
         mean: Float64Array;
         before: number;
         after: number;
+        channels: number;
       }> = [];
       for (const [p, s] of measured) {
         if (s.sumY2 === 0) continue;
+        // A channel's mean error is corrected where it stands out of its noise: at least twice
+        // its standard error over the calibration samples (a correction fitted to noise adds
+        // error on new inputs); with one sample, none is.
+        const mean = s.sumE.map((v) => v / s.count);
+        const n = s.samples;
+        const significant = mean.map((m, i) => {
+          if (n < 2) return 0;
+          const variance = Math.max(0, (s.sumSampleMean2[i] / n - m * m) * (n / (n - 1)));
+          return Math.abs(m) >= 2 * Math.sqrt(variance / n) ? 1 : 0;
+        });
+        const channels = significant.reduce((a, b) => a + b, 0);
         // Σ (e − ē_c)² = Σ e² − N·Σ_c ē_c²: what is left after the bias absorbs the mean.
         let meanSq = 0;
-        for (const v of s.sumE) meanSq += (v / s.count) ** 2;
+        mean.forEach((m, i) => (meanSq += significant[i] * m * m));
         const before = Math.sqrt(s.sumE2 / s.sumY2);
         const after = Math.sqrt(Math.max(0, s.sumE2 - s.count * meanSq) / s.sumY2);
-        const corrected = o.biasCorrection && p.bias !== null;
+        const corrected = o.biasCorrection && p.bias !== null && channels > 0;
         score.set(p.kernel, (corrected ? after : before) ** 2);
         layerErrors.set(p.kernel, corrected ? after : before);
         if (corrected) {
-          corrections.push({ probe: p, mean: s.sumE.map((v) => v / s.count), before, after });
+          corrections.push({
+            probe: p,
+            mean: mean.map((m, i) => m * significant[i]),
+            before,
+            after,
+            channels,
+          });
         }
         if (p.bias !== null) {
           const b = values[p.bias] as Float32Array;
@@ -795,7 +838,7 @@ export async function saveForInference(
         });
       }
       // Only a kernel stored as uint8 has the error its correction was measured for.
-      for (const { probe, mean, before, after } of corrections) {
+      for (const { probe, mean, before, after, channels } of corrections) {
         if (dtypes.get(probe.kernel)!.dtype !== 'uint8') continue;
         const k = probe.bias!;
         const b = values[k] as Float32Array;
@@ -803,6 +846,8 @@ export async function saveForInference(
         dtypes.set(k, encodeWeight(b, dtypes.get(k)!.dtype));
         report.biasCorrected.push({
           layer: probe.layer.name,
+          channels,
+          of: mean.length,
           errorBefore: before,
           errorAfter: after,
         });
