@@ -185,6 +185,26 @@ describe('saveForInference', () => {
     expect(mixed.calibration!.relative).toBeLessThan(0.75 * uniform.calibration!.relative);
   });
 
+  it("'uint8' budgets: maxWeightError keeps small errors at uint8, maxBytesRatio bounds the bytes", async () => {
+    const relaxed = await saveForInference(model, memory().handler, {
+      quantize: 'uint8',
+      calibration,
+      maxWeightError: 1,
+    });
+    expect(relaxed.ratio).toBe(0.25);
+    for (const w of relaxed.weights) expect(w.reason).toMatch(/^uint8: .*within maxWeightError 1$/);
+    const generous = await saveForInference(model, memory().handler, {
+      quantize: 'uint8',
+      calibration,
+      maxBytesRatio: 0.5,
+    });
+    // Every weight fits in 2 bytes: nothing is left at uint8 (except those with zero error).
+    expect(generous.ratio).toBeLessThanOrEqual(0.5);
+    expect(generous.weights.filter((w) => w.dtype === 'uint8' && (w.layerError ?? 1) > 0)).toEqual(
+      [],
+    );
+  });
+
   it('bias correction removes the mean output error of a uint8 kernel (Nagel et al. Sec. 4.2)', async () => {
     const x = tf.input({ shape: [32] });
     const layer = tf.layers.dense({ units: 6, name: 'd' });
