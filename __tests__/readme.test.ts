@@ -14,6 +14,7 @@ describe('README', () => {
       'wasm-training',
       'batchnorm',
       'mcasync',
+      'save-for-inference',
       'training',
       'schedule',
     ]);

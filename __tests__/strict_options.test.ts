@@ -22,6 +22,7 @@ import {
   ops,
   recalibrateBatchNorm,
   rewriteModel,
+  saveForInference,
 } from 'tfjs-dropnorm';
 import { fileSystem, pickBackend } from 'tfjs-dropnorm/node';
 import { BASE_LAYER_ARGS } from '../src/errors';
@@ -173,6 +174,20 @@ const ROWS: Row[] = [
     call: (o) => exportForInference(mlp(), o).model.dispose(),
     typo: ['fuseActivation', true, 'fuseActivations'],
     valid: { fuseActivations: false },
+  },
+  {
+    entry: 'saveForInference',
+    owner: 'saveForInference',
+    call: (o) =>
+      saveForInference(
+        mlp(),
+        tf.io.withSaveHandler(async () => ({
+          modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' },
+        })),
+        o,
+      ),
+    typo: ['quantise', 'uint8', 'quantize'],
+    valid: { quantize: 'uint8', calibration: x, maxBytesRatio: 0.5 },
   },
   {
     entry: 'recalibrateBatchNorm',

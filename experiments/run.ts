@@ -125,6 +125,18 @@ const EXPERIMENTS: Experiment[] = [
       ];
     },
   },
+  {
+    name: 'quantization',
+    title: 'Quantized export after folding',
+    weight: { full: 120, quick: 60 },
+    question:
+      'How much output error does each saveForInference mode cost per byte saved, on a pretrained and a trained MobileNetV2?',
+    summarize: (r) =>
+      arr(r.rows).map((row): Metric => [
+        `${row.model}, ${row.label}: bytes / float32; mean TV; top-1 agreement`,
+        `${fmt(num(row.ratio))}; ${fmt(num(row.totalVariation), 4)}; ${pct(num(row.top1Agreement))}`,
+      ]),
+  },
 ];
 
 interface Run {

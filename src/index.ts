@@ -83,6 +83,7 @@ export {
   MAX_MC_SAMPLES,
   rewriteModel,
   modelGraph,
+  saveForInference,
 } from './model';
 export type {
   ExportForInferenceOptions,
@@ -110,6 +111,15 @@ export type {
   ModelGraph,
   RewriteOptions,
   Substitution,
+  SaveForInferenceOptions,
+  SaveForInferenceResult,
+  SavedWeight,
+  CorrectedBias,
+  OutputError,
+  EqualizedPair,
+  SkippedPair,
+  QuantizeDtype,
+  WeightDtype,
 } from './model';
 
 /**

@@ -27,3 +27,13 @@ export { mcPredict, mcPredictAsync, MAX_MC_SAMPLES } from './mc_predict';
 export type { McOutputs, McPredictOptions, McPrediction, McProgress } from './mc_predict';
 export { modelGraph, rewriteModel } from './rewrite';
 export type { GraphNode, LayerSpec, ModelGraph, RewriteOptions, Substitution } from './rewrite';
+export { saveForInference } from './save_for_inference';
+export type {
+  SaveForInferenceOptions,
+  SaveForInferenceResult,
+  SavedWeight,
+  CorrectedBias,
+  OutputError,
+} from './save_for_inference';
+export type { EqualizationResult, EqualizedPair, SkippedPair } from './equalize';
+export type { QuantizeDtype, WeightDtype } from './quantize';
