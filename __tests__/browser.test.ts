@@ -39,13 +39,6 @@ const F16_TOLERANCE = 5e-3;
 const F16_EPSILON = 2 ** -10;
 /** The pack's BN input-gradient conditioning may be at most this many times the built-in's. */
 const CONDITIONING_FACTOR = 10;
-/**
- * The checks that need the BN backward's conditioning fix (issue 21, branch `numerics`): until it
- * is merged they are expected to fail (`test.failing`), so the suite stays green and flags the
- * day they start to pass.
- */
-const NUMERICS_FIXED = false;
-const afterNumericsFix = NUMERICS_FIXED ? test : test.failing;
 
 /**
  * Synchronous reads (Tensor.dataSync / arraySync) the pack's paths make today, in the page's model
@@ -235,24 +228,21 @@ describeInBrowser('headless Chromium', () => {
     });
 
     if (name === 'webgl' || name === 'webgpu') {
-      afterNumericsFix(
-        "the conditioning table of issue 21: the pack's max over channels of |Σdx| / Σ|dx| within 10× the built-in's",
-        () => {
-          const table = report.conditioning.backend;
-          expect(table.map((r) => r.input)).toEqual([
-            '0 ± 1',
-            '300 ± 0.1',
-            '1000 ± 0.01',
-            '30000 ± 1',
+      test("the conditioning table of issue 21: the pack's max over channels of |Σdx| / Σ|dx| within 10× the built-in's", () => {
+        const table = report.conditioning.backend;
+        expect(table.map((r) => r.input)).toEqual([
+          '0 ± 1',
+          '300 ± 0.1',
+          '1000 ± 0.01',
+          '30000 ± 1',
+        ]);
+        for (const row of table) {
+          expect([row.input, row.pack]).toEqual([
+            row.input,
+            expect.toBeWithin(0, CONDITIONING_FACTOR * Math.max(row.builtin, 1e-8)),
           ]);
-          for (const row of table) {
-            expect([row.input, row.pack]).toEqual([
-              row.input,
-              expect.toBeWithin(0, CONDITIONING_FACTOR * Math.max(row.builtin, 1e-8)),
-            ]);
-          }
-        },
-      );
+        }
+      });
     }
   });
 
@@ -276,25 +266,22 @@ describeInBrowser('headless Chromium', () => {
       expect(all.filter(([, e]) => !(e <= F16_TOLERANCE))).toEqual([]);
     });
 
-    afterNumericsFix(
-      'the pack no worse than the built-in on the same checks (≤ 2 × its error + 2⁻¹⁰), masks included',
-      () => {
-        const worse: string[] = [];
-        for (const [key, e] of Object.entries(report.errors)) {
-          if (!key.startsWith('pack|')) continue;
-          const builtin = report.errors[key.replace(/^pack\|/, 'builtin|')];
-          if (builtin === undefined) continue;
-          if (!(e <= 2 * builtin + F16_EPSILON)) worse.push(`${key}: ${e} vs built-in ${builtin}`);
+    test('the pack no worse than the built-in on the same checks (≤ 2 × its error + 2⁻¹⁰), masks included', () => {
+      const worse: string[] = [];
+      for (const [key, e] of Object.entries(report.errors)) {
+        if (!key.startsWith('pack|')) continue;
+        const builtin = report.errors[key.replace(/^pack\|/, 'builtin|')];
+        if (builtin === undefined) continue;
+        if (!(e <= 2 * builtin + F16_EPSILON)) worse.push(`${key}: ${e} vs built-in ${builtin}`);
+      }
+      for (const [key, m] of Object.entries(report.masks)) {
+        const builtin = report.masks[key.replace(/^pack\|/, 'builtin|')];
+        if (key.startsWith('pack|') && builtin && m.differing > builtin.differing) {
+          worse.push(`${key} mask: ${m.differing} entries differ, built-in ${builtin.differing}`);
         }
-        for (const [key, m] of Object.entries(report.masks)) {
-          const builtin = report.masks[key.replace(/^pack\|/, 'builtin|')];
-          if (key.startsWith('pack|') && builtin && m.differing > builtin.differing) {
-            worse.push(`${key} mask: ${m.differing} entries differ, built-in ${builtin.differing}`);
-          }
-        }
-        expect(worse).toEqual([]);
-      },
-    );
+      }
+      expect(worse).toEqual([]);
+    });
 
     test('never turns a running statistic into NaN, Infinity or 0 where the built-in does not', () => {
       const pack = report.models.pack!;

@@ -520,6 +520,8 @@ export interface BackendReport {
   /** `kind|row` → number of mask entries whose zero/non-zero differs from cpu's, and size. */
   masks: Record<string, { differing: number; size: number; bitIdentical: boolean }>;
   models: Partial<Record<Kind, ModelFacts>>;
+  /** The same facts on cpu (losses, statistics) for comparison. */
+  cpuModels: Partial<Record<Kind, ModelFacts>>;
   /** The conditioning table on cpu and on this backend. */
   conditioning: { cpu: SuiteOutput['conditioning']; backend: SuiteOutput['conditioning'] };
   wasm?: { added: string[]; gradientError: number };
@@ -574,6 +576,7 @@ async function run(): Promise<BackendReport> {
     errors,
     masks,
     models: target.models,
+    cpuModels: reference.models,
     conditioning: { cpu: reference.conditioning, backend: target.conditioning },
     wasm,
     seconds: {
