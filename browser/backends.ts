@@ -589,7 +589,7 @@ async function run(): Promise<BackendReport> {
 
 declare global {
   interface Window {
-    __dropnorm?: { report?: BackendReport; error?: string };
+    __dropnorm?: { report?: unknown; error?: string };
   }
 }
 
