@@ -78,8 +78,22 @@ export interface CenteredInput {
 export function batchMoments(x: tf.Tensor, axes: number[]): BatchMoments {
   const count = axes.reduce((m, a) => m * x.shape[a], 1);
   const [mean, variance, deviation, delta] = tf.tidy(() => {
-    // tf.mean divides every element by m before summing (cpu): summing, then dividing the
-    // per-channel sums, saves one full-size pass.
+    if (isChannelsLast(x.rank, axes)) {
+      // One channel layout along the last axis: the per-channel sums are [1, P]×[P, C] products
+      // and the per-channel subtractions fused-kernel passes (see subtractChannels).
+      const channels = x.shape[x.rank - 1];
+      const x2 = tf.reshape(x, [-1, channels]);
+      const ones = tf.ones([1, x2.shape[0]]);
+      const mean2 = (t: tf.Tensor) => tf.div(tf.matMul(ones, t), count);
+      const k = tf.slice(x2, [0, 0], [1, channels]);
+      const dev = subtractChannels(x2, k);
+      const d = mean2(dev);
+      const s2 = mean2(tf.square(subtractChannels(dev, d)));
+      const shape = channelShape(x.shape, x.rank - 1);
+      const keep = (t: tf.Tensor) => tf.reshape(t, shape);
+      return [keep(tf.add(k, d)), keep(s2), tf.reshape(dev, x.shape), keep(d)];
+    }
+    // Summing, then dividing the per-channel sums: tf.mean divides every element first (cpu).
     const k = tf.slice(
       x,
       x.shape.map(() => 0),
@@ -91,6 +105,44 @@ export function batchMoments(x: tf.Tensor, axes: number[]): BatchMoments {
     return [tf.add(k, d), s2, dev, d];
   });
   return { mean, variance, count, centered: { deviation, mean: delta } };
+}
+
+/**
+ * x·scale + shift with per-channel scale and shift along the last axis (either may be null), as
+ * {@link subtractChannels}: the fused batch-norm kernel with zero mean and unit variance on `cpu`
+ * (one pass, one rounding), broadcast tf.mul / tf.add elsewhere.
+ */
+function affineChannels(x: tf.Tensor, scale: tf.Tensor | null, shift: tf.Tensor | null): tf.Tensor {
+  if (tf.getBackend() !== 'cpu') {
+    const y = scale ? tf.mul(x, scale) : x;
+    return shift ? tf.add(y, shift) : y;
+  }
+  return tf.tidy(() => {
+    const zero = tf.zerosLike((scale ?? shift) as tf.Tensor);
+    const one = tf.onesLike(zero);
+    return tf.batchNorm(x, zero, one, shift ?? zero, scale ?? one, 0);
+  });
+}
+
+/** Every axis but the last is reduced: one channels-last layout, no group axis. */
+function isChannelsLast(rank: number, axes: readonly number[]): boolean {
+  return axes.length === rank - 1 && !axes.includes(rank - 1);
+}
+
+/**
+ * x − v for a per-channel v (`[1, C]` or `[C]`) along the last axis. On the `cpu` backend a
+ * broadcasting subtraction computes coordinates for every element and costs ~10× the fused
+ * batch-norm kernel, which walks the channels with a counter; that kernel with unit variance and
+ * ε = 0 computes exactly x − v ((x − v)·1/√1, in float64 on cpu, then rounded once). Elsewhere a
+ * plain tf.sub is at least as fast.
+ */
+export function subtractChannels(x: tf.Tensor, v: tf.Tensor): tf.Tensor {
+  if (tf.getBackend() !== 'cpu') return tf.sub(x, v);
+  // Explicit offset and scale: under a gradient tape a missing kernel input breaks tf.grad.
+  return tf.tidy(() => {
+    const one = tf.onesLike(v);
+    return tf.batchNorm(x, v, one, tf.zerosLike(v), one, 0);
+  });
 }
 
 /**
@@ -113,8 +165,7 @@ export function maskWeights(mask: tf.Tensor, axis: number): tf.Tensor {
  * BatchNorm's virtual batches, see {@link virtualBatches}): the sums, and n, are then per group.
  */
 export function maskedBatchMoments(x: tf.Tensor, weights: tf.Tensor, axes: number[]): BatchMoments {
-  // Every axis but the last reduced: one channel layout, no virtual-batch (group) axis.
-  const channelsLastOnly = axes.length === x.rank - 1 && !axes.includes(x.rank - 1);
+  const channelsLastOnly = isChannelsLast(x.rank, axes);
   const [mean, variance, count, deviation, delta] = tf.tidy(() => {
     // Per group (Ghost BatchNorm) or per batch: the mask has no channel axis, so one count serves
     // every channel.
@@ -131,9 +182,9 @@ export function maskedBatchMoments(x: tf.Tensor, weights: tf.Tensor, axes: numbe
       const shape = channelShape(x.shape, x.rank - 1);
       const weightedMean = (t: tf.Tensor) => tf.div(tf.reshape(tf.matMul(w, t), shape), divisor);
       const k = weightedMean(x2);
-      const dev = tf.sub(x2, tf.reshape(k, [1, channels]));
+      const dev = subtractChannels(x2, tf.reshape(k, [1, channels]));
       const d = weightedMean(dev);
-      const s2 = weightedMean(tf.squaredDifference(dev, tf.reshape(d, [1, channels])));
+      const s2 = weightedMean(tf.square(subtractChannels(dev, tf.reshape(d, [1, channels]))));
       return [tf.add(k, d), s2, n, tf.reshape(dev, x.shape), d];
     }
     const weightedMean = (t: tf.Tensor) => tf.div(tf.sum(tf.mul(t, weights), axes, true), divisor);
@@ -350,9 +401,19 @@ export function normalizeTraining(
         }
         const gs = g ? saved[next] : null;
         const inv = tf.rsqrt(tf.add(v, epsilon));
-        const xHat = tf.mul(tf.sub(xs, delta), inv);
-        const sumDy = tf.sum(dy, axes, true);
-        const sumDyXHat = tf.sum(tf.mul(dy, xHat), axes, true);
+        const c = x.shape[axis];
+        // Along the last axis: x̂ in one fused-kernel pass, the per-channel sums as [1, P]×[P, C]
+        // products (a reduction over leading axes transposes first on cpu).
+        const onesRow = fused ? tf.ones([1, x.size / c]) : null;
+        const sumOver = (t: tf.Tensor) =>
+          onesRow
+            ? tf.reshape(tf.matMul(onesRow, tf.reshape(t, [-1, c])), mu.shape)
+            : tf.sum(t, axes, true);
+        const xHat = fused
+          ? tf.batchNorm(xs, delta, v, undefined, undefined, epsilon)
+          : tf.mul(tf.sub(xs, delta), inv);
+        const sumDy = sumOver(dy);
+        const sumDyXHat = sumOver(tf.mul(dy, xHat));
         // A fully masked channel has w = 0 everywhere: max(n, 1) keeps 0/0 out of its dx.
         const m = typeof n === 'number' ? n : tf.maximum(n as tf.Tensor, 1);
         // Divide the per-channel sums, not the full-size tensor.
@@ -360,10 +421,9 @@ export function normalizeTraining(
         const bb = tf.div(sumDyXHat, m);
         let centered: tf.Tensor;
         if (!w) {
-          centered = tf.add(a, tf.mul(xHat, bb));
+          centered = fused ? affineChannels(xHat, bb, a) : tf.add(a, tf.mul(xHat, bb));
         } else if (fused) {
           // w·a and w·b as [P, 1]×[1, C] outer products: cheaper than broadcast multiplies.
-          const c = x.shape[axis];
           const col = tf.reshape(w, [-1, 1]);
           const wa = tf.matMul(col, tf.reshape(a, [1, c]));
           const wb = tf.matMul(col, tf.reshape(bb, [1, c]));
@@ -373,7 +433,8 @@ export function normalizeTraining(
         }
         let dxScale = gs ? tf.mul(gs, inv) : inv;
         if (r) dxScale = tf.mul(dxScale, r);
-        const dx = tf.mul(tf.sub(dy, centered), dxScale);
+        const dyMinus = tf.sub(dy, centered);
+        const dx = fused ? affineChannels(dyMinus, dxScale, null) : tf.mul(dyMinus, dxScale);
         const perChannel = (t: tf.Tensor) => (grouped ? tf.sum(t, groupAxes, true) : t);
         const grads = [dx];
         if (gamma) {
