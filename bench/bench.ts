@@ -13,8 +13,10 @@
  * training step on a masked rank-3 batch ≤ 1.3 × the same step unmasked; a renorm BatchNorm step
  * ≤ 1.15 × the plain one, Ghost BatchNorm (4 virtual batches) ≤ 1.25 ×, renorm inference ≤ 1.05 ×.
  *
- * Flags: --backends cpu,wasm (default: both), --runs 20, --warmup 3, --quick (5 runs, 1 warm-up,
- * MLP only), --out BENCHMARKS.md, --json reports/bench.json.
+ * Flags: --backends cpu,wasm (default: both; `none` for the browser section alone), --runs 20,
+ * --warmup 3, --quick (5 runs, 1 warm-up, MLP only), --out BENCHMARKS.md, --json reports/bench.json,
+ * --browser (adds BN and dropout train steps on webgl and webgpu in headless Chromium, ./browser.ts:
+ * software GPUs, so ratios only), --browser-backends webgl,webgpu.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -28,6 +30,7 @@ import { fmt, formatTable, markdownTable, toJson } from '../experiments/lib/repo
 import { ABResult, interleaved, summarize } from '../experiments/lib/timing';
 import { mobileNetV2Like } from './models';
 import { measureWasmTraining } from './wasm_training';
+import { BrowserBenchReport, measureBrowser } from './browser';
 
 type LayerFactory = () => tf.layers.Layer;
 
@@ -504,10 +507,13 @@ async function main(): Promise<void> {
       quick: false,
       out: 'BENCHMARKS.md',
       json: 'reports/bench.json',
+      browser: false,
+      browserBackends: 'webgl,webgpu',
     },
     process.argv.slice(2),
     {
-      usage: 'npm run bench -- [--backends cpu,wasm] [--runs 20] [--warmup 3] [--quick]',
+      usage:
+        'npm run bench -- [--backends cpu,wasm|none] [--runs 20] [--warmup 3] [--quick] [--browser]',
     },
   );
   const opts = args.quick ? { runs: 5, warmup: 1 } : { runs: args.runs, warmup: args.warmup };
@@ -515,7 +521,8 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   // No tfjs Node banner ("install our node backend"): pickBackend's line names the backend used.
   tf.enableProdMode();
-  for (const backend of args.backends.split(',')) {
+  const nodeBackends = args.backends === 'none' ? [] : args.backends.split(',');
+  for (const backend of nodeBackends) {
     await pickBackend({ backend: backend as BackendName });
     const mlpBatch = inputs([128, 784], 1);
     for (const pair of PAIRS) {
@@ -559,12 +566,17 @@ async function main(): Promise<void> {
     tf.dispose([mlpBatch.x, mlpBatch.y, cnnBatch.x, cnnBatch.y]);
   }
   const wasmTraining = await measureWasmTraining({
-    backends: args.backends.split(','),
+    backends: nodeBackends,
     quick: args.quick,
     runs: opts.runs,
     warmup: opts.warmup,
     makeCnn: () => cnn(null),
   });
+  let browser: BrowserBenchReport | null = null;
+  if (args.browser) {
+    console.error(`browser: ${args.browserBackends} in headless Chromium…`);
+    browser = await measureBrowser({ backends: args.browserBackends.split(','), ...opts });
+  }
   const seconds = (Date.now() - t0) / 1000;
 
   const ms = (v: number) => fmt(v, 3);
@@ -592,6 +604,7 @@ async function main(): Promise<void> {
   ]);
   console.log(formatTable(header, rows));
   if (wasmTraining) console.log('\n' + formatTable(wasmTraining.header, wasmTraining.rows));
+  if (browser) console.log('\n' + formatTable(browser.header, browser.rows));
   const missed = all.filter((m) => m.target !== null && m.result.ratio > m.target);
   const missedLines = [
     ...missed.map(
@@ -625,6 +638,9 @@ async function main(): Promise<void> {
           '',
         ]
       : []),
+    ...(browser
+      ? [browser.title, '', markdownTable(browser.header, browser.rows), '', ...browser.notes, '']
+      : []),
     '## Targets',
     '',
     missedLines.length === 0
@@ -636,7 +652,13 @@ async function main(): Promise<void> {
   fs.mkdirSync(path.dirname(path.resolve(args.json)), { recursive: true });
   fs.writeFileSync(
     path.resolve(args.json),
-    toJson({ seconds, opts, measurements: all, wasmTraining: wasmTraining?.json ?? null }),
+    toJson({
+      seconds,
+      opts,
+      measurements: all,
+      wasmTraining: wasmTraining?.json ?? null,
+      browser: browser?.json ?? null,
+    }),
   );
   console.log(
     `\n${all.length} measurements, ${missedLines.length} missed targets, ${seconds.toFixed(0)} s → ${args.out}`,
