@@ -304,18 +304,18 @@ async function modelChecks(
   fold.value.model.dispose();
   exported.value.model.dispose();
 
-  const mc = await spied(() => dn.mcPredict(model, xTest, { samples: 8, seed: 5 }));
+  const mc = await spied(() => dn.mcPredict<tf.Tensor>(model, xTest, { samples: 8, seed: 5 }));
   syncReads.mcPredict = mc.reads;
   values.mcMean = await read([mc.value.mean]);
   values.mcVariance = await read([mc.value.variance]);
   let mcAsyncTicks = 0;
   const ticker = setInterval(() => mcAsyncTicks++, 1);
   const mcAsync = await spied(() =>
-    dn.mcPredictAsync(model, xTest, { samples: 8, seed: 5, batchSize: 4 }),
+    dn.mcPredictAsync<tf.Tensor>(model, xTest, { samples: 8, seed: 5, batchSize: 4 }),
   );
   clearInterval(ticker);
   syncReads.mcPredictAsync = mcAsync.reads;
-  const mcSync = dn.mcPredict(model, xTest, { samples: 8, seed: 5, batchSize: 4 });
+  const mcSync = dn.mcPredict<tf.Tensor>(model, xTest, { samples: 8, seed: 5, batchSize: 4 });
   const mcAsyncDiff = await read([
     tf.tidy(() => tf.max(tf.abs(tf.sub(mcAsync.value.mean, mcSync.mean)))),
   ]);
