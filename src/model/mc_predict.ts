@@ -9,7 +9,7 @@
  * {@link mcPredict} and the asynchronous {@link mcPredictAsync}, so both give the same numbers.
  */
 import * as tf from '@tensorflow/tfjs';
-import { checkOptionKeys, invalidArgument, optionKeys } from '../errors';
+import { checkOptionKeys, invalidArgument, optionSpec } from '../errors';
 import { StochasticLayer } from '../layers/stochastic';
 import { ProbabilityKind, entropy, mutualInformationFromEntropies } from '../ops/uncertainty';
 import { SeedStream, mixSeed } from '../random';
@@ -109,13 +109,14 @@ export interface McPrediction<T extends McOutputs = tf.Tensor> {
   stochasticLayers: string[];
 }
 
-const OPTION_KEYS = optionKeys<McPredictOptions>({
-  samples: true,
-  seed: true,
-  batchSize: true,
-  keepSamples: true,
-  probabilities: true,
-  onProgress: true,
+// samples, seed, batchSize and probabilities have value checks of their own below.
+const OPTION_KEYS = optionSpec<McPredictOptions>({
+  samples: 'any',
+  seed: 'any',
+  batchSize: 'any',
+  keepSamples: 'boolean',
+  probabilities: 'any',
+  onProgress: 'function',
 });
 
 /** Accumulators of one output over one input chunk. */

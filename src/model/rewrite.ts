@@ -10,7 +10,7 @@
  * so the clone owns new layer objects and new weight variables holding copied values.
  */
 import * as tf from '@tensorflow/tfjs';
-import { BASE_LAYER_ARGS, checkOptionKeys, invalidArgument, optionKeys } from '../errors';
+import { BASE_LAYER_ARGS, checkOptionKeys, invalidArgument, optionSpec } from '../errors';
 
 type Layer = tf.layers.Layer;
 type SymbolicTensor = tf.SymbolicTensor;
@@ -232,7 +232,7 @@ export interface RewriteOptions {
 }
 
 // The keys of RewriteOptions: add a new option here too (tsc checks the two agree).
-const REWRITE_OPTIONS = optionKeys<RewriteOptions>({ owner: true, name: true });
+const REWRITE_OPTIONS = optionSpec<RewriteOptions>({ owner: 'string', name: 'string' });
 
 /**
  * Clones `model` with `substitutions` applied: a new functional LayersModel (a Sequential input

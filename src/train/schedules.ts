@@ -12,7 +12,7 @@
  * compiled), so a new rate takes effect at the next call, with no rebuild and no new tensors.
  */
 import * as tf from '@tensorflow/tfjs';
-import { checkOptionKeys, describeLayer, invalidArgument, optionKeys } from '../errors';
+import { checkOptionKeys, describeLayer, invalidArgument, optionSpec } from '../errors';
 import { checkRate } from '../ops/dropout';
 import { StochasticLayer } from '../layers/stochastic';
 import { walkLayers } from '../layers/util';
@@ -102,12 +102,12 @@ type AnyDropRateSchedulerOptions = DropRateSchedulerCommonOptions & {
   schedule?: (step: number, target: number) => number;
 };
 
-const OPTION_KEYS = optionKeys<AnyDropRateSchedulerOptions>({
-  steps: true,
-  start: true,
-  schedule: true,
-  unit: true,
-  layers: true,
+const OPTION_KEYS = optionSpec<AnyDropRateSchedulerOptions>({
+  steps: 'number',
+  start: 'number',
+  schedule: 'function',
+  unit: 'any',
+  layers: 'array',
 });
 
 /** tfjs's dropout layers, which convertToDropnorm turns into the pack's (with a settable rate). */
