@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'reports/', 'coverage/', 'docs/', '.tmp/'] },
+  { ignores: ['node_modules/', 'dist/', 'reports/', 'coverage/', 'docs/', '.tmp/', 'demo/dist/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
