@@ -1,9 +1,10 @@
-// README.md, the sections of the dropout family: every snippet runs and prints the
-// text block that follows it. All snippets run in one tsx process, each in its own block scope.
+// README.md and docs/guide/*.md: every synchronous snippet (the dropout family, MC dropout, renorm…)
+// runs and prints the text block that follows it. All run in one tsx process, each in its own block
+// scope; readme.test.ts runs the asynchronous ones.
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { ROOT as root, readmeSnippets } from './readme_snippets';
+import { ROOT as root, docSnippets } from './readme_snippets';
 
 const IMPORTS = ["import * as tf from '@tensorflow/tfjs';", "import * as dn from 'tfjs-dropnorm';"];
 
@@ -15,7 +16,7 @@ interface Snippet {
 
 /** The synchronous snippets (readme.test.ts runs the asynchronous ones), imports checked. */
 function snippets(): Snippet[] {
-  return readmeSnippets()
+  return docSnippets()
     .filter((s) => !s.async)
     .map(({ name, code, output }) => {
       const lines = code.split('\n');
@@ -26,7 +27,7 @@ function snippets(): Snippet[] {
     });
 }
 
-test('every dropout snippet of the README runs and prints what the doc says', () => {
+test('every synchronous snippet of the README and the guides runs and prints what the doc says', () => {
   const all = snippets();
   expect(all.map((s) => s.name)).toEqual([
     'renorm',

@@ -1,12 +1,12 @@
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { ROOT, readmeSnippets } from './readme_snippets';
+import { ROOT, docSnippets } from './readme_snippets';
 
-describe('README', () => {
+describe('README and the guides (docs/guide)', () => {
   // These print after a promise resolves (model.fit, mcPredictAsync), so each runs in a process
   // of its own; dropout_docs.test.ts runs the others together.
-  const asynchronous = readmeSnippets().filter((s) => s.async);
+  const asynchronous = docSnippets().filter((s) => s.async);
 
   it('has the asynchronous snippets this test runs', () => {
     expect(asynchronous.map((s) => s.name)).toEqual([
@@ -20,9 +20,9 @@ describe('README', () => {
     ]);
   });
 
-  test.each(asynchronous.map((s) => [s.name, s] as const))(
-    'the %s snippet runs as shown and prints what the README says',
-    (name, { code, output }) => {
+  test.each(asynchronous.map((s) => [s.name, s.file, s] as const))(
+    'the %s snippet of %s runs as shown and prints what the doc says',
+    (name, _file, { code, output }) => {
       const file = path.join(ROOT, '.tmp', `readme-snippet-${name}-${process.pid}.ts`);
       fs.mkdirSync(path.dirname(file), { recursive: true });
       // Inside the repo so tsx maps 'tfjs-dropnorm' to src/ (tsconfig paths), as a user's import.
