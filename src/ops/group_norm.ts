@@ -102,6 +102,10 @@ export function groupNorm(
 ): tf.Tensor {
   const view = groupView(x.shape, axis, groups);
   const channelAxes = x.shape.map((_, a) => a).filter((a) => a !== axis);
+  const positions = x.size / (x.shape[0] * x.shape[axis]);
+  if (axis === x.rank - 1 && positions > 1) {
+    return groupNormChannelsLast(x, gamma, beta, groups, epsilon);
+  }
   return tf.tidy(() => {
     // The moments live outside the kernel (tensors created inside one cannot be saved for the
     // backward); their gradient is folded into dx, so they are not inputs of the gradient.
@@ -145,6 +149,91 @@ export function groupNorm(
           const perChannel = (t: tf.Tensor) => tf.reshape(tf.sum(t, channelAxes), [-1]);
           if (gamma) grads.push(perChannel(tf.mul(dy, tf.reshape(xHatV, xs.shape))));
           if (beta) grads.push(perChannel(dy));
+          return grads;
+        },
+      };
+    });
+    return (op as (...t: tf.Tensor[]) => tf.Tensor)(...inputs);
+  });
+}
+
+/**
+ * {@link groupNorm} for channels-last inputs with positions (rank ≥ 3, channel axis last), the
+ * layout of conv features. The same math, arranged for speed: every reduction over the positions is
+ * a batched [1, P]×[P, C] product with ones (tfjs reduces a non-innermost axis by transposing the
+ * whole tensor first, several times slower), giving per-sample, per-channel sums that are then
+ * summed over each group's C/G channels (tiny tensors). In the backward, γ factors out of the
+ * position sums, and dx = dy·(γ/σ) − x·d − e with per-sample, per-channel d and e, so x̂ is formed
+ * once.
+ */
+function groupNormChannelsLast(
+  x: tf.Tensor,
+  gamma: tf.Tensor | null,
+  beta: tf.Tensor | null,
+  groups: number,
+  epsilon: number,
+): tf.Tensor {
+  const batch = x.shape[0];
+  const channels = x.shape[x.rank - 1];
+  const positions = x.size / (batch * channels);
+  const perGroup = channels / groups;
+  const n = positions * perGroup;
+  const rows = [batch, positions, channels];
+  return tf.tidy(() => {
+    const ones = tf.ones([batch, 1, positions]);
+    // Σ over positions: [B, P, C] → [B, 1, C].
+    const positionSum = (t: tf.Tensor) => tf.matMul(ones, tf.reshape(t, rows));
+    // Per-sample, per-channel [B, 1, C] → per-sample, per-group [B, 1, G, 1] (keepDims-like).
+    const groupSum = (t: tf.Tensor) => tf.sum(tf.reshape(t, [batch, 1, groups, perGroup]), 3, true);
+    // A per-group [B, 1, G, 1] value as per channel [B, 1, C].
+    const perChannel = (t: tf.Tensor) =>
+      tf.reshape(tf.tile(t, [1, 1, 1, perGroup]), [batch, 1, channels]);
+    const mean = tf.div(groupSum(positionSum(x)), n);
+    // Two passes: the variance from the centred values (no cancellation when |μ| ≫ σ).
+    const centred = tf.sub(tf.reshape(x, rows), perChannel(mean));
+    const variance = tf.div(groupSum(positionSum(tf.square(centred))), n);
+    const invStd = tf.rsqrt(tf.add(variance, epsilon));
+    const meanC = perChannel(mean);
+    const invC = perChannel(invStd);
+    const inputs: tf.Tensor[] = [x];
+    if (gamma) inputs.push(gamma);
+    if (beta) inputs.push(beta);
+    const op = tf.customGrad((...args: unknown[]) => {
+      const save = args.pop() as (tensors: tf.Tensor[]) => void;
+      const xIn = args[0] as tf.Tensor;
+      const g = gamma ? (args[1] as tf.Tensor) : null;
+      const b = beta ? (args[gamma ? 2 : 1] as tf.Tensor) : null;
+      // y = x·s + t per sample and channel: s = γ/σ, t = β − μ·γ/σ.
+      const s = g ? tf.mul(invC, g) : invC;
+      let t = tf.neg(tf.mul(meanC, s));
+      if (b) t = tf.add(t, b);
+      const value = tf.reshape(tf.add(tf.mul(tf.reshape(xIn, rows), s), t), xIn.shape);
+      save([xIn, ones, meanC, invC, ...(g ? [g] : [])]);
+      return {
+        value,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [xs, on, mu, inv, gs] = saved;
+          const sum = (t: tf.Tensor) => tf.matMul(on, tf.reshape(t, rows));
+          const dyR = tf.reshape(dy, rows);
+          const xHat = tf.mul(tf.sub(tf.reshape(xs, rows), mu), inv);
+          const sumDy = sum(dyR); // [B, 1, C]
+          const sumDyXHat = sum(tf.mul(dyR, xHat));
+          const sumXHat = sum(xHat);
+          const gamma3 = gs ?? null; // [C], broadcasts against [B, 1, C]
+          const withGamma = (t: tf.Tensor) => (gamma3 ? tf.mul(t, gamma3) : t);
+          // Per group: ḡ = mean(γ·dy), m̂ = mean(x̂), k = mean(γ·dy·x̂) − ḡ·m̂ (the centred form).
+          const gMean = tf.div(groupSum(withGamma(sumDy)), n);
+          const xHatMean = tf.div(groupSum(sumXHat), n);
+          const k = tf.sub(tf.div(groupSum(withGamma(sumDyXHat)), n), tf.mul(gMean, xHatMean));
+          const offset = tf.sub(gMean, tf.mul(xHatMean, k));
+          // dx = (γ·dy − x̂·k − offset)/σ.
+          const scaleDy = gamma3 ? tf.mul(inv, gamma3) : inv;
+          const kC = tf.mul(perChannel(k), inv);
+          const offC = tf.mul(perChannel(offset), inv);
+          const dx = tf.sub(tf.mul(dyR, scaleDy), tf.add(tf.mul(xHat, kC), offC));
+          const grads = [tf.reshape(dx, xs.shape)];
+          if (gamma) grads.push(tf.reshape(tf.sum(sumDyXHat, [0, 1]), [channels]));
+          if (beta) grads.push(tf.reshape(tf.sum(sumDy, [0, 1]), [channels]));
           return grads;
         },
       };
