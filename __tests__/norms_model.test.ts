@@ -230,11 +230,14 @@ describe('a converter-written model.json with the Keras 3 and Addons class names
     // The files as a fetch handler would see them: model.json parsed, the shard as bytes.
     const json = JSON.parse(JSON.stringify(MODEL_JSON)) as typeof MODEL_JSON;
     return tf.loadLayersModel(
-      tf.io.fromMemory(
-        json.modelTopology,
-        json.weightsManifest[0].weights as tf.io.WeightsManifestEntry[],
-        shard.buffer,
-      ),
+      tf.io.fromMemory({
+        modelTopology: json.modelTopology,
+        format: json.format,
+        generatedBy: json.generatedBy,
+        convertedBy: json.convertedBy,
+        weightSpecs: json.weightsManifest[0].weights as tf.io.WeightsManifestEntry[],
+        weightData: shard.buffer,
+      }),
     );
   }
 
