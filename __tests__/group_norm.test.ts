@@ -336,20 +336,36 @@ describe('GroupNorm far from zero (mean 300 ± 0.1): the centred backward', () =
   const dy = tf.randomNormal(shape, 0, 1, 'float32', 32);
   const gamma = tf.randomNormal([8], 1, 0.3, 'float32', 33);
   const beta = tf.zeros([8]);
-  const ref = groupNorm64(x.dataSync(), shape, 3, 4, gamma.dataSync(), null, 1e-3, dy.dataSync());
 
-  it('dx equals float64 within float32 input rounding, and Σ dx = 0 per sample and group', () => {
-    const dx = tf.grad((xi: tf.Tensor) =>
-      tf.sum(tf.mul(ops.groupNorm(xi, gamma, beta, 3, 4, 1e-3), dy)),
-    )(x);
-    // x̂ carries the rounding of x − μ at |x| = 300 (ulp 3e-5 against σ = 0.1): 1e-3 relative.
-    expect(relativeError(dx.dataSync(), ref.dx)).toBeLessThan(2e-3);
-    const sums = tf.sum(tf.reshape(dx, [4, 30, 4, 2]), [1, 3]);
-    const scale = tf.max(tf.abs(dx)).dataSync()[0];
-    // Σ over 60 elements of size ~scale: rounding alone is ~1e-6·scale.
-    expect(tf.max(tf.abs(sums)).dataSync()[0] / scale).toBeLessThan(1e-5);
-    tf.dispose([dx, sums]);
-  });
+  // Every code path of ops.groupNorm: channels-last and channels-first position sums, and the
+  // general reshape (rank 2, a middle channel axis).
+  it.each([
+    ['channels-last', [4, 6, 5, 8], 3],
+    ['channels-first', [4, 8, 6, 5], 1],
+    ['rank 2', [4, 64], 1],
+    ['middle axis', [4, 6, 8, 5], 2],
+  ] as Array<[string, number[], number]>)(
+    '%s: dx equals float64 within float32 input rounding, and Σ dx = 0 per sample and group',
+    (_, s, axis) => {
+      const xs = tf.randomNormal(s, 300, 0.1, 'float32', 34);
+      const dys = tf.randomNormal(s, 0, 1, 'float32', 35);
+      const g = tf.randomNormal([s[axis]], 1, 0.3, 'float32', 36);
+      const b = tf.zeros([s[axis]]);
+      const ref = groupNorm64(xs.dataSync(), s, axis, 4, g.dataSync(), null, 1e-3, dys.dataSync());
+      const dx = tf.grad((xi: tf.Tensor) =>
+        tf.sum(tf.mul(ops.groupNorm(xi, g, b, axis, 4, 1e-3), dys)),
+      )(xs);
+      // The rounded μ (ulp 3e-5 at 300, against σ = 0.1) shifts every x̂ of a group by the same
+      // ~3e-4: the centred form takes that shift out again, so dx keeps float32 accuracy.
+      expect(relativeError(dx.dataSync(), ref.dx)).toBeLessThan(1e-5);
+      const view = ops.groupView(s, axis, 4);
+      const sums = tf.sum(tf.reshape(dx, view.shape), view.axes);
+      const scale = tf.max(tf.abs(dx)).dataSync()[0];
+      // Σ over a group's elements of size ~scale: rounding alone is ~1e-6·scale.
+      expect(tf.max(tf.abs(sums)).dataSync()[0] / scale).toBeLessThan(1e-5);
+      tf.dispose([xs, dys, g, b, dx, sums]);
+    },
+  );
 
   it('the uncentred textbook form would not keep Σ dx = 0 here (the test can fail)', () => {
     // dx = (g − ḡ − x̂·mean(g·x̂))/σ with the rounded x̂, whose mean is not 0.
