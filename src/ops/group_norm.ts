@@ -109,7 +109,12 @@ export function groupNorm(
   return tf.tidy(() => {
     // The moments live outside the kernel (tensors created inside one cannot be saved for the
     // backward); their gradient is folded into dx, so they are not inputs of the gradient.
-    const { mean, variance } = groupMoments(x, axis, groups);
+    const xv = tf.reshape(x, view.shape);
+    const mean = tf.mean(xv, view.axes, true);
+    // x − μ serves the variance (two passes), the output and the backward's x̂: y = (x − μ)·γ/σ + β
+    // rather than x·γ/σ − μ·γ/σ + β, whose two large terms cancel when |μ| ≫ σ.
+    const centred = tf.sub(xv, mean);
+    const variance = tf.mean(tf.square(centred), view.axes, true);
     const invStd = tf.rsqrt(tf.add(variance, epsilon));
     const inputs: tf.Tensor[] = [x];
     if (gamma) inputs.push(gamma);
@@ -119,23 +124,17 @@ export function groupNorm(
       const xIn = args[0] as tf.Tensor;
       const g = gamma ? (args[1] as tf.Tensor) : null;
       const b = beta ? (args[gamma ? 2 : 1] as tf.Tensor) : null;
-      const xv = tf.reshape(xIn, view.shape);
-      let scale = invStd;
-      let shift = tf.neg(tf.mul(mean, invStd));
-      if (g) {
-        // γ/σ and β − μ·γ/σ per sample and channel: one multiply-add over x.
-        const gv = tf.reshape(g, view.affineShape);
-        scale = tf.mul(scale, gv);
-        shift = tf.mul(shift, gv);
-      }
-      if (b) shift = tf.add(shift, tf.reshape(b, view.affineShape));
-      const value = tf.reshape(tf.add(tf.mul(xv, scale), shift), xIn.shape);
-      save([xIn, mean, invStd, ...(g ? [g] : [])]);
+      // γ/σ per sample and channel: one multiply (and an add for β) over x − μ.
+      const scale = g ? tf.mul(invStd, tf.reshape(g, view.affineShape)) : invStd;
+      let value = tf.mul(centred, scale);
+      if (b) value = tf.add(value, tf.reshape(b, view.affineShape));
+      value = tf.reshape(value, xIn.shape);
+      save([xIn, centred, invStd, ...(g ? [g] : [])]);
       return {
         value,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const [xs, mu, inv, gs] = saved;
-          const xHatV = tf.mul(tf.sub(tf.reshape(xs, view.shape), mu), inv);
+          const [xs, cs, inv, gs] = saved;
+          const xHatV = tf.mul(cs, inv);
           const dyV = tf.reshape(dy, view.shape);
           const gV = gs ? tf.mul(dyV, tf.reshape(gs, view.affineShape)) : dyV;
           const gMean = tf.mean(gV, view.axes, true);
@@ -194,7 +193,7 @@ function groupNormByPositions(
     const perChannel = (t: tf.Tensor) => tf.reshape(tf.tile(t, [1, 1, perGroup]), coefficientShape);
     const mean = tf.div(groupSum(positionSum(x, ones)), n);
     const meanC = perChannel(mean);
-    // Two passes: the variance from the centred values (no cancellation when |μ| ≫ σ).
+    // x − μ serves the variance (two passes), the output and the backward's x̂ (see groupNorm).
     const centred = tf.sub(tf.reshape(x, rows), meanC);
     const variance = tf.div(groupSum(positionSum(tf.square(centred), ones)), n);
     const invC = perChannel(tf.rsqrt(tf.add(variance, epsilon)));
@@ -206,20 +205,20 @@ function groupNormByPositions(
       const xIn = args[0] as tf.Tensor;
       const g = gamma ? tf.reshape(args[1] as tf.Tensor, affineShape) : null;
       const b = beta ? tf.reshape(args[gamma ? 2 : 1] as tf.Tensor, affineShape) : null;
-      // y = x·s + t per sample and channel: s = γ/σ, t = β − μ·γ/σ.
+      // y = (x − μ)·s + β per sample and channel, s = γ/σ.
       const s = g ? tf.mul(invC, g) : invC;
-      let t = tf.neg(tf.mul(meanC, s));
-      if (b) t = tf.add(t, b);
-      const value = tf.reshape(tf.add(tf.mul(tf.reshape(xIn, rows), s), t), xIn.shape);
-      save([xIn, meanC, invC, ...(ones ? [ones] : []), ...(gamma ? [args[1] as tf.Tensor] : [])]);
+      let value = tf.mul(centred, s);
+      if (b) value = tf.add(value, b);
+      value = tf.reshape(value, xIn.shape);
+      save([xIn, centred, invC, ...(ones ? [ones] : []), ...(gamma ? [args[1] as tf.Tensor] : [])]);
       return {
         value,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const [xs, mu, inv] = saved;
+          const [xs, cs, inv] = saved;
           const o = ones ? saved[3] : null;
           const gs = gamma ? tf.reshape(saved[ones ? 4 : 3], affineShape) : null;
           const dyR = tf.reshape(dy, rows);
-          const xHat = tf.mul(tf.sub(tf.reshape(xs, rows), mu), inv);
+          const xHat = tf.mul(cs, inv);
           const sumDy = positionSum(dyR, o);
           const sumDyXHat = positionSum(tf.mul(dyR, xHat), o);
           const sumXHat = positionSum(xHat, o);
