@@ -484,3 +484,39 @@ describe('default names', () => {
     expect(new AddonsGroupNormalization().groups).toBe(2); // Addons' default
   });
 });
+
+describe('ops.groupMoments and ops.groupView', () => {
+  it('moments per sample and group, in the view layout, equal the closed form', () => {
+    // [2, 3, 4] channels-last, 2 groups of 2 channels: each group holds 3 × 2 = 6 values.
+    const values = Array.from({ length: 24 }, (_, i) => (i * 7) % 11);
+    const x = tf.tensor3d(values, [2, 3, 4]);
+    const view = ops.groupView([2, 3, 4], 2, 2);
+    expect(view).toEqual({
+      shape: [2, 3, 2, 2],
+      axes: [1, 3],
+      affineShape: [1, 1, 2, 2],
+      count: 6,
+    });
+    const { mean, variance } = ops.groupMoments(x, 2, 2);
+    const expected: number[][] = [];
+    for (let b = 0; b < 2; b++)
+      for (let g = 0; g < 2; g++) {
+        const v = [0, 1, 2].flatMap((t) => [0, 1].map((c) => values[b * 12 + t * 4 + g * 2 + c]));
+        const mu = v.reduce((a, c) => a + c, 0) / 6;
+        expected.push([mu, v.reduce((a, c) => a + (c - mu) ** 2, 0) / 6]);
+      }
+    expect(mean.shape).toEqual([2, 1, 2, 1]);
+    const got = Array.from(mean.dataSync()).map((m, i) => [m, variance.dataSync()[i]]);
+    got.forEach(([m, v], i) => {
+      expect(m).toBeCloseTo(expected[i][0], 5);
+      expect(v).toBeCloseTo(expected[i][1], 4);
+    });
+    // Channels-first with trailing positions: [B, G, C/G, Q].
+    expect(ops.groupView([2, 6, 4, 5], 1, 3)).toEqual({
+      shape: [2, 3, 2, 20],
+      axes: [2, 3],
+      affineShape: [1, 3, 2, 1],
+      count: 40,
+    });
+  });
+});
