@@ -218,21 +218,22 @@ function groupNormByPositions(
           const o = ones ? saved[3] : null;
           const gs = gamma ? tf.reshape(saved[ones ? 4 : 3], affineShape) : null;
           const dyR = tf.reshape(dy, rows);
-          const xHat = tf.mul(cs, inv);
+          // x̂ = (x − μ)·(1/σ) with 1/σ constant over the positions: its sums are those of x − μ
+          // times 1/σ, so x̂ itself is never formed.
           const sumDy = positionSum(dyR, o);
-          const sumDyXHat = positionSum(tf.mul(dyR, xHat), o);
-          const sumXHat = positionSum(xHat, o);
+          const sumDyXHat = tf.mul(positionSum(tf.mul(dyR, cs), o), inv);
+          const sumXHat = tf.mul(positionSum(cs, o), inv);
           const withGamma = (v: tf.Tensor) => (gs ? tf.mul(v, gs) : v);
           // Per group: ḡ = mean(γ·dy), m̂ = mean(x̂), k = mean(γ·dy·x̂) − ḡ·m̂ (the centred form).
           const gMean = tf.div(groupSum(withGamma(sumDy)), n);
           const xHatMean = tf.div(groupSum(sumXHat), n);
           const k = tf.sub(tf.div(groupSum(withGamma(sumDyXHat)), n), tf.mul(gMean, xHatMean));
           const offset = tf.sub(gMean, tf.mul(xHatMean, k));
-          // dx = (γ·dy − x̂·k − offset)/σ.
+          // dx = (γ·dy − x̂·k − offset)/σ = dy·γ/σ − (x − μ)·k/σ² − offset/σ.
           const dyScale = gs ? tf.mul(inv, gs) : inv;
-          const kC = tf.mul(perChannel(k), inv);
+          const kC = tf.mul(perChannel(k), tf.square(inv));
           const offC = tf.mul(perChannel(offset), inv);
-          const dx = tf.sub(tf.mul(dyR, dyScale), tf.add(tf.mul(xHat, kC), offC));
+          const dx = tf.sub(tf.mul(dyR, dyScale), tf.add(tf.mul(cs, kC), offC));
           const grads = [tf.reshape(dx, xs.shape)];
           const overBatch = (v: tf.Tensor) => tf.reshape(tf.sum(v, 0), [channels]);
           if (gamma) grads.push(overBatch(sumDyXHat));
