@@ -22,13 +22,19 @@ function randomizeNorms(model: tf.LayersModel, seed: number): void {
   const visit = (layer: tf.layers.Layer): void => {
     const inner = (layer as unknown as { layer?: tf.layers.Layer }).layer;
     if (inner instanceof tf.layers.Layer) visit(inner);
-    if (!['GroupNorm', 'InstanceNorm', 'RMSNorm', 'AddonsGroupNormalization'].includes(
-      (layer.constructor as { publicName?: string }).publicName ?? '',
-    ))
+    if (
+      !['GroupNorm', 'InstanceNorm', 'RMSNorm', 'AddonsGroupNormalization'].includes(
+        (layer.constructor as { publicName?: string }).publicName ?? '',
+      )
+    )
       return;
-    const values = layer.getWeights().map((w, i) =>
-      tf.tidy(() => tf.add(tf.randomNormal(w.shape, 0, 0.3, 'float32', seed++ + i), i === 0 ? 1 : 0)),
-    );
+    const values = layer
+      .getWeights()
+      .map((w, i) =>
+        tf.tidy(() =>
+          tf.add(tf.randomNormal(w.shape, 0, 0.3, 'float32', seed++ + i), i === 0 ? 1 : 0),
+        ),
+      );
     layer.setWeights(values);
     tf.dispose(values);
   };
@@ -137,7 +143,10 @@ describe('foldBatchNorm and the per-sample normalizations', () => {
     randomizeBatchNorms(model, 3);
     randomizeNorms(model, 4);
     // Copies: getWeights returns the variables' own tensors.
-    const gnWeights = model.getLayer('gn').getWeights().map((w) => w.clone());
+    const gnWeights = model
+      .getLayer('gn')
+      .getWeights()
+      .map((w) => w.clone());
     const input = randn([3, 5, 5, 2], 13);
     const folded = dn.foldBatchNorm(model);
     expect(folded.folded).toEqual([{ batchNorm: 'bn_conv', into: 'conv', direction: 'backward' }]);
@@ -164,11 +173,11 @@ describe('saveForInference on a model with per-sample normalizations', () => {
     const before = tf.memory().numTensors;
     const result = await dn.saveForInference(model, handler, { quantize: 'uint8', calibration });
     expect(tf.memory().numTensors).toBe(before);
-    expect(result.kept.map((k) => [k.layer, k.reason])).toEqual(
-      NORM_PATHS.map(([p]) => [p, KEPT]),
-    );
+    expect(result.kept.map((k) => [k.layer, k.reason])).toEqual(NORM_PATHS.map(([p]) => [p, KEPT]));
     const format = new Map(result.weights.map((w) => [w.name, w.dtype]));
-    console.log(JSON.stringify(result.weights.map((w) => [w.name, w.dtype, +w.relativeError.toFixed(4)])));
+    console.log(
+      JSON.stringify(result.weights.map((w) => [w.name, w.dtype, +w.relativeError.toFixed(4)])),
+    );
     expect(format.get('conv/kernel')).toBe('uint8');
     expect(format.get('dense/kernel')).toBe('uint8');
     const loaded = await tf.loadLayersModel(tf.io.fromMemory(box.artifacts!));
@@ -196,8 +205,8 @@ describe('mcPredict on a model with per-sample normalizations', () => {
     const model = normsModel();
     const input = randn([3, 4, 4, 3], 15);
     const before = tf.memory().numTensors;
-    const r1 = dn.mcPredict(model, input, { samples: 20, seed: 7 });
-    const r2 = dn.mcPredict(model, input, { samples: 20, seed: 7 });
+    const r1 = dn.mcPredict<tf.Tensor>(model, input, { samples: 20, seed: 7 });
+    const r2 = dn.mcPredict<tf.Tensor>(model, input, { samples: 20, seed: 7 });
     expect(r1.mean.shape).toEqual([3, 3]);
     expect(maxAbsDiff(r1.mean, r2.mean)).toBe(0);
     // Dropout is the only stochastic layer: it makes the samples differ.

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {
   activationStats,
+  AddonsGroupNormalization,
   BatchNorm,
   ClipOptimizer,
   clipOptimizer,
@@ -709,6 +710,31 @@ const TYPE_ROWS: TypeRow[] = [
     1,
     'a string',
   ]),
+  // The normalizations of issue 22 (their argTypes: groups/axis integers, epsilon a number, …).
+  layerType('groupNorm', 'GroupNorm', layers.groupNorm, ['center', 'no', 'true or false'], {}),
+  layerType('groupNorm', 'GroupNorm', layers.groupNorm, ['epsilon', '1e-3', 'a number'], {}),
+  layerType('groupNorm', 'GroupNorm', layers.groupNorm, ['axis', '1', 'an integer'], {}),
+  layerType('groupNorm', 'GroupNorm', layers.groupNorm, ['axis', 1.5, 'an integer'], {}),
+  // groups keeps its own, more precise message (a positive integer or -1).
+  layerType('groupNorm', 'GroupNorm', layers.groupNorm, ['groups', '4', 'a positive integer'], {}),
+  layerType('instanceNorm', 'InstanceNorm', layers.instanceNorm, ['scale', 0, 'true or false'], {}),
+  layerType(
+    'addonsGroupNormalization',
+    'AddonsGroupNormalization',
+    (a: never) => new AddonsGroupNormalization(a),
+    ['trainable', 'false', 'true or false'],
+    {},
+  ),
+  layerType('rmsNorm', 'RMSNorm', layers.rmsNorm, ['epsilon', '1e-6', 'a number'], {}),
+  layerType('rmsNorm', 'RMSNorm', layers.rmsNorm, ['epsilon', [1e-6], 'a number'], {}),
+  // axis keeps its own, more precise message (an integer or a non-empty list of integers).
+  layerType(
+    'rmsNorm',
+    'RMSNorm',
+    layers.rmsNorm,
+    ['axis', '1', 'an integer or a non-empty list'],
+    {},
+  ),
   {
     entry: 'clipOptimizer clipNorm="1"',
     owner: 'clipOptimizer',

@@ -1,5 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
-import { BASE_LAYER_ARGS, describeLayer, invalidArgument, optionKeys } from '../errors';
+import {
+  BASE_LAYER_ARGS,
+  BASE_LAYER_ARG_TYPES,
+  KERAS_OBJECT,
+  OptionSpec,
+  describeLayer,
+  invalidArgument,
+  optionSpec,
+} from '../errors';
 import { groupNorm } from '../ops/group_norm';
 import {
   Constraint,
@@ -48,19 +56,12 @@ export interface GroupNormArgs extends LayerArgs, AffineArgs {
 export type InstanceNormArgs = GroupNormArgs;
 
 /**
- * Checks a boolean argument (strict: `center: 'yes'` is an error, not truthy). Local until the
- * shared type checks land in layers/util.ts; switch to them then.
+ * Checks ε's range: a finite number > 0 (it keeps 1/√(σ²+ε) finite). Its type ('number') is checked
+ * before, by `checkLayerArgs` from the class's `argTypes`.
  */
-function checkBoolean(owner: string, arg: string, value: unknown, fallback: boolean): boolean {
+export function checkEpsilon(owner: string, value: number | undefined, fallback: number): number {
   if (value == null) return fallback;
-  if (typeof value !== 'boolean') throw invalidArgument(owner, arg, value, 'to be true or false');
-  return value;
-}
-
-/** Checks ε: a finite number > 0 (it keeps 1/√(σ²+ε) finite). */
-export function checkEpsilon(owner: string, value: unknown, fallback: number): number {
-  if (value == null) return fallback;
-  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
+  if (!(value > 0) || !Number.isFinite(value)) {
     throw invalidArgument(
       owner,
       'epsilon',
@@ -128,23 +129,31 @@ export class GroupNorm extends tf.layers.Layer {
   static className = 'GroupNormalization';
   /** The class's name in error messages (its serialization name is Keras's). */
   static publicName = 'GroupNorm';
-  /** The constructor arguments (and config keys) accepted; anything else is an error. */
-  static readonly acceptedArgs: readonly string[] = [
-    ...BASE_LAYER_ARGS,
-    ...optionKeys<Omit<GroupNormArgs, (typeof BASE_LAYER_ARGS)[number]>>({
-      groups: true,
-      axis: true,
-      epsilon: true,
-      center: true,
-      scale: true,
-      betaInitializer: true,
-      gammaInitializer: true,
-      betaRegularizer: true,
-      gammaRegularizer: true,
-      betaConstraint: true,
-      gammaConstraint: true,
+  /**
+   * The constructor arguments (and config keys) accepted, with their types: the base
+   * `tf.layers.Layer` arguments and Keras 3's GroupNormalization arguments; any other name, or a
+   * value of another type (`center: 'no'`, `epsilon: '1e-3'`), is an error (`checkLayerArgs`).
+   * `groups` is checked first by {@link GroupNorm.checkGroups}, whose message says more (a
+   * positive integer or -1, dividing the channels).
+   */
+  static readonly argTypes: OptionSpec = {
+    ...BASE_LAYER_ARG_TYPES,
+    ...optionSpec<Omit<GroupNormArgs, (typeof BASE_LAYER_ARGS)[number]>>({
+      groups: 'integer',
+      axis: 'integer',
+      epsilon: 'number',
+      center: 'boolean',
+      scale: 'boolean',
+      betaInitializer: KERAS_OBJECT,
+      gammaInitializer: KERAS_OBJECT,
+      betaRegularizer: KERAS_OBJECT,
+      gammaRegularizer: KERAS_OBJECT,
+      betaConstraint: KERAS_OBJECT,
+      gammaConstraint: KERAS_OBJECT,
     }),
-  ];
+  };
+  /** The names of {@link GroupNorm.argTypes}: anything else is an error. */
+  static readonly acceptedArgs: readonly string[] = Object.keys(GroupNorm.argTypes);
   /** G when not given: Keras 3's 32 (TensorFlow Addons' class overrides it). */
   protected static readonly defaultGroups: number = 32;
 
@@ -168,21 +177,14 @@ export class GroupNorm extends tf.layers.Layer {
       ...args,
       name: args?.name ?? defaultName(new.target.className),
     } as unknown as tf.serialization.ConfigDict);
-    checkLayerArgs(this, args);
-    this.supportsMasking = true;
     const owner = describeLayer(this);
     const fallback = (this.constructor as typeof GroupNorm).defaultGroups;
-    this.groups = this.checkGroups(owner, args.groups ?? fallback);
+    // groups before the shared check: "a positive integer, or -1 …" says more than "an integer".
+    const given = args != null && typeof args === 'object' ? args.groups : undefined;
+    this.groups = this.checkGroups(owner, given ?? fallback);
+    checkLayerArgs(this, args);
+    this.supportsMasking = true;
     this.axis = args.axis ?? -1;
-    if (typeof this.axis !== 'number' || !Number.isInteger(this.axis)) {
-      throw invalidArgument(
-        owner,
-        'axis',
-        args.axis,
-        'to be an integer (the channel axis)',
-        'Use -1 for channels-last or 1 for channels-first.',
-      );
-    }
     if (this.axis === 0) {
       throw invalidArgument(
         owner,
@@ -193,8 +195,8 @@ export class GroupNorm extends tf.layers.Layer {
       );
     }
     this.epsilon = checkEpsilon(owner, args.epsilon, 1e-3);
-    this.center = checkBoolean(owner, 'center', args.center, true);
-    this.scale = checkBoolean(owner, 'scale', args.scale, true);
+    this.center = args.center ?? true;
+    this.scale = args.scale ?? true;
     const where = (argument: string) => ({ owner, argument });
     this.betaInitializer = getInitializer(args.betaInitializer, 'zeros', where('betaInitializer'));
     this.gammaInitializer = getInitializer(

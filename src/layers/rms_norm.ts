@@ -1,5 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
-import { BASE_LAYER_ARGS, describeLayer, invalidArgument, optionKeys } from '../errors';
+import {
+  BASE_LAYER_ARGS,
+  BASE_LAYER_ARG_TYPES,
+  OptionSpec,
+  describeLayer,
+  invalidArgument,
+  optionSpec,
+} from '../errors';
 import { rmsNorm } from '../ops/rms_norm';
 import { checkEpsilon } from './group_norm';
 import { Kwargs, checkLayerArgs, singleShape, singleTensor } from './util';
@@ -37,14 +44,21 @@ export class RMSNorm extends tf.layers.Layer {
   static className = 'RMSNormalization';
   /** The class's name in error messages (its serialization name is Keras's). */
   static publicName = 'RMSNorm';
-  /** The constructor arguments (and config keys) accepted; anything else is an error. */
-  static readonly acceptedArgs: readonly string[] = [
-    ...BASE_LAYER_ARGS,
-    ...optionKeys<Omit<RMSNormArgs, (typeof BASE_LAYER_ARGS)[number]>>({
-      axis: true,
-      epsilon: true,
+  /**
+   * The constructor arguments (and config keys) accepted, with their types: the base
+   * `tf.layers.Layer` arguments, `axis` (an integer or a list of them: the list's entries and the
+   * batch axis are checked first, with the more precise message) and `epsilon` (a number, > 0
+   * checked after); any other name or type is an error (`checkLayerArgs`).
+   */
+  static readonly argTypes: OptionSpec = {
+    ...BASE_LAYER_ARG_TYPES,
+    ...optionSpec<Omit<RMSNormArgs, (typeof BASE_LAYER_ARGS)[number]>>({
+      axis: 'integer|array',
+      epsilon: 'number',
     }),
-  ];
+  };
+  /** The names of {@link RMSNorm.argTypes}: anything else is an error. */
+  static readonly acceptedArgs: readonly string[] = Object.keys(RMSNorm.argTypes);
 
   /** The axis or axes as given. */
   readonly axis: number | number[];
@@ -53,10 +67,10 @@ export class RMSNorm extends tf.layers.Layer {
 
   constructor(args: RMSNormArgs = {}) {
     super(args as tf.serialization.ConfigDict);
-    checkLayerArgs(this, args);
-    this.supportsMasking = true;
     const owner = describeLayer(this);
-    const axis = args.axis ?? -1;
+    // axis before the shared check: "an integer or a non-empty list of integers" says more than
+    // the type's "an integer or an array" (it also rejects [] and ['1']).
+    const axis = (args != null && typeof args === 'object' ? args.axis : undefined) ?? -1;
     const list = Array.isArray(axis) ? axis : [axis];
     if (list.length === 0 || !list.every((a) => typeof a === 'number' && Number.isInteger(a))) {
       throw invalidArgument(
@@ -67,6 +81,8 @@ export class RMSNorm extends tf.layers.Layer {
         'Use -1 for the features axis, or e.g. [-2, -1] for the last two.',
       );
     }
+    checkLayerArgs(this, args);
+    this.supportsMasking = true;
     if (list.includes(0)) {
       throw invalidArgument(
         owner,
