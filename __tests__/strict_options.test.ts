@@ -883,6 +883,36 @@ describe('strict option types: a value of the wrong type is an error', () => {
     );
   });
 
+  it('a GroupNorm or RMSNorm JSON config gets the same type errors as plain JavaScript', async () => {
+    const model = tf.sequential({
+      layers: [
+        layers.groupNorm({ groups: 2, name: 'gn', inputShape: [3, 4] }),
+        layers.rmsNorm({ name: 'rms' }),
+      ],
+    });
+    let saved: tf.io.ModelArtifacts | undefined;
+    await model.save(
+      tf.io.withSaveHandler(async (artifacts) => {
+        saved = artifacts;
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
+    model.dispose();
+    const topology = saved!.modelTopology as {
+      config: { layers: { class_name: string; config: Record<string, unknown> }[] };
+    };
+    const [gn, rms] = topology.config.layers;
+    gn.config.center = 'no';
+    await expect(tf.loadLayersModel(tf.io.fromMemory(saved!))).rejects.toThrow(
+      /^GroupNorm 'gn': expected center to be true or false, received: center="no"\./,
+    );
+    gn.config.center = true;
+    rms.config.epsilon = '1e-6';
+    await expect(tf.loadLayersModel(tf.io.fromMemory(saved!))).rejects.toThrow(
+      /^RMSNorm 'rms': expected epsilon to be a number, received: epsilon="1e-6"\. Write epsilon: 0\.000001/,
+    );
+  });
+
   it('layers.dropout() with no argument asks for the rate', () => {
     expect(() => (layers.dropout as () => unknown)()).toThrow(
       /^Dropout '.*': expected arguments to be an object with at least rate, received: arguments=undefined\. Pass the drop probability by name, e\.g\. \{rate: 0\.5\}\./,
