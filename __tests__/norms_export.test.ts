@@ -7,11 +7,16 @@
  * linear layers around them, and mcPredict runs through them. Every model a tool returns is
  * predicted and compared with the original.
  */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import * as dn from 'tfjs-dropnorm';
+import { fileSystem } from 'tfjs-dropnorm/node';
 import { PER_SAMPLE_REASON } from '../src/model/no_builtin';
 import { predict, randn, randomizeBatchNorms, relativeDiff } from './fold_helpers';
 import { maxAbsDiff } from './helpers';
+import { predictElsewhere } from './plain_tfjs';
 
 const apply = (layer: tf.layers.Layer, t: tf.SymbolicTensor) => layer.apply(t) as tf.SymbolicTensor;
 const KEPT = `${PER_SAMPLE_REASON}: kept as the pack's layer, so the export needs the pack registered to load`;
@@ -108,6 +113,17 @@ describe('exportForInference keeps the per-sample normalizations', () => {
     expect(names).toEqual(expect.arrayContaining(['GroupNormalization', 'RMSNormalization']));
     const z = predict(loaded, input);
     expect(maxAbsDiff(z, reference)).toBeLessThanOrEqual(1e-6);
+
+    // What `kept` warns of: plain tfjs (no import of the pack) cannot load it.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dropnorm-norms-'));
+    try {
+      await exported.model.save(fileSystem(dir));
+      expect(() => predictElsewhere([{ name: 'norms', dir, x: input }])).toThrow(
+        /Unknown layer: GroupNormalization/,
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
     tf.dispose([input, reference, y, z]);
     [model, exported.model, loaded].forEach((m) => m.dispose());
   });
