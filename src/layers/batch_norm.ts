@@ -455,8 +455,11 @@ export class BatchNorm extends tf.layers.Layer {
   }
 
   /**
-   * The renorm clipping in force at the next training step, as numbers (reads the step counter
-   * back from the device: for logging and tests, not for the training loop). Null without renorm.
+   * The renorm clipping in force at the next training step, as numbers. Null without renorm.
+   * With a `renormRamp` this reads the step counter back from the device synchronously
+   * (`dataSync`), which stalls webgl and webgpu until their queue drains: for logging and tests,
+   * never in a training loop; on GPU backends prefer {@link BatchNorm.currentRenormClippingAsync}.
+   * Without a ramp the limits are numbers and nothing is read.
    */
   currentRenormClipping(): { rmax: number; rmin: number; dmax: number } | null {
     if (!this.renorm) return null;
@@ -465,6 +468,30 @@ export class BatchNorm extends tf.layers.Layer {
       const value = (v: number | tf.Tensor) => (typeof v === 'number' ? v : v.dataSync()[0]);
       return { rmax: value(limits.rmax), rmin: value(limits.rmin), dmax: value(limits.dmax) };
     });
+  }
+
+  /**
+   * {@link BatchNorm.currentRenormClipping} without a synchronous read: the ramped limits are
+   * computed on the device and read with `tensor.data()`, which lets webgl and webgpu finish
+   * their queue without blocking. Same numbers; null without renorm.
+   */
+  async currentRenormClippingAsync(): Promise<{ rmax: number; rmin: number; dmax: number } | null> {
+    if (!this.renorm) return null;
+    const limits = this.stepLimits();
+    const tensors = [limits.rmax, limits.rmin, limits.dmax].filter(
+      (v): v is tf.Tensor => typeof v !== 'number',
+    );
+    try {
+      const value = async (v: number | tf.Tensor) =>
+        typeof v === 'number' ? v : (await v.data())[0];
+      return {
+        rmax: await value(limits.rmax),
+        rmin: await value(limits.rmin),
+        dmax: await value(limits.dmax),
+      };
+    } finally {
+      tf.dispose(tensors);
+    }
   }
 
   /**

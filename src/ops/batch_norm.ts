@@ -322,20 +322,26 @@ export interface RenormReference {
  * group, and dγ, dβ are then summed over the groups.
  *
  * Conditioning (issue 21). Every formula above is exact in real arithmetic, and Σ_b dx = 0 per
- * channel (and group) follows from Σ w·x̂ = 0, which holds exactly only for the exact mean. In
- * float32 x̂ = (x − fl(μ))·s has Σ w·x̂ = n·(μ − fl(μ))·s, up to n·ulp(μ)/(2σ) — 1e-3·n at
- * 3e4 ± 1 — and the term x̂·Σdy·x̂/n carries that into Σdx. So x̂ is formed from the shifted moments
- * (see {@link BatchMoments.centered}) as ((x − K) − δ)·s, whose elements are each within a few
- * ulp(σ) of their exact values: Σ w·x̂ is then rounding noise, and Σdx/Σ|dx| is ~1e-8, like the
- * built-in's (whose autodiff through tf.moments cancels the same term); the forward output
- * γ·x̂ + β uses the same x̂, so a constant channel (x − K = 0) outputs β exactly. The backward keeps
- * its cost: it subtracts δ from the saved x − K where it subtracted μ from x.
+ * channel (and group) follows from Σ w·x̂ = 0, which holds only for the exact mean. In float32,
+ * x̂' = (x − fl(μ))·s has Σ w·x̂' = n·r·s with r = μ − fl(μ), up to n·ulp(μ)/(2σ) — 1e-3·n at
+ * 3e4 ± 1 — and the term x̂·Σdy·x̂/n carried that into Σdx (|Σdx|/Σ|dx| up to 1.5e-4, against the
+ * built-in's ~2e-8, whose autodiff through tf.moments cancels the term). The moments carry r
+ * ({@link BatchMoments.meanResidual}), and with c = r·s per channel the exact x̂ = x̂' − c enters
+ * every formula through per-channel terms only:
+ *
+ *   Σdy·x̂ = Σdy·x̂' − c·Σdy,   a + x̂·b = (a − c·b) + x̂'·b   (a = Σdy/n, b = Σdy·x̂/n),
+ *   forward: γ·x̂ + β = γ·x̂' + (β − γ·c)
+ *
+ * so Σ w·x̂ is rounding noise, |Σdx|/Σ|dx| is ~1e-8 on cpu and ~1e-7 on wasm (the built-in's
+ * level; tested against a float64 reference in batch_norm_conditioning.test.ts), and the backward
+ * keeps its cost (no extra full-size pass). A constant channel has fl(μ) = μ and r = σ² = 0, so
+ * its output is β exactly (PyTorch issue 5410).
  *
  * `moments` must be the biased moments of `x` over the reduced axes (keepDims), as
- * {@link batchMoments} or {@link maskedBatchMoments} return them (moments without `centered`
- * normalize x − μ directly); the gradient with respect to them is already folded into dx, so they
- * are not inputs of the gradient. `gamma` and `beta` are per-channel vectors (or null for
- * scale/center off).
+ * {@link batchMoments} or {@link maskedBatchMoments} return them (moments without a residual are
+ * taken as exact); the gradient with respect to them is already folded into dx, so they are not
+ * inputs of the gradient. `gamma` and `beta` are per-channel vectors (or null for scale/center
+ * off).
  */
 export function normalizeTraining(
   x: tf.Tensor,
