@@ -284,6 +284,28 @@ describe('constant channels (PyTorch issue 5410): the output is β, the gradient
       tf.dispose([x, mask]);
     },
   );
+  test.each(BACKENDS)(
+    '%s, batch 100: the built-in outputs β ± γ (its mean rounds; recorded), the pack β',
+    async (backend) => {
+      const u = seededUniform(6);
+      const values = Array.from({ length: 5 }, () => Math.fround(1e7 * (1 + u())));
+      const x = tf.tensor2d(
+        Array.from({ length: 500 }, (_, i) => values[i % 5]),
+        [100, 5],
+      );
+      const maxAbs = (layer: tf.layers.Layer) =>
+        Math.max(
+          ...Array.from((layer.apply(x, { training: true }) as tf.Tensor).dataSync(), Math.abs),
+        );
+      const [builtin, pack] = await on(backend, () => [
+        maxAbs(tf.layers.batchNormalization()),
+        maxAbs(layers.batchNorm()),
+      ]);
+      expect(builtin).toBeGreaterThan(0.9); // β = 0, γ = 1: x̂ = ±1 instead of 0
+      expect(pack).toBe(0);
+      x.dispose();
+    },
+  );
 });
 
 describe('a conv net on inputs shifted by +300 trains alike on cpu and wasm', () => {
