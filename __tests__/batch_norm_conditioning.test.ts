@@ -15,6 +15,7 @@ import {
   ConditioningCase,
   channelSumRatio,
   conditioningTable,
+  conditioningTableAsync,
   conditioningValues,
   seededNormal,
   seededUniform,
@@ -70,6 +71,11 @@ describe("issue 21's table: max over channels of |Σdx| / Σ|dx|, pack vs built-
         conditioningTable(() => layers.batchNorm(), { shape: [...shape] }),
       );
       expect(rows.map((r) => r.label)).toEqual(CONDITIONING_CASES.map((c) => c.label));
+      // The asynchronous form (for the browser page) reads the same gradients.
+      const asyncRows = await on(backend, () =>
+        conditioningTableAsync(() => layers.batchNorm(), { shape: [...shape] }),
+      );
+      expect(asyncRows).toEqual(rows);
       for (const row of rows) {
         // Not vacuous: the built-in's ratio is rounding-sized but not 0.
         expect(row.builtin).toBeGreaterThan(0);
