@@ -560,13 +560,16 @@ export class BatchNorm extends tf.layers.Layer {
     const variances: tf.Tensor[] = [];
     const counts: number[] = [];
     const countTensors: tf.Tensor[] = [];
-    for (const block of runs) {
-      const whole = runs.length === 1;
-      const rows = block.groups * block.size;
-      const part = (t: tf.Tensor) => (whole ? t : tf.slice(t, block.start, rows));
+    // One split rather than a slice per run: the gradient of a split is one concat, that of each
+    // slice a full-size pad (and the pads are then added).
+    const sizes = runs.map((b) => b.groups * b.size);
+    const split = (t: tf.Tensor) => (runs.length === 1 ? [t] : tf.split(t, sizes, 0));
+    const xParts = split(x);
+    const weightParts = weights ? split(weights) : null;
+    for (const [i, block] of runs.entries()) {
       const { y, moments } = this.normalizeBlock(
-        part(x),
-        weights ? part(weights) : null,
+        xParts[i],
+        weightParts ? weightParts[i] : null,
         axis,
         block.groups,
         limits,

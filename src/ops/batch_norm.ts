@@ -464,11 +464,11 @@ export function normalizeTraining(
         if (!w) {
           centered = fused ? affineChannels(xHat, bb, a) : tf.add(a, tf.mul(xHat, bb));
         } else if (fused) {
-          // w·a and w·b as [P, 1]×[1, C] outer products: cheaper than broadcast multiplies.
-          const col = tf.reshape(w, [-1, 1]);
-          const wa = tf.matMul(col, tf.reshape(a, [1, c]));
-          const wb = tf.matMul(col, tf.reshape(bb, [1, c]));
-          centered = tf.reshape(tf.add(wa, tf.mul(tf.reshape(xHat, [-1, c]), wb)), x.shape);
+          // w·(a + x̂·b): the per-channel affine in one pass, then w broadcast along the channels
+          // as a [P, 1]×[1, C] outer product (cheaper than a broadcast multiply).
+          const wFull = tf.matMul(tf.reshape(w, [-1, 1]), tf.ones([1, c]));
+          const affine = tf.reshape(affineChannels(xHat, bb, a), [-1, c]);
+          centered = tf.reshape(tf.mul(wFull, affine), x.shape);
         } else {
           centered = tf.mul(tf.add(a, tf.mul(xHat, bb)), w);
         }
