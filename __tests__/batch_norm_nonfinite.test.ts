@@ -111,12 +111,33 @@ describe('BatchNorm: a non-finite batch statistic leaves that channel alone', ()
         [N, 3],
         'bool',
       );
+      // Every variant of the training step and its backward (issue 21's well-conditioned one):
+      // renorm with a ramp, Ghost BN with a remainder, channels-first.
+      const variants = [
+        built(
+          layers.batchNorm({
+            renorm: true,
+            renormClipping: { rmax: 3, dmax: 5 },
+            renormRamp: { rmaxEnd: 4 },
+            virtualBatchSize: 4,
+          }),
+          [N, 3, C],
+        ),
+        built(layers.batchNorm({ axis: 1 }), [N, 3, C]),
+      ];
       tf.tidy(() => {
         layer.apply(x, { training: true });
         layer.apply(x, { training: true, mask });
         tf.grad((xx: tf.Tensor) => tf.sum(layer.apply(xx, { training: true, mask }) as tf.Tensor))(
           x,
         );
+        const [ghost, channelsFirst] = variants;
+        tf.grad((xx: tf.Tensor) => tf.sum(ghost.apply(xx, { training: true, mask }) as tf.Tensor))(
+          x,
+        );
+        tf.grad((xx: tf.Tensor) =>
+          tf.sum(channelsFirst.apply(xx, { training: true }) as tf.Tensor),
+        )(x);
       });
       expect(readSync).not.toHaveBeenCalled();
       expect(read).not.toHaveBeenCalled();

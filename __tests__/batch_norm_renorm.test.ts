@@ -658,3 +658,50 @@ describe('renorm argument errors name the layer, the argument and the value', ()
     );
   });
 });
+
+describe('currentRenormClippingAsync: the same limits without a synchronous read', () => {
+  test('equals currentRenormClipping at every step of a ramp, reads asynchronously, leaks nothing', async () => {
+    const layer = built(
+      layers.batchNorm({
+        renorm: true,
+        renormClipping: { rmax: 3, dmax: 5 },
+        renormRamp: { start: 1, rmaxEnd: 4, dmaxEnd: 3 },
+      }),
+      [4, 2],
+    );
+    const x = tf.randomNormal([4, 2], 0, 1, 'float32', 1);
+    for (let t = 0; t < 5; t++) {
+      const before = tf.memory().numTensors;
+      // On cpu an async read is a sync read underneath (backend.read calls readSync), so the spy
+      // is on the tensor methods that block a GPU backend.
+      const dataSync = jest.spyOn(tf.Tensor.prototype, 'dataSync');
+      const arraySync = jest.spyOn(tf.Tensor.prototype, 'arraySync');
+      let limits;
+      try {
+        limits = await layer.currentRenormClippingAsync();
+        expect(dataSync).not.toHaveBeenCalled();
+        expect(arraySync).not.toHaveBeenCalled();
+      } finally {
+        dataSync.mockRestore();
+        arraySync.mockRestore();
+      }
+      expect(tf.memory().numTensors).toBe(before);
+      expect(limits).toEqual(layer.currentRenormClipping());
+      tf.tidy(() => {
+        layer.apply(x, { training: true });
+      });
+    }
+    // Not vacuous: the ramp moved the limits (step 4: rmax 3, dmax 5).
+    expect(await layer.currentRenormClippingAsync()).toEqual({
+      rmax: 3,
+      rmin: Math.fround(1 / 3),
+      dmax: 5,
+    });
+    expect(await layers.batchNorm().currentRenormClippingAsync()).toBeNull();
+    expect(
+      await layers
+        .batchNorm({ renorm: true, renormClipping: { rmax: 2 } })
+        .currentRenormClippingAsync(),
+    ).toEqual({ rmax: 2, rmin: 0.5, dmax: Infinity });
+  });
+});

@@ -72,6 +72,12 @@ describe('bench', () => {
       expect(
         measurements.filter((m: { kind: string }) => m.kind === 'renorm/ghost forward'),
       ).toHaveLength(1);
+      // GroupNorm / RMSNorm layer steps (issue 22), at a quarter batch in --quick.
+      expect(
+        measurements
+          .filter((m: { kind: string }) => m.kind === 'norm train step')
+          .map((m: { pair: string }) => m.pair),
+      ).toEqual(['GroupNorm 4 groups / pack BatchNorm', 'RMSNorm / tf.layers.layerNormalization']);
       for (const kind of ['export predict', 'export time']) {
         expect(measurements.filter((m: { kind: string }) => m.kind === kind)).toHaveLength(1);
       }

@@ -45,6 +45,9 @@ describe('npm run compare', () => {
       'AlphaDropout',
       "BatchNorm 'unbiased'",
       "BatchNorm 'biased'",
+      'GroupNorm groups: 1 vs tf.layers.layerNormalization axis [1, 2, 3]',
+      'GroupNorm groups: C',
+      'RMSNorm vs x·rsqrt(mean(x²) + ε)·scale by hand',
     ]) {
       expect(pairs).toContain(p);
     }

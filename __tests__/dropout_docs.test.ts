@@ -31,6 +31,7 @@ test('every synchronous snippet of the README and the guides runs and prints wha
   const all = snippets();
   expect(all.map((s) => s.name)).toEqual([
     'renorm',
+    'norms',
     'dropout',
     'spatial',
     'gaussian',

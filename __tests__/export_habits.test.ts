@@ -455,8 +455,17 @@ describe('item 6: nothing leaks on any error path of any model tool', () => {
   );
 
   test('mcPredict whose outputs are not the probabilities it is told: the converted copy is freed', () => {
+    // Outputs ≥ 2 whatever the dropout keeps (kernel of ones, bias 2, inputs ≥ 0): never
+    // probabilities, so both checks fail on every draw (an unseeded kernel sometimes gave [0, 1]).
     const model = tf.sequential({
-      layers: [tf.layers.dense({ units: 2, inputShape: [3] }), tf.layers.dropout({ rate: 0.5 })],
+      layers: [
+        tf.layers.dropout({ rate: 0.5, inputShape: [3] }),
+        tf.layers.dense({
+          units: 2,
+          kernelInitializer: 'ones',
+          biasInitializer: tf.initializers.constant({ value: 2 }),
+        }),
+      ],
     });
     const input = tf.ones([2, 3]);
     const before = tf.memory().numTensors;

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {
   activationStats,
+  AddonsGroupNormalization,
   BatchNorm,
   ClipOptimizer,
   clipOptimizer,
@@ -140,6 +141,30 @@ const ROWS: Row[] = [
     inputShape: [4],
     inputDType: 'float32',
   }),
+  layerRow(
+    'groupNorm',
+    'GroupNorm',
+    layers.groupNorm,
+    ['group', 4, 'groups'],
+    { groups: 4, axis: 1, epsilon: 1e-5, gammaInitializer: 'zeros', betaConstraint: 'nonNeg' },
+    {},
+  ),
+  layerRow(
+    'instanceNorm',
+    'InstanceNorm',
+    layers.instanceNorm,
+    ['beta_initializer', 'zeros', 'betaInitializer'],
+    { betaInitializer: 'zeros', center: false, groups: -1 },
+    {},
+  ),
+  layerRow(
+    'rmsNorm',
+    'RMSNorm',
+    layers.rmsNorm,
+    ['axes', [-1], 'axis'],
+    { axis: [-2, -1], epsilon: 1e-5 },
+    {},
+  ),
   {
     entry: 'new BatchNorm',
     owner: "BatchNorm 'strict_class'",
@@ -401,6 +426,8 @@ interface RoundTrip {
   /** The layer after a dense layer (its config has only name and trainable of the base keys). */
   later: () => tf.layers.Layer;
   inputShape: number[];
+  /** The serialization name, when not `Dropnorm<name>` (the Keras / Addons names). */
+  className?: string;
 }
 
 const ROUND_TRIPS: RoundTrip[] = [
@@ -495,6 +522,34 @@ const ROUND_TRIPS: RoundTrip[] = [
     later: () => layers.dropPath({ rate: 0.2 }),
     inputShape: [3],
   },
+  {
+    name: 'GroupNorm',
+    className: 'GroupNormalization',
+    first: () =>
+      layers.groupNorm({
+        groups: 2,
+        inputShape: [3, 4],
+        gammaRegularizer: 'l1l2',
+        betaConstraint: 'nonNeg',
+        epsilon: 1e-5,
+      }),
+    later: () => layers.groupNorm({ groups: 4, center: false }),
+    inputShape: [3, 4],
+  },
+  {
+    name: 'InstanceNorm',
+    className: 'Addons>InstanceNormalization',
+    first: () => layers.instanceNorm({ inputShape: [3, 4], gammaInitializer: 'zeros' }),
+    later: () => layers.instanceNorm({ scale: false }),
+    inputShape: [3, 4],
+  },
+  {
+    name: 'RMSNorm',
+    className: 'RMSNormalization',
+    first: () => layers.rmsNorm({ inputShape: [3, 4], axis: [-2, -1] }),
+    later: () => layers.rmsNorm({ epsilon: 1e-5 }),
+    inputShape: [3, 4],
+  },
 ];
 
 /** Saves `model` to memory and loads it back with tf.loadLayersModel (tfjs's deserializer). */
@@ -510,7 +565,7 @@ async function saveAndLoad(model: tf.LayersModel): Promise<tf.LayersModel> {
 }
 
 describe('strict options: every config getConfig writes still loads', () => {
-  describe.each(ROUND_TRIPS)('$name', ({ name, first, later, inputShape }) => {
+  describe.each(ROUND_TRIPS)('$name', ({ name, first, later, inputShape, className }) => {
     function nested(): tf.LayersModel {
       const input = tf.input({ shape: inputShape });
       return tf.model({ inputs: input, outputs: later().apply(input) as tf.SymbolicTensor });
@@ -531,7 +586,7 @@ describe('strict options: every config getConfig writes still loads', () => {
 
     it('saves and loads through tf.io memory handlers, same config and same inference output', async () => {
       const original = model();
-      expect(original.layers[0].getClassName()).toBe(`Dropnorm${name}`);
+      expect(original.layers[0].getClassName()).toBe(className ?? `Dropnorm${name}`);
       const loaded = await saveAndLoad(original);
       const input = tf.randomNormal([2, ...inputShape], 0, 1, 'float32', 7);
       // An initializer's seed comes back null where it was undefined; nothing else may differ.
@@ -655,6 +710,31 @@ const TYPE_ROWS: TypeRow[] = [
     1,
     'a string',
   ]),
+  // The normalizations of issue 22 (their argTypes: groups/axis integers, epsilon a number, …).
+  layerType('groupNorm', 'GroupNorm', layers.groupNorm, ['center', 'no', 'true or false'], {}),
+  layerType('groupNorm', 'GroupNorm', layers.groupNorm, ['epsilon', '1e-3', 'a number'], {}),
+  layerType('groupNorm', 'GroupNorm', layers.groupNorm, ['axis', '1', 'an integer'], {}),
+  layerType('groupNorm', 'GroupNorm', layers.groupNorm, ['axis', 1.5, 'an integer'], {}),
+  // groups keeps its own, more precise message (a positive integer or -1).
+  layerType('groupNorm', 'GroupNorm', layers.groupNorm, ['groups', '4', 'a positive integer'], {}),
+  layerType('instanceNorm', 'InstanceNorm', layers.instanceNorm, ['scale', 0, 'true or false'], {}),
+  layerType(
+    'addonsGroupNormalization',
+    'AddonsGroupNormalization',
+    (a: never) => new AddonsGroupNormalization(a),
+    ['trainable', 'false', 'true or false'],
+    {},
+  ),
+  layerType('rmsNorm', 'RMSNorm', layers.rmsNorm, ['epsilon', '1e-6', 'a number'], {}),
+  layerType('rmsNorm', 'RMSNorm', layers.rmsNorm, ['epsilon', [1e-6], 'a number'], {}),
+  // axis keeps its own, more precise message (an integer or a non-empty list of integers).
+  layerType(
+    'rmsNorm',
+    'RMSNorm',
+    layers.rmsNorm,
+    ['axis', '1', 'an integer or a non-empty list'],
+    {},
+  ),
   {
     entry: 'clipOptimizer clipNorm="1"',
     owner: 'clipOptimizer',
@@ -800,6 +880,36 @@ describe('strict option types: a value of the wrong type is an error', () => {
     bn.config.momentum = '0.9';
     await expect(tf.loadLayersModel(tf.io.fromMemory(saved!))).rejects.toThrow(
       /^BatchNorm 'bn': expected momentum to be a number or null, received: momentum="0\.9"\./,
+    );
+  });
+
+  it('a GroupNorm or RMSNorm JSON config gets the same type errors as plain JavaScript', async () => {
+    const model = tf.sequential({
+      layers: [
+        layers.groupNorm({ groups: 2, name: 'gn', inputShape: [3, 4] }),
+        layers.rmsNorm({ name: 'rms' }),
+      ],
+    });
+    let saved: tf.io.ModelArtifacts | undefined;
+    await model.save(
+      tf.io.withSaveHandler(async (artifacts) => {
+        saved = artifacts;
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
+    model.dispose();
+    const topology = saved!.modelTopology as {
+      config: { layers: { class_name: string; config: Record<string, unknown> }[] };
+    };
+    const [gn, rms] = topology.config.layers;
+    gn.config.center = 'no';
+    await expect(tf.loadLayersModel(tf.io.fromMemory(saved!))).rejects.toThrow(
+      /^GroupNorm 'gn': expected center to be true or false, received: center="no"\./,
+    );
+    gn.config.center = true;
+    rms.config.epsilon = '1e-6';
+    await expect(tf.loadLayersModel(tf.io.fromMemory(saved!))).rejects.toThrow(
+      /^RMSNorm 'rms': expected epsilon to be a number, received: epsilon="1e-6"\. Write epsilon: 0\.000001/,
     );
   });
 

@@ -112,12 +112,41 @@ export function trainingGradient(
   seed: number,
   kwargs: Record<string, unknown> = {},
 ): Float32Array {
+  const dx = gradientTensor(layer, x, seed, kwargs);
+  try {
+    return dx.dataSync() as Float32Array;
+  } finally {
+    dx.dispose();
+  }
+}
+
+/** {@link trainingGradient} read with `await data()`: no synchronous read (webgl, webgpu). */
+export async function trainingGradientAsync(
+  layer: tf.layers.Layer,
+  x: tf.Tensor,
+  seed: number,
+  kwargs: Record<string, unknown> = {},
+): Promise<Float32Array> {
+  const dx = gradientTensor(layer, x, seed, kwargs);
+  try {
+    return (await dx.data()) as Float32Array;
+  } finally {
+    dx.dispose();
+  }
+}
+
+function gradientTensor(
+  layer: tf.layers.Layer,
+  x: tf.Tensor,
+  seed: number,
+  kwargs: Record<string, unknown>,
+): tf.Tensor {
   return tf.tidy(() => {
     const normal = seededNormal(seed);
     const r = tf.tensor(Array.from({ length: x.size }, normal), x.shape);
     const f = (t: tf.Tensor) =>
       tf.sum(tf.mul(layer.apply(t, { training: true, ...kwargs }) as tf.Tensor, r));
-    return tf.grad(f)(x).dataSync() as Float32Array;
+    return tf.grad(f)(x);
   });
 }
 
@@ -163,4 +192,25 @@ export function conditioningTable(
       x.dispose();
     }
   });
+}
+
+/** {@link conditioningTable} with asynchronous reads only (for webgl and webgpu pages). */
+export async function conditioningTableAsync(
+  makePack: () => tf.layers.Layer,
+  options: ConditioningTableOptions = {},
+): Promise<ConditioningRow[]> {
+  const { shape = [64, 16], seed = 21, cases = CONDITIONING_CASES } = options;
+  const rows: ConditioningRow[] = [];
+  for (const [i, c] of cases.entries()) {
+    const x = tf.tensor(conditioningValues(c, shape, -1, seed + 10 * i), shape);
+    try {
+      const ratio = async (layer: tf.layers.Layer) =>
+        channelSumRatio(await trainingGradientAsync(layer, x, seed + 10 * i + 5), shape, -1);
+      const pack = await ratio(makePack());
+      rows.push({ label: c.label, pack, builtin: await ratio(tf.layers.batchNormalization()) });
+    } finally {
+      x.dispose();
+    }
+  }
+  return rows;
 }

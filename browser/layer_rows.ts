@@ -151,6 +151,31 @@ export const LAYER_ROWS: LayerRow[] = [
     shape: [8, 6],
     mask: 'input',
   },
+  // The per-sample normalizations (issue 22): deterministic, no mask; weights γ, β (scale) trained.
+  {
+    name: 'GroupNorm (2 groups, channels-last)',
+    className: 'GroupNormalization',
+    make: () => dn.layers.groupNorm({ groups: 2 }),
+    shape: [4, 3, 3, 6],
+  },
+  {
+    name: 'InstanceNorm',
+    className: 'Addons>InstanceNormalization',
+    make: () => dn.layers.instanceNorm({}),
+    shape: [4, 3, 3, 5],
+  },
+  {
+    name: 'AddonsGroupNormalization (2 groups, rank 3)',
+    className: 'Addons>GroupNormalization',
+    make: () => new dn.AddonsGroupNormalization({ groups: 2 }),
+    shape: [4, 5, 6],
+  },
+  {
+    name: 'RMSNorm',
+    className: 'RMSNormalization',
+    make: () => dn.layers.rmsNorm({}),
+    shape: [8, 6],
+  },
 ];
 
 /**

@@ -461,8 +461,11 @@ export class BatchNorm extends tf.layers.Layer {
   }
 
   /**
-   * The renorm clipping in force at the next training step, as numbers (reads the step counter
-   * back from the device: for logging and tests, not for the training loop). Null without renorm.
+   * The renorm clipping in force at the next training step, as numbers. Null without renorm.
+   * With a `renormRamp` this reads the step counter back from the device synchronously
+   * (`dataSync`), which stalls webgl and webgpu until their queue drains: for logging and tests,
+   * never in a training loop; on GPU backends prefer {@link BatchNorm.currentRenormClippingAsync}.
+   * Without a ramp the limits are numbers and nothing is read.
    */
   currentRenormClipping(): { rmax: number; rmin: number; dmax: number } | null {
     if (!this.renorm) return null;
@@ -471,6 +474,30 @@ export class BatchNorm extends tf.layers.Layer {
       const value = (v: number | tf.Tensor) => (typeof v === 'number' ? v : v.dataSync()[0]);
       return { rmax: value(limits.rmax), rmin: value(limits.rmin), dmax: value(limits.dmax) };
     });
+  }
+
+  /**
+   * {@link BatchNorm.currentRenormClipping} without a synchronous read: the ramped limits are
+   * computed on the device and read with `tensor.data()`, which lets webgl and webgpu finish
+   * their queue without blocking. Same numbers; null without renorm.
+   */
+  async currentRenormClippingAsync(): Promise<{ rmax: number; rmin: number; dmax: number } | null> {
+    if (!this.renorm) return null;
+    const limits = this.stepLimits();
+    const tensors = [limits.rmax, limits.rmin, limits.dmax].filter(
+      (v): v is tf.Tensor => typeof v !== 'number',
+    );
+    try {
+      const value = async (v: number | tf.Tensor) =>
+        typeof v === 'number' ? v : (await v.data())[0];
+      return {
+        rmax: await value(limits.rmax),
+        rmin: await value(limits.rmin),
+        dmax: await value(limits.dmax),
+      };
+    } finally {
+      tf.dispose(tensors);
+    }
   }
 
   /**
@@ -539,13 +566,16 @@ export class BatchNorm extends tf.layers.Layer {
     const variances: tf.Tensor[] = [];
     const counts: number[] = [];
     const countTensors: tf.Tensor[] = [];
-    for (const block of runs) {
-      const whole = runs.length === 1;
-      const rows = block.groups * block.size;
-      const part = (t: tf.Tensor) => (whole ? t : tf.slice(t, block.start, rows));
+    // One split rather than a slice per run: the gradient of a split is one concat, that of each
+    // slice a full-size pad (and the pads are then added).
+    const sizes = runs.map((b) => b.groups * b.size);
+    const split = (t: tf.Tensor) => (runs.length === 1 ? [t] : tf.split(t, sizes, 0));
+    const xParts = split(x);
+    const weightParts = weights ? split(weights) : null;
+    for (const [i, block] of runs.entries()) {
       const { y, moments } = this.normalizeBlock(
-        part(x),
-        weights ? part(weights) : null,
+        xParts[i],
+        weightParts ? weightParts[i] : null,
         axis,
         block.groups,
         limits,

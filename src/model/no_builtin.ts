@@ -1,3 +1,7 @@
+/** The reason of the per-sample normalizations' entries in {@link NO_BUILTIN_EQUIVALENT}. */
+export const PER_SAMPLE_REASON =
+  'a per-sample normalization (statistics computed from each input at inference, nothing to fold) with no tfjs built-in equivalent';
+
 /**
  * Pack layers that tfjs has no built-in equivalent for and that stay layers at inference (unlike
  * dropout, which is the identity there, and BatchNorm, whose moving statistics fold into an affine
@@ -9,10 +13,10 @@
  * load); `convertToBuiltins` lists it in `skipped` with this reason.
  */
 export const NO_BUILTIN_EQUIVALENT = new Map<string, string>([
-  // Add each per-sample normalization's class name here, e.g.
-  // ['GroupNormalization', PER_SAMPLE_REASON],
+  // layers/group_norm.ts: GroupNorm (Keras 3's name), its TF Addons name, and InstanceNorm.
+  ['GroupNormalization', PER_SAMPLE_REASON],
+  ['Addons>GroupNormalization', PER_SAMPLE_REASON],
+  ['Addons>InstanceNormalization', PER_SAMPLE_REASON],
+  // layers/rms_norm.ts: RMSNorm (Keras 3's name).
+  ['RMSNormalization', PER_SAMPLE_REASON],
 ]);
-
-/** The reason of the per-sample normalizations' entries in {@link NO_BUILTIN_EQUIVALENT}. */
-export const PER_SAMPLE_REASON =
-  'a per-sample normalization (statistics computed from each input at inference, nothing to fold) with no tfjs built-in equivalent';

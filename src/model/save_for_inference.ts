@@ -143,6 +143,12 @@ export interface SaveForInferenceResult {
   replaced: ReplacedLayer[];
   /** Layers the export kept as they were, with the reason. */
   skipped: SkippedLayer[];
+  /**
+   * Pack layers with no built-in equivalent that the export keeps (per-sample normalizations:
+   * GroupNorm, InstanceNorm, RMSNorm), with the reason; their weights are quantized like any other.
+   * When not empty, the saved model loads only where the pack is imported (its classes registered).
+   */
+  kept: SkippedLayer[];
   /** The `quantize` option ('float32' without it). */
   quantize: WeightDtype;
   /** Every saved weight, in manifest order. */
@@ -648,7 +654,9 @@ function twoByteFormat(values: Float32Array): EncodedWeight {
  * Exports `model` for inference ({@link exportForInference}), optionally quantizes its weights,
  * and saves it to `destination`. The saved model loads with plain `@tensorflow/tfjs`
  * (`tf.loadLayersModel`, which dequantizes on load; no import of this pack) and predicts what the
- * report's `calibration` entry says.
+ * report's `calibration` entry says; except when it keeps per-sample normalizations (GroupNorm,
+ * InstanceNorm, RMSNorm: no built-in equivalent), listed in the report's `kept`: such a model loads
+ * where the pack is imported.
  *
  * Quantization follows tensorflowjs_converter (`quantization.py`): per tensor, 'uint8'/'uint16'
  * store q = round((w − min)/scale) over [min, max] nudged so that 0 is exact and tfjs decodes
@@ -724,6 +732,7 @@ export async function saveForInference(
       removed: exported.removed,
       replaced: exported.replaced,
       skipped: exported.skipped,
+      kept: exported.kept,
       quantize: o.quantize,
       weights: [],
       equalized: [],

@@ -43,68 +43,116 @@ export interface BatchMoments {
    */
   weights?: tf.Tensor;
   /**
-   * x − K for a per-channel shift K taken from the batch (x's shape), and its mean δ = E[x − K]
-   * (keepDims), so that μ = K + δ. {@link normalizeTraining} forms x − μ as (x − K) − δ: x − K is
-   * exact when |μ| ≫ σ (Sterbenz), and δ is of the order of σ, so x − μ loses nothing to the
-   * rounding of μ (x − fl(μ) is off by up to ulp(μ)/2 in every element, which at 3e4 ± 1 is 1e-3 σ;
-   * summed over a batch it is what made Σdx ≠ 0, issue 21). Absent in moments built by hand:
-   * x − μ is then formed directly.
+   * The rounding error of `mean`: μ ≈ mean + meanResidual, the batch mean as an unevaluated sum of
+   * two float32 numbers (keepDims). x − fl(μ) is off by μ − fl(μ), up to ulp(μ)/2, in every
+   * element, which at 3e4 ± 1 is 1e-3 σ; summed over a batch it is what made Σdx ≠ 0 (issue 21).
+   * {@link normalizeTraining} subtracts the residual per channel, after the scaling, in the forward
+   * and in the backward. Absent in moments built by hand: then treated as 0.
    */
-  centered?: CenteredInput;
-}
-
-/** x − K and its mean δ, see {@link BatchMoments.centered}. */
-export interface CenteredInput {
-  /** x − K, x's shape. */
-  deviation: tf.Tensor;
-  /** δ = E[x − K] over the elements that count (keepDims); μ = K + δ. */
-  mean: tf.Tensor;
+  meanResidual?: tf.Tensor;
 }
 
 /**
- * Per-channel batch moments of a shifted two-pass algorithm (Chan, Golub & LeVeque 1983, "Algorithms
- * for computing the sample variance"): with K the first element of each channel (of each group
- * when `axes` leaves a group axis out),
+ * Per-channel batch moments by a shifted two-pass algorithm (Chan, Golub & LeVeque 1983,
+ * "Algorithms for computing the sample variance"), with the mean kept to twice float32 precision:
+ * with K the first element of each channel (of each group when `axes` leaves a group axis out),
  *
- *   δ = E[x − K],   μ = K + δ,   σ² = E[((x − K) − δ)²]
+ *   δ = E[x − K],   σ² = E[((x − K) − δ)²],   mean = fl(K + δ),   meanResidual = (K + δ) − mean
  *
- * The shift makes x − K exact when |μ| ≫ σ and keeps every intermediate of the order of the
- * spread, so neither E[x²]−E[x]²'s cancellation nor the rounding of μ enters σ² or the normalized
- * output (see {@link BatchMoments.centered}); a constant channel gives x − K = 0 exactly, so σ² = 0
- * and x̂ = 0 (PyTorch issue 5410: constant channels at 1e7 must normalize to β). |x − K| is at most
- * the channel's range, ≤ 2√m·σ, so the shift costs no precision when |μ| ≲ σ either. Costs one
- * elementwise pass and two reductions, as E[x] then E[(x−μ)²] did.
+ * x − K is exact when |μ| ≫ σ (Sterbenz) and of the order of the spread otherwise (|x − K| is at
+ * most the channel's range, ≤ 2√m·σ), so δ carries the digits of μ that fl(μ) drops, and no
+ * E[x²]−E[x]² cancellation enters σ². A constant channel gives x − K = 0, so mean = K exactly,
+ * r = σ² = 0 and x̂ = 0 (PyTorch issue 5410: constant channels at 1e7 must normalize to β).
+ * The statistics are computed off the gradient tape (see untapedStatistics): one elementwise pass
+ * more than E[x] then E[(x−μ)²] (x − K), with no tape copies.
  */
 export function batchMoments(x: tf.Tensor, axes: number[]): BatchMoments {
   const count = axes.reduce((m, a) => m * x.shape[a], 1);
-  const [mean, variance, deviation, delta] = tf.tidy(() => {
-    if (isChannelsLast(x.rank, axes)) {
+  const [mean, residual, variance] = untapedStatistics([x], (xs) => {
+    if (isChannelsLast(xs.rank, axes)) {
       // One channel layout along the last axis: the per-channel sums are [1, P]×[P, C] products
-      // and the per-channel subtractions fused-kernel passes (see subtractChannels).
-      const channels = x.shape[x.rank - 1];
-      const x2 = tf.reshape(x, [-1, channels]);
+      // and the per-channel subtraction a fused-kernel pass on cpu (see subtractChannels).
+      const channels = xs.shape[xs.rank - 1];
+      const x2 = tf.reshape(xs, [-1, channels]);
       const ones = tf.ones([1, x2.shape[0]]);
       const mean2 = (t: tf.Tensor) => tf.div(tf.matMul(ones, t), count);
       const k = tf.slice(x2, [0, 0], [1, channels]);
       const dev = subtractChannels(x2, k);
-      const d = mean2(dev);
-      const s2 = mean2(tf.square(subtractChannels(dev, d)));
-      const shape = channelShape(x.shape, x.rank - 1);
-      const keep = (t: tf.Tensor) => tf.reshape(t, shape);
-      return [keep(tf.add(k, d)), keep(s2), tf.reshape(dev, x.shape), keep(d)];
+      const delta = mean2(dev);
+      const s2 = mean2(squaredDeviation(dev, delta));
+      const shape = channelShape(xs.shape, xs.rank - 1);
+      return [...splitMean(k, delta), s2].map((t) => tf.reshape(t, shape));
     }
     // Summing, then dividing the per-channel sums: tf.mean divides every element first (cpu).
+    const mean = (t: tf.Tensor) => tf.div(tf.sum(t, axes, true), count);
     const k = tf.slice(
-      x,
-      x.shape.map(() => 0),
-      x.shape.map((d, a) => (axes.includes(a) ? 1 : d)),
+      xs,
+      xs.shape.map(() => 0),
+      xs.shape.map((d, a) => (axes.includes(a) ? 1 : d)),
     );
-    const dev = tf.sub(x, k);
-    const d = tf.div(tf.sum(dev, axes, true), count);
-    const s2 = tf.div(tf.sum(tf.squaredDifference(dev, d), axes, true), count);
-    return [tf.add(k, d), s2, dev, d];
+    const dev = tf.sub(xs, k);
+    const delta = mean(dev);
+    return [...splitMean(k, delta), mean(tf.squaredDifference(dev, delta))];
   });
-  return { mean, variance, count, centered: { deviation, mean: delta } };
+  return { mean, variance, count, meanResidual: residual };
+}
+
+/**
+ * μ = K + δ as fl(K + δ) and its rounding error r = δ − (fl(K + δ) − K) (Dekker's Fast2Sum, exact
+ * when |K| ≥ |δ|, i.e. whenever |μ| ≫ σ, the case where r matters; otherwise r is a rounding error
+ * of a number of the order of σ and harmless).
+ */
+function splitMean(k: tf.Tensor, delta: tf.Tensor): [tf.Tensor, tf.Tensor] {
+  const mu = tf.add(k, delta);
+  return [mu, tf.sub(delta, tf.sub(mu, k))];
+}
+
+/**
+ * `f(...inputs)`, a list of per-channel tensors of one shape, computed inside a custom-gradient
+ * kernel, where tfjs records no gradient tape. The batch statistics are not inputs of any
+ * gradient ({@link normalizeTraining} folds their dependence on x into dx), so taping their
+ * full-size ops would only cost: every taped op keeps clones of its inputs, a full copy each on
+ * wasm.
+ */
+function untapedStatistics(
+  inputs: tf.Tensor[],
+  f: (...inputs: tf.Tensor[]) => tf.Tensor[],
+): tf.Tensor[] {
+  const op = tf.customGrad((...args: unknown[]) => {
+    args.pop(); // save: nothing is needed, the gradient is zero
+    const ins = args as tf.Tensor[];
+    return {
+      value: tf.stack(f(...ins)),
+      gradFunc: () => ins.map((t) => tf.zeros(t.shape)),
+    };
+  });
+  return tf.tidy(() => tf.unstack((op as (...t: tf.Tensor[]) => tf.Tensor)(...inputs)));
+}
+
+/** Every axis but the last is reduced: one channels-last layout, no group axis. */
+function isChannelsLast(rank: number, axes: readonly number[]): boolean {
+  return axes.length === rank - 1 && !axes.includes(rank - 1);
+}
+
+/**
+ * x − v for a per-channel v (`[1, C]`, keepDims, or `[C]`) along the last axis. On the `cpu`
+ * backend a broadcasting subtraction computes coordinates for every element and costs ~10× the
+ * fused batch-norm kernel, which walks the channels with a counter; that kernel with unit variance
+ * and ε = 0 computes exactly x − v ((x − v)·1/√1, in float64 on cpu, then rounded once). Elsewhere
+ * a plain tf.sub is at least as fast.
+ */
+export function subtractChannels(x: tf.Tensor, v: tf.Tensor): tf.Tensor {
+  if (tf.getBackend() !== 'cpu') return tf.sub(x, v);
+  // Explicit offset and scale: under a gradient tape a missing kernel input breaks tf.grad.
+  return tf.tidy(() => {
+    const one = tf.onesLike(v);
+    return tf.batchNorm(x, v, one, tf.zerosLike(v), one, 0);
+  });
+}
+
+/** (x − v)² for a per-channel v along the last axis, as {@link subtractChannels}. */
+function squaredDeviation(x: tf.Tensor, v: tf.Tensor): tf.Tensor {
+  return tf.getBackend() === 'cpu' ? tf.square(subtractChannels(x, v)) : tf.squaredDifference(x, v);
 }
 
 /**
@@ -121,27 +169,6 @@ function affineChannels(x: tf.Tensor, scale: tf.Tensor | null, shift: tf.Tensor 
     const zero = tf.zerosLike((scale ?? shift) as tf.Tensor);
     const one = tf.onesLike(zero);
     return tf.batchNorm(x, zero, one, shift ?? zero, scale ?? one, 0);
-  });
-}
-
-/** Every axis but the last is reduced: one channels-last layout, no group axis. */
-function isChannelsLast(rank: number, axes: readonly number[]): boolean {
-  return axes.length === rank - 1 && !axes.includes(rank - 1);
-}
-
-/**
- * x − v for a per-channel v (`[1, C]` or `[C]`) along the last axis. On the `cpu` backend a
- * broadcasting subtraction computes coordinates for every element and costs ~10× the fused
- * batch-norm kernel, which walks the channels with a counter; that kernel with unit variance and
- * ε = 0 computes exactly x − v ((x − v)·1/√1, in float64 on cpu, then rounded once). Elsewhere a
- * plain tf.sub is at least as fast.
- */
-export function subtractChannels(x: tf.Tensor, v: tf.Tensor): tf.Tensor {
-  if (tf.getBackend() !== 'cpu') return tf.sub(x, v);
-  // Explicit offset and scale: under a gradient tape a missing kernel input breaks tf.grad.
-  return tf.tidy(() => {
-    const one = tf.onesLike(v);
-    return tf.batchNorm(x, v, one, tf.zerosLike(v), one, 0);
   });
 }
 
@@ -166,35 +193,36 @@ export function maskWeights(mask: tf.Tensor, axis: number): tf.Tensor {
  */
 export function maskedBatchMoments(x: tf.Tensor, weights: tf.Tensor, axes: number[]): BatchMoments {
   const channelsLastOnly = isChannelsLast(x.rank, axes);
-  const [mean, variance, count, deviation, delta] = tf.tidy(() => {
-    // Per group (Ghost BatchNorm) or per batch: the mask has no channel axis, so one count serves
-    // every channel.
-    const n = tf.sum(weights, axes, true);
-    const divisor = tf.maximum(n, 1);
-    // The shift K of batchMoments, here the masked mean itself (the first element may be padding,
-    // far from the data): δ = Σw·(x − K)/n is then the rounding error of K, and μ = K + δ.
+  // Per group (Ghost BatchNorm) or per batch: the mask has no channel axis, so one count serves
+  // every channel.
+  const count = tf.sum(weights, axes, true);
+  const divisor = tf.maximum(count, 1);
+  // The shift K of batchMoments, here the masked mean itself (the first element may be padding,
+  // far from the data): δ = Σw·(x − K)/n is then the rounding error of K.
+  const [mean, residual, variance] = untapedStatistics([x, weights, divisor], (xs, ws, n) => {
     if (channelsLastOnly) {
       // Channels last: the weighted sums over all positions are one [1, P]×[P, C] product, which
       // tfjs runs far faster than a broadcast multiply followed by a reduction.
-      const channels = x.shape[x.rank - 1];
-      const x2 = tf.reshape(x, [-1, channels]);
-      const w = tf.reshape(weights, [1, -1]);
-      const shape = channelShape(x.shape, x.rank - 1);
-      const weightedMean = (t: tf.Tensor) => tf.div(tf.reshape(tf.matMul(w, t), shape), divisor);
+      const channels = xs.shape[xs.rank - 1];
+      const x2 = tf.reshape(xs, [-1, channels]);
+      const w = tf.reshape(ws, [1, -1]);
+      const n2 = tf.reshape(n, [1, 1]);
+      const weightedMean = (t: tf.Tensor) => tf.div(tf.matMul(w, t), n2);
       const k = weightedMean(x2);
-      const dev = subtractChannels(x2, tf.reshape(k, [1, channels]));
-      const d = weightedMean(dev);
-      const s2 = weightedMean(tf.square(subtractChannels(dev, tf.reshape(d, [1, channels]))));
-      return [tf.add(k, d), s2, n, tf.reshape(dev, x.shape), d];
+      const dev = subtractChannels(x2, k);
+      const delta = weightedMean(dev);
+      const s2 = weightedMean(squaredDeviation(dev, delta));
+      const shape = channelShape(xs.shape, xs.rank - 1);
+      return [...splitMean(k, delta), s2].map((t) => tf.reshape(t, shape));
     }
-    const weightedMean = (t: tf.Tensor) => tf.div(tf.sum(tf.mul(t, weights), axes, true), divisor);
-    const k = weightedMean(x);
-    const dev = tf.sub(x, k);
-    const d = weightedMean(dev);
-    const s2 = weightedMean(tf.squaredDifference(dev, d));
-    return [tf.add(k, d), s2, n, dev, d];
+    const weightedMean = (t: tf.Tensor) => tf.div(tf.sum(tf.mul(t, ws), axes, true), n);
+    const k = weightedMean(xs);
+    const dev = tf.sub(xs, k);
+    const delta = weightedMean(dev);
+    return [...splitMean(k, delta), weightedMean(tf.squaredDifference(dev, delta))];
   });
-  return { mean, variance, count, weights, centered: { deviation, mean: delta } };
+  divisor.dispose();
+  return { mean, variance, count, weights, meanResidual: residual };
 }
 
 /**
@@ -294,20 +322,26 @@ export interface RenormReference {
  * group, and dγ, dβ are then summed over the groups.
  *
  * Conditioning (issue 21). Every formula above is exact in real arithmetic, and Σ_b dx = 0 per
- * channel (and group) follows from Σ w·x̂ = 0, which holds exactly only for the exact mean. In
- * float32 x̂ = (x − fl(μ))·s has Σ w·x̂ = n·(μ − fl(μ))·s, up to n·ulp(μ)/(2σ) — 1e-3·n at
- * 3e4 ± 1 — and the term x̂·Σdy·x̂/n carries that into Σdx. So x̂ is formed from the shifted moments
- * (see {@link BatchMoments.centered}) as ((x − K) − δ)·s, whose elements are each within a few
- * ulp(σ) of their exact values: Σ w·x̂ is then rounding noise, and Σdx/Σ|dx| is ~1e-8, like the
- * built-in's (whose autodiff through tf.moments cancels the same term); the forward output
- * γ·x̂ + β uses the same x̂, so a constant channel (x − K = 0) outputs β exactly. The backward keeps
- * its cost: it subtracts δ from the saved x − K where it subtracted μ from x.
+ * channel (and group) follows from Σ w·x̂ = 0, which holds only for the exact mean. In float32,
+ * x̂' = (x − fl(μ))·s has Σ w·x̂' = n·r·s with r = μ − fl(μ), up to n·ulp(μ)/(2σ) — 1e-3·n at
+ * 3e4 ± 1 — and the term x̂·Σdy·x̂/n carried that into Σdx (|Σdx|/Σ|dx| up to 1.5e-4, against the
+ * built-in's ~2e-8, whose autodiff through tf.moments cancels the term). The moments carry r
+ * ({@link BatchMoments.meanResidual}), and with c = r·s per channel the exact x̂ = x̂' − c enters
+ * every formula through per-channel terms only:
+ *
+ *   Σdy·x̂ = Σdy·x̂' − c·Σdy,   a + x̂·b = (a − c·b) + x̂'·b   (a = Σdy/n, b = Σdy·x̂/n),
+ *   forward: γ·x̂ + β = γ·x̂' + (β − γ·c)
+ *
+ * so Σ w·x̂ is rounding noise, |Σdx|/Σ|dx| is ~1e-8 on cpu and ~1e-7 on wasm (the built-in's
+ * level; tested against a float64 reference in batch_norm_conditioning.test.ts), and the backward
+ * keeps its cost (no extra full-size pass). A constant channel has fl(μ) = μ and r = σ² = 0, so
+ * its output is β exactly (PyTorch issue 5410).
  *
  * `moments` must be the biased moments of `x` over the reduced axes (keepDims), as
- * {@link batchMoments} or {@link maskedBatchMoments} return them (moments without `centered`
- * normalize x − μ directly); the gradient with respect to them is already folded into dx, so they
- * are not inputs of the gradient. `gamma` and `beta` are per-channel vectors (or null for
- * scale/center off).
+ * {@link batchMoments} or {@link maskedBatchMoments} return them (moments without a residual are
+ * taken as exact); the gradient with respect to them is already folded into dx, so they are not
+ * inputs of the gradient. `gamma` and `beta` are per-channel vectors (or null for scale/center
+ * off).
  */
 export function normalizeTraining(
   x: tf.Tensor,
@@ -319,9 +353,8 @@ export function normalizeTraining(
   options: NormalizeTrainingOptions = {},
 ): tf.Tensor {
   const { mean, variance, count, weights } = moments;
-  // x − μ is formed as (x − K) − δ when the moments carry the shift (see BatchMoments.centered).
-  const deviation = moments.centered?.deviation ?? x;
-  const deviationMean = moments.centered?.mean ?? mean;
+  // μ = mean + residual (see BatchMoments.meanResidual); hand-built moments have no residual.
+  const residual = moments.meanResidual ?? null;
   const renorm = options.renorm ?? null;
   const axes = options.axes ?? reductionAxes(x.rank, axis);
   // Axes neither reduced nor the channel: groups, each with its own moments.
@@ -358,33 +391,32 @@ export function normalizeTraining(
       const gd = g ? tf.mul(g, correction.d) : correction.d;
       shift = b ? tf.add(gd, b) : gd;
     }
-    // The output is computed from (x − K) − δ; x itself (xIn) is only the gradient's input.
-    const xc = moments.centered ? deviation : xIn;
+    // y = (x − fl(μ))·s·γ' + β' − r·s·γ' with r = μ − fl(μ): the residual enters per channel,
+    // after the scaling, through the shift (x − fl(μ) is exact when |μ| ≫ σ).
+    const invStd = tf.rsqrt(tf.add(variance, epsilon));
+    if (residual) {
+      const rs = tf.mul(residual, scale ? tf.mul(invStd, scale) : invStd);
+      shift = shift ? tf.sub(shift, rs) : tf.neg(rs);
+    }
     let value: tf.Tensor;
     if (fused) {
-      value = tf.batchNorm(
-        xc,
-        deviationMean,
-        variance,
-        shift ?? undefined,
-        scale ?? undefined,
-        epsilon,
-      );
+      value = tf.batchNorm(xIn, mean, variance, shift ?? undefined, scale ?? undefined, epsilon);
     } else {
-      const invStd = tf.rsqrt(tf.add(variance, epsilon));
-      value = tf.mul(tf.sub(xc, deviationMean), scale ? tf.mul(invStd, scale) : invStd);
+      value = tf.mul(tf.sub(xIn, mean), scale ? tf.mul(invStd, scale) : invStd);
       if (shift) value = tf.add(value, shift);
     }
     // Save only tensors that exist outside this kernel; 1/√(σ²+ε) is per channel and cheap to redo.
-    // Closure-held tensors die with the caller's tidy, so x − K and δ, the mask's weights and
-    // count, and the renorm reference statistics and ramped limits, are saved too.
+    // Closure-held tensors die with the caller's tidy, so the mean's residual, the mask's weights
+    // and count, and the renorm reference statistics and ramped limits, are saved too.
     const masked = weights ? [weights, count as tf.Tensor] : [];
-    save([xc, deviationMean, mean, variance, ...masked, ...renormInputs, ...(g ? [g] : [])]);
+    const residuals = residual ? [residual] : [];
+    save([xIn, mean, variance, ...residuals, ...masked, ...renormInputs, ...(g ? [g] : [])]);
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xs, delta, mu, v] = saved;
-        let next = 4;
+        const [xs, mu, v] = saved;
+        let next = 3;
+        const res = residual ? saved[next++] : null;
         const [w, n] = weights ? [saved[next++], saved[next++]] : [null, count];
         let r: tf.Tensor | null = null;
         let d: tf.Tensor | null = null;
@@ -409,25 +441,34 @@ export function normalizeTraining(
           onesRow
             ? tf.reshape(tf.matMul(onesRow, tf.reshape(t, [-1, c])), mu.shape)
             : tf.sum(t, axes, true);
-        const xHat = fused
-          ? tf.batchNorm(xs, delta, v, undefined, undefined, epsilon)
-          : tf.mul(tf.sub(xs, delta), inv);
+        // x̂ as computed, (x − fl(μ))/√(σ²+ε): the fused kernel on cpu (one pass instead of two
+        // indexed broadcasts); elsewhere sub and mul, which beat wasm's kernel (a sqrt per element).
+        const xHat =
+          fused && tf.getBackend() === 'cpu'
+            ? tf.batchNorm(xs, mu, v, undefined, undefined, epsilon)
+            : tf.mul(tf.sub(xs, mu), inv);
+        // The exact x̂ is xHat − c, c = r/√(σ²+ε) per channel: Σ w·(xHat − c) = 0 to rounding,
+        // where Σ w·xHat = n·c is what the backward must not assume away (issue 21). Substituted
+        // into the per-channel terms, c costs no full-size pass:
+        //   Σdy·x̂ = Σdy·xHat − c·Σdy,   a + x̂·b = (a − c·b) + xHat·b.
+        const shiftC = res ? tf.mul(res, inv) : null;
         const sumDy = sumOver(dy);
-        const sumDyXHat = sumOver(tf.mul(dy, xHat));
+        const rawDyXHat = sumOver(tf.mul(dy, xHat));
+        const sumDyXHat = shiftC ? tf.sub(rawDyXHat, tf.mul(shiftC, sumDy)) : rawDyXHat;
         // A fully masked channel has w = 0 everywhere: max(n, 1) keeps 0/0 out of its dx.
         const m = typeof n === 'number' ? n : tf.maximum(n as tf.Tensor, 1);
         // Divide the per-channel sums, not the full-size tensor.
-        const a = tf.div(sumDy, m);
         const bb = tf.div(sumDyXHat, m);
+        const a = shiftC ? tf.sub(tf.div(sumDy, m), tf.mul(shiftC, bb)) : tf.div(sumDy, m);
         let centered: tf.Tensor;
         if (!w) {
           centered = fused ? affineChannels(xHat, bb, a) : tf.add(a, tf.mul(xHat, bb));
         } else if (fused) {
-          // w·a and w·b as [P, 1]×[1, C] outer products: cheaper than broadcast multiplies.
-          const col = tf.reshape(w, [-1, 1]);
-          const wa = tf.matMul(col, tf.reshape(a, [1, c]));
-          const wb = tf.matMul(col, tf.reshape(bb, [1, c]));
-          centered = tf.reshape(tf.add(wa, tf.mul(tf.reshape(xHat, [-1, c]), wb)), x.shape);
+          // w·(a + x̂·b): the per-channel affine in one pass, then w broadcast along the channels
+          // as a [P, 1]×[1, C] outer product (cheaper than a broadcast multiply).
+          const wFull = tf.matMul(tf.reshape(w, [-1, 1]), tf.ones([1, c]));
+          const affine = tf.reshape(affineChannels(xHat, bb, a), [-1, c]);
+          centered = tf.reshape(tf.mul(wFull, affine), x.shape);
         } else {
           centered = tf.mul(tf.add(a, tf.mul(xHat, bb)), w);
         }
