@@ -37,6 +37,7 @@ interface DemoRecord {
   export?: {
     before: string[];
     after: string[];
+    kept: string[];
     latencyMs: [number, number];
     maxDifference: number;
   };
@@ -284,7 +285,7 @@ describeInBrowser('the demo page in headless Chromium', () => {
     }
   }, 120000);
 
-  test('a backend the browser lacks, bad steps, and MC dropout without dropout get a message', async () => {
+  test('a backend the browser lacks, bad steps, and MC dropout without dropout get a message; GroupNorm trains and is kept by the export', async () => {
     const errors: string[] = [];
     // A browser without WebGPU.
     const page = await open('backend=webgpu&config=bn&steps=2', errors, () => {
@@ -309,6 +310,17 @@ describeInBrowser('the demo page in headless Chromium', () => {
       await act(page, '#train');
       await act(page, '#mc');
       expect(await page.textContent('#mc-result')).toMatch(/no dropout layer/);
+      // GroupNorm: no BN to shift; the export keeps it (no built-in equivalent) and says so.
+      await page.selectOption('#config', 'groupnorm');
+      await act(page, '#train');
+      expect(await page.textContent('#shift')).toMatch(/no BatchNorm/);
+      await act(page, '#export');
+      const exported = (await record(page)).export!;
+      expect(exported.kept).toEqual(['GroupNormalization', 'GroupNormalization']);
+      expect(exported.maxDifference).toBeLessThan(1e-4);
+      expect(await page.textContent('#export-result')).toMatch(
+        /GroupNormalization has no built-in equivalent.*import 'tfjs-dropnorm'/,
+      );
       expect(errors).toEqual([]);
     } finally {
       await page.close();

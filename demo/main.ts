@@ -10,7 +10,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-backend-webgpu';
 import * as dn from 'tfjs-dropnorm';
 import { Digits, PIXELS, loadDigits, toTensors } from './data';
-import { CONFIGS, DemoConfig, buildModel, groupNormFactory, varianceShift } from './model';
+import { CONFIGS, DemoConfig, buildModel, varianceShift } from './model';
 import { byId, digitCanvas, downloadLink, drawChart, setStatus, showError, showTable } from './ui';
 
 /** What the page did, for the test (and the curious, in the console). */
@@ -26,6 +26,7 @@ interface DemoRecord {
   export?: {
     before: string[];
     after: string[];
+    kept: string[];
     latencyMs: [number, number];
     maxDifference: number;
   };
@@ -360,7 +361,13 @@ async function exportModel(): Promise<void> {
     );
     const maxDifference = (await difference.data())[0];
     difference.dispose();
-    record.export = { before, after, latencyMs: latencies, maxDifference };
+    record.export = {
+      before,
+      after,
+      kept: exported.kept.map((k) => k.className),
+      latencyMs: latencies,
+      maxDifference,
+    };
     let artifacts: tf.io.ModelArtifacts | undefined;
     await exported.model.save(
       tf.io.withSaveHandler(async (a) => {
@@ -404,7 +411,11 @@ async function exportModel(): Promise<void> {
       ['model', 'layers', `ms per 64 digits on ${tf.getBackend()}`],
       [
         ['trained (pack layers)', before.length, latencies[0].toFixed(2)],
-        ['exported (built-ins only)', after.length, latencies[1].toFixed(2)],
+        [
+          exported.kept.length ? 'exported (pack layers kept)' : 'exported (built-ins only)',
+          after.length,
+          latencies[1].toFixed(2),
+        ],
       ],
       `max |Δ| of the predictions: ${maxDifference.toExponential(2)}; folded ${exported.folded.length} BN, removed ${exported.removed.length} layers`,
     );
@@ -413,7 +424,9 @@ async function exportModel(): Promise<void> {
     downloads.append(
       downloadLink('dropnorm-demo.json', JSON.stringify(modelJson), 'application/json'),
       downloadLink(weightsName, new Blob(weightParts), 'application/octet-stream'),
-      ' (load with tf.loadLayersModel and plain tfjs, no pack needed)',
+      exported.kept.length
+        ? ` (${[...new Set(exported.kept.map((k) => k.className))].join(', ')} has no built-in equivalent and is kept: import 'tfjs-dropnorm' before tf.loadLayersModel)`
+        : ' (load with tf.loadLayersModel and plain tfjs, no pack needed)',
     );
     result.append(downloads);
   } finally {
@@ -437,12 +450,7 @@ function guard(action: () => Promise<void>): () => void {
 async function start(): Promise<void> {
   setState('loading');
   const select = byId<HTMLSelectElement>('config');
-  const haveGroupNorm = groupNormFactory() !== undefined;
-  for (const config of CONFIGS) {
-    const option = new Option(config.label, config.id);
-    if (config.norm === 'groupNorm' && !haveGroupNorm) option.disabled = true;
-    select.append(option);
-  }
+  for (const config of CONFIGS) select.append(new Option(config.label, config.id));
   // ?backend=wasm&config=bn&steps=20&batch=32 preselects the controls.
   const params = new URLSearchParams(location.search);
   for (const id of ['backend', 'config', 'steps', 'batch']) {

@@ -51,14 +51,6 @@ export const DROPOUT_RATE = 0.5;
  */
 export const BN_MOMENTUM = 0.9;
 
-/** The pack's GroupNorm factory when this build of the pack has it (the norms issue). */
-export function groupNormFactory(): ((args: { groups: number }) => tf.layers.Layer) | undefined {
-  const factory = (dn.layers as unknown as Record<string, unknown>).groupNorm;
-  return typeof factory === 'function'
-    ? (factory as (args: { groups: number }) => tf.layers.Layer)
-    : undefined;
-}
-
 /** The CNN of `config`, compiled with Adam and cross-entropy; `seed` fixes kernels and dropout masks. */
 export function buildModel(config: DemoConfig, seed: number): tf.Sequential {
   const model = tf.sequential({ name: `demo_${config.id.replace(/-/g, '_')}` });
@@ -66,12 +58,9 @@ export function buildModel(config: DemoConfig, seed: number): tf.Sequential {
   const init = (k: number) => tf.initializers.heNormal({ seed: seed * 100 + k });
   const normalize = (k: number, rank: number) => {
     if (config.norm === 'batchNorm') add(dn.layers.batchNorm({ momentum: BN_MOMENTUM }));
-    if (config.norm === 'groupNorm') {
-      const groupNorm = groupNormFactory();
-      if (!groupNorm) throw new Error('This build of tfjs-dropnorm has no layers.groupNorm.');
-      // GroupNorm normalizes each sample over groups of channels: the conv blocks only.
-      if (rank === 4) add(groupNorm({ groups: 4 }));
-    }
+    // GroupNorm (Wu & He 2018) normalizes each sample over groups of channels: the conv blocks
+    // only (the dense layer's 32 units stay as they are).
+    if (config.norm === 'groupNorm' && rank === 4) add(dn.layers.groupNorm({ groups: 4 }));
     add(tf.layers.activation({ activation: 'relu', name: `relu_${k}` }));
   };
   const dropoutBefore = (k: number) => {
