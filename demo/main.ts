@@ -157,6 +157,13 @@ function dispose(): void {
   for (const id of ['shift', 'mc-result', 'export-result']) byId(id).replaceChildren();
 }
 
+/** Steps per second, or seconds per step when slower (a software GPU compiling its shaders). */
+function speed(steps: number, seconds: number): string {
+  return steps >= seconds
+    ? `${(steps / seconds).toFixed(1)} steps/s`
+    : `${(seconds / steps).toFixed(1)} s/step`;
+}
+
 async function train(): Promise<void> {
   const backend = byId<HTMLSelectElement>('backend').value;
   const config = CONFIGS.find(
@@ -216,7 +223,7 @@ async function train(): Promise<void> {
           ? ''
           : `, held-out accuracy ${(100 * record.heldOutAccuracy).toFixed(1)}%`;
       setStatus(
-        `${config.label} on ${tf.getBackend()}: step ${step}/${steps}, loss ${loss.toFixed(3)}${accuracy}, ${(step / seconds).toFixed(1)} steps/s`,
+        `${config.label} on ${tf.getBackend()}: step ${step}/${steps}, loss ${loss.toFixed(3)}${accuracy}, ${speed(step, seconds)}`,
         step / steps,
       );
       await tf.nextFrame();
