@@ -2,8 +2,8 @@
  * How well a BatchNorm gradient keeps Σ_b ∂L/∂x = 0 per channel (issue 21): the table of the
  * issue, pack against built-in, on whatever backend is active. Imports only tfjs and the harness's
  * browser-safe seeded generator (experiments/lib/random.ts), so the jest tests
- * (__tests__/batch_norm_conditioning.test.ts), `npm run bench` and the browser page (browser/page.ts,
- * bundled with esbuild) can all run it.
+ * (__tests__/batch_norm_conditioning.test.ts), `npm run bench` and the browser page
+ * (browser/backends.ts, bundled with esbuild) can all run it.
  *
  * Why Σdx = 0: a normalized output does not change when a constant is added to one channel of every
  * sample (μ_B moves with it), so the directional derivative along (1, …, 1) vanishes: Σ_b ∂L/∂x_b = 0.
