@@ -10,7 +10,7 @@ import {
 } from '../errors';
 import { groupNorm } from '../ops/group_norm';
 import { AffineArgs, AffineParams } from './affine';
-import { Kwargs, checkLayerArgs, singleShape, singleTensor } from './util';
+import { Kwargs, checkEpsilon, checkLayerArgs, singleShape, singleTensor } from './util';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
 
@@ -36,24 +36,6 @@ export interface GroupNormArgs extends LayerArgs, AffineArgs {
 
 /** Arguments of {@link InstanceNorm}: those of {@link GroupNorm}, `groups` being -1. */
 export type InstanceNormArgs = GroupNormArgs;
-
-/**
- * Checks ε's range: a finite number > 0 (it keeps 1/√(σ²+ε) finite). Its type ('number') is checked
- * before, by `checkLayerArgs` from the class's `argTypes`.
- */
-export function checkEpsilon(owner: string, value: number | undefined, fallback: number): number {
-  if (value == null) return fallback;
-  if (!(value > 0) || !Number.isFinite(value)) {
-    throw invalidArgument(
-      owner,
-      'epsilon',
-      value,
-      'to be a finite number > 0',
-      `It keeps the inverse square root finite; ${fallback} is the default.`,
-    );
-  }
-  return value;
-}
 
 const nameCounts = new Map<string, number>();
 
