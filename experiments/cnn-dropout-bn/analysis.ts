@@ -4,7 +4,16 @@
  */
 import { aggregate, ConfigStats, CurvePoint, meanCurve } from '../lib/curves';
 import { fmt, pct } from '../lib/report';
-import { Claim, Comparison, compare, showPair, showStat, Stat, stat } from '../lib/stats';
+import {
+  Claim,
+  Comparison,
+  compare,
+  showComparison,
+  showPair,
+  showStat,
+  Stat,
+  stat,
+} from '../lib/stats';
 import { BASELINE, CONFIGS } from './configs';
 import type { CnnRun } from './train';
 
@@ -87,9 +96,7 @@ function ratios(s: ConfigSummary, which: 'before' | 'after', only?: Set<number>)
 }
 
 function spreadNote(c: Comparison): string {
-  return c.singleSeed
-    ? ' (one seed: no spread to judge by)'
-    : ` (mean per-seed difference ${fmt(c.delta)} ± ${fmt(c.spread)})`;
+  return showComparison(c);
 }
 
 /** The claims the experiment tests, each with a verdict from the numbers. */
@@ -142,7 +149,7 @@ export function claims(summaries: readonly ConfigSummary[]): Claim[] {
       evidence:
         `after recalibration ${ratios(s, 'after')} (mean |1 − ratio| ${showStat(after)}, ` +
         `${removed ? 'below' : 'not below'} 0.05); held-out accuracy ${showPair(s.stats.finalHeldOutAcc, r.heldOutAcc)} ` +
-        `before vs after: ${c.verdict === 'better' ? 'higher' : c.verdict === 'worse' ? 'lower' : 'within the spread'}${spreadNote(c)}`,
+        `before vs after: ${c.verdict === 'better' ? 'higher' : c.verdict === 'worse' ? 'lower' : 'not separated'}${spreadNote(c)}`,
     });
   }
 
@@ -164,9 +171,7 @@ export function claims(summaries: readonly ConfigSummary[]): Claim[] {
   if (bias) {
     const [without, withBias] = bias;
     const c = compare(without.stats.finalHeldOutAcc, withBias.stats.finalHeldOutAcc, 'higher');
-    const same = c.singleSeed
-      ? Math.abs(c.delta) <= 0.005
-      : Math.abs(c.delta) <= Math.max(c.spread, 0.005);
+    const same = c.singleSeed ? Math.abs(c.delta) <= 0.005 : c.verdict === 'not separated';
     out.push({
       claim,
       verdict: same && without.params < withBias.params ? 'holds' : 'does not hold',
@@ -190,7 +195,7 @@ export function claims(summaries: readonly ConfigSummary[]): Claim[] {
       verdict: c.verdict === 'better' ? 'holds' : 'does not hold',
       evidence:
         `held-out accuracy ${showPair(beforeRelu.stats.finalHeldOutAcc, afterRelu.stats.finalHeldOutAcc)} ` +
-        `(before vs after the ReLU): ${c.verdict === 'better' ? 'higher' : c.verdict === 'worse' ? 'lower' : 'within the spread'}` +
+        `(before vs after the ReLU): ${c.verdict === 'better' ? 'higher' : c.verdict === 'worse' ? 'lower' : 'not separated'}` +
         spreadNote(c),
     });
   }
@@ -211,7 +216,7 @@ export function claims(summaries: readonly ConfigSummary[]): Claim[] {
       evidence:
         `loss gap ${showPair(s.stats.lossGap, base.stats.lossGap)}${spreadNote(c)}; held-out accuracy ` +
         `${pct(s.stats.finalHeldOutAcc.mean)} vs ${pct(base.stats.finalHeldOutAcc.mean)} ` +
-        `(${acc.verdict === 'better' ? 'higher' : acc.verdict === 'worse' ? 'lower' : 'within the spread'})`,
+        `(${acc.verdict === 'better' ? 'higher' : acc.verdict === 'worse' ? 'lower' : 'not separated'})`,
     });
   }
   return out;

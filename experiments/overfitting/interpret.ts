@@ -50,15 +50,14 @@ export function interpret(input: InterpretationInput): string[] {
   const single = input.seeds < 2;
   paragraphs.push(
     single
-      ? 'With a single seed there is no seed-to-seed spread: "beats" below means only that the number ' +
-          'is better, by however little, and agreement cannot be judged. Run with `--seeds 3` or more ' +
-          'for verdicts that account for noise.'
+      ? 'With a single seed there is no interval: every comparison below is "not separated". Run ' +
+          'with `--seeds 5` for verdicts that account for noise.'
       : `**How to read the verdicts.** Within a seed every configuration shares the split, the initial ` +
           `weights and the data order, so a configuration is compared with the baseline seed by seed: it ` +
           `"beats" the baseline on a metric when the mean of its ${input.seeds} per-seed differences is ` +
-          'better by more than the seed-to-seed spread (sample std) of those differences; otherwise the ' +
-          'difference is "within the spread", which is not a win. Two implementations "agree" when their ' +
-          'means differ by no more than √(std₁² + std₂²), the spread between single runs of each.',
+          'better with its 95% paired t interval excluding 0; otherwise the two are "not separated", ' +
+          'which is not a win. Two implementations are "not separated" when the 95% paired t interval ' +
+          'of their per-seed differences contains 0.',
   );
 
   const ratio = base.finalHeldOutLoss.mean / base.minHeldOutLoss.mean;
@@ -111,7 +110,7 @@ export function interpret(input: InterpretationInput): string[] {
   for (const c of others) {
     const show = (k: MetricKey) => `${metricInfo(k).label} (${showPair(stats[c.id][k], base[k])})`;
     const wins = COMPARED.filter((k) => v[c.id][k].verdict === 'better');
-    const ties = COMPARED.filter((k) => v[c.id][k].verdict === 'within spread');
+    const ties = COMPARED.filter((k) => v[c.id][k].verdict === 'not separated');
     const losses = COMPARED.filter((k) => v[c.id][k].verdict === 'worse');
     const parts: string[] = [
       wins.length > 0
@@ -120,7 +119,7 @@ export function interpret(input: InterpretationInput): string[] {
     ];
     if (ties.length > 0) {
       parts.push(
-        `does **not** beat it on ${ties.map(show).join(', ')}: within the seed-to-seed spread`,
+        `does **not** beat it on ${ties.map(show).join(', ')}: not separated by a 95% paired t interval`,
       );
     }
     if (losses.length > 0) {
@@ -175,10 +174,10 @@ export function interpret(input: InterpretationInput): string[] {
     const parts = items.map((a) => {
       const info = metricInfo(a.metric);
       const verdict = a.singleSeed
-        ? 'one seed, no spread to judge by'
+        ? 'one seed, no interval'
         : a.agree
-          ? `**agree** within the seed-to-seed spread (|Δ| ${fmt(Math.abs(a.delta))} ≤ ${fmt(a.spread)})`
-          : `do **not** agree within the seed-to-seed spread (|Δ| ${fmt(Math.abs(a.delta))} > ${fmt(a.spread)})`;
+          ? `**not separated** (Δ ${fmt(a.delta)}, 95% paired t CI [${fmt(a.ci[0])}, ${fmt(a.ci[1])}])`
+          : `**separated** (Δ ${fmt(a.delta)}, 95% paired t CI [${fmt(a.ci[0])}, ${fmt(a.ci[1])}])`;
       return `${info.label} ${showPair(stats[aId][a.metric], stats[bId][a.metric])}: ${verdict}`;
     });
     const diffs = items[0].differences.map((d) => fmt(d)).join(', ');
@@ -203,7 +202,7 @@ export function interpret(input: InterpretationInput): string[] {
           ? 'worse than'
           : c.singleSeed
             ? 'equal to'
-            : 'no different (within the seed-to-seed spread) from';
+            : 'not separated (95% paired t interval) from';
     paragraphs.push(
       `**Monte-Carlo dropout** (${labelOf(input, input.mc.config)} model, ${samples} samples per digit, ` +
         `${perSeed.length} seed(s) pooled): mean predictive entropy ${fmt(mc.meanEntropyWrong)} nats on the ` +

@@ -235,8 +235,9 @@ function markdown(input: ReportInput, interpretation: string[]): string {
     '',
     interpretation.join('\n\n'),
     '',
-    `Verdicts against the baseline: mean per-seed difference (configuration − baseline) ± its ` +
-      'seed-to-seed spread. For accuracies higher is better; for losses and gaps lower is better.',
+    `Verdicts against the baseline (${input.seeds} seeds): mean per-seed difference (configuration − ` +
+      'baseline) and its 95% paired t interval; "not separated" when the interval contains 0. For ' +
+      'accuracies higher is better; for losses and gaps lower is better.',
     '',
     markdownTable(verdictRows.header, verdictRows.rows),
     '',

@@ -4,7 +4,7 @@
  * numbers.
  */
 import { fmt, pct } from '../lib/report';
-import { Claim, Comparison, compare, showPair, Stat, stat } from '../lib/stats';
+import { Claim, Comparison, compare, showComparison, showPair, Stat, stat } from '../lib/stats';
 import { CONFIGS, RECALIBRATED_LABEL, Setting } from './configs';
 import type { SmallBatchRun } from './train';
 
@@ -97,13 +97,11 @@ export function meanOverBns(s: Summary, key: 'varianceRatio' | 'gap'): Stat {
 export type { Claim };
 
 function spreadNote(c: Comparison): string {
-  return c.singleSeed
-    ? ' (one seed: no spread to judge by)'
-    : ` (mean per-seed difference ${fmt(c.delta)} ± ${fmt(c.spread)})`;
+  return showComparison(c);
 }
 
 const direction = (c: Comparison) =>
-  c.verdict === 'better' ? 'higher' : c.verdict === 'worse' ? 'lower' : 'within the spread';
+  c.verdict === 'better' ? 'higher' : c.verdict === 'worse' ? 'lower' : 'not separated';
 
 /** The claims the experiment tests, each with a verdict from the numbers. */
 export function claims(summaries: readonly Summary[]): Claim[] {
@@ -208,7 +206,7 @@ export function claims(summaries: readonly Summary[]): Claim[] {
         renorm,
         bn,
         `; train/inference output gap (mean over BNs) ${showPair(meanOverBns(renorm, 'gap'), meanOverBns(bn, 'gap'))}: ` +
-          `${gap.verdict === 'better' ? 'smaller' : gap.verdict === 'worse' ? 'larger' : 'within the spread'}`,
+          `${gap.verdict === 'better' ? 'smaller' : gap.verdict === 'worse' ? 'larger' : 'not separated'}`,
       );
     }
   }
@@ -230,7 +228,7 @@ export function claims(summaries: readonly Summary[]): Claim[] {
         .map(
           ([a, b], i) =>
             `${a!.settingLabel}: ${showPair(meanOverBns(a!, 'gap'), meanOverBns(b!, 'gap'))} (renorm vs BN, ` +
-            `${comps[i].verdict === 'better' ? 'smaller' : comps[i].verdict === 'worse' ? 'larger' : 'within the spread'})`,
+            `${comps[i].verdict === 'better' ? 'smaller' : comps[i].verdict === 'worse' ? 'larger' : 'not separated'})`,
         )
         .join('; '),
     });
@@ -270,9 +268,7 @@ export function claims(summaries: readonly Summary[]): Claim[] {
   if (found) {
     const [renorm, bn] = found;
     const c = compare(renorm.heldOutAcc, bn.heldOutAcc, 'higher');
-    const same = c.singleSeed
-      ? Math.abs(c.delta) <= 0.005
-      : Math.abs(c.delta) <= Math.max(c.spread, 0.005);
+    const same = c.singleSeed ? Math.abs(c.delta) <= 0.005 : c.verdict === 'not separated';
     out.push({
       claim,
       verdict: same ? 'holds' : 'does not hold',

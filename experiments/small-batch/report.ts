@@ -247,10 +247,11 @@ export function smallBatchReport(input: ReportInput): {
     '## Claims and verdicts',
     '',
     '_Generated from the numbers above._ Two configurations are compared seed by seed (same split, ' +
-      'kernels and batches): one is higher or lower when the mean per-seed difference exceeds the ' +
-      'seed-to-seed spread of the differences; "the same" means within that spread or 0.5 points.' +
+      `kernels and batches; ${input.seeds.length} seeds): one is higher or lower when the 95% paired t ` +
+      'interval of the mean per-seed difference excludes 0; otherwise "not separated". A claim of ' +
+      '"the same" holds only as "not separated", which is not a proof of equality.' +
       (input.seeds.length < 2
-        ? ' With a single seed there is no spread: verdicts are only the sign of a difference.'
+        ? ' With a single seed there is no interval: nothing separates.'
         : ''),
     '',
     markdownTable(
