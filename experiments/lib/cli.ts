@@ -38,8 +38,6 @@ export function helpText<T extends Record<string, FlagValue>>(defaults: T, usage
   return [usage, 'Flags:', ...lines].filter((l) => l !== '').join('\n');
 }
 
-type NodeOptions = Record<string, { type: 'string' | 'boolean' }>;
-
 /** Parses `argv` (default `process.argv.slice(2)`) against `defaults`; see the module doc. */
 export function parseArgs<T extends Record<string, FlagValue>>(
   defaults: T,
@@ -47,66 +45,50 @@ export function parseArgs<T extends Record<string, FlagValue>>(
   options: ParseArgsOptions = {},
 ): T {
   // Each key under its kebab-case and camelCase spelling, booleans also as `no-<flag>`.
-  const spec: NodeOptions = { help: { type: 'boolean' }, h: { type: 'boolean' } };
-  const keyOf = new Map<string, { key: string; negated: boolean }>();
+  const spec: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    help: { type: 'boolean', short: 'h' },
+  };
+  const keyOf = new Map<string, string>();
   for (const [key, value] of Object.entries(defaults)) {
     const type = typeof value === 'boolean' ? 'boolean' : 'string';
-    for (const name of new Set([kebab(key), key])) {
+    for (const name of [kebab(key), key, ...(type === 'boolean' ? [`no-${kebab(key)}`] : [])]) {
       spec[name] = { type };
-      keyOf.set(name, { key, negated: false });
-      if (type === 'boolean') {
-        spec[`no-${name}`] = { type };
-        keyOf.set(`no-${name}`, { key, negated: true });
-      }
+      keyOf.set(name, key);
     }
   }
-  const known = Object.keys(defaults)
-    .map((k) => `--${kebab(k)}`)
-    .join(', ');
+  const known = Object.keys(defaults).map((k) => `--${kebab(k)}`);
+  const fail = (what: string): never => {
+    throw new Error(`parseArgs: ${what}. Known flags: ${known.join(', ')}.`);
+  };
   const config = { args: [...argv], options: spec, strict: true, tokens: true } as const;
-  let parsed: ReturnType<typeof nodeParseArgs<typeof config>>;
+  let tokens: ReturnType<typeof nodeParseArgs<typeof config>>['tokens'] = [];
   try {
-    parsed = nodeParseArgs(config);
+    tokens = nodeParseArgs(config).tokens;
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    const flag = /'(--?[^' ]+)/.exec(message)?.[1] ?? '';
-    const name = flag.replace(/^-+/, '');
-    const code = (error as { code?: string }).code;
-    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-      throw new Error(`parseArgs: unknown flag ${flag}. Known flags: ${known}.`);
+    const { code, message } = error as { code?: string; message: string };
+    const flag = /'([^' ]+)/.exec(message)?.[1] ?? '';
+    const key = keyOf.get(flag.replace(/^--/, ''));
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') fail(`unknown flag ${flag}`);
+    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') fail(`unexpected argument ${flag}`);
+    if (key && /argument missing/.test(message)) {
+      fail(`${flag} needs a ${typeof defaults[key]} value`);
     }
-    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
-      throw new Error(`parseArgs: unexpected argument ${flag || message}. Known flags: ${known}.`);
-    }
-    const entry = keyOf.get(name);
-    if (entry && /argument missing/.test(message)) {
-      throw new Error(`parseArgs: --${name} needs a ${typeof defaults[entry.key]} value.`);
-    }
-    throw new Error(`parseArgs: ${message} Known flags: ${known}.`);
-  }
-  if (parsed.values.help || parsed.values.h) {
-    (options.log ?? console.log)(helpText(defaults, options.usage));
-    process.exit(0);
+    fail(message.replace(/\.$/, ''));
   }
   const result: Record<string, FlagValue> = { ...defaults };
-  // In argv's order, so that a later flag wins (`--quick --no-quick` is false).
-  for (const token of parsed.tokens) {
+  for (const token of tokens) {
     if (token.kind !== 'option') continue;
-    const name = token.name;
-    const raw = token.value;
-    const entry = keyOf.get(name);
-    if (!entry) continue;
-    const kind = typeof defaults[entry.key];
-    if (kind === 'boolean') result[entry.key] = entry.negated ? false : true;
-    else if (kind === 'number') {
-      const value = Number(raw);
-      if (String(raw).trim() === '' || !Number.isFinite(value)) {
-        throw new Error(
-          `parseArgs: expected --${name} to be a finite number, received: ${JSON.stringify(raw)}.`,
-        );
-      }
-      result[entry.key] = value;
-    } else result[entry.key] = String(raw);
+    if (token.name === 'help') {
+      (options.log ?? console.log)(helpText(defaults, options.usage));
+      process.exit(0);
+    }
+    const key = keyOf.get(token.name)!;
+    const raw = token.value ?? '';
+    if (typeof defaults[key] === 'boolean') result[key] = !token.name.startsWith('no-');
+    else if (typeof defaults[key] === 'string') result[key] = raw;
+    else if (raw.trim() === '' || !Number.isFinite(Number(raw))) {
+      fail(`expected --${token.name} to be a finite number, received: ${JSON.stringify(raw)}`);
+    } else result[key] = Number(raw);
   }
   return result as T;
 }
