@@ -166,6 +166,49 @@ export function claims(summaries: readonly ConfigSummary[]): Claim[] {
     });
   }
 
+  claim =
+    'BN with dropout before it is less accurate than the same two dropouts without BN (like with ' +
+    'like: the variance shift, not the heavier dropout)';
+  const control = need(claim, ['bn-dropout-before', 'no-bn-dropout-before']);
+  if (control) {
+    const [withBn, noBn] = control;
+    const c = compare(withBn.stats.finalHeldOutAcc, noBn.stats.finalHeldOutAcc, 'higher');
+    const r = withBn.recalibrated!;
+    const cr = compare(r.heldOutAcc, noBn.stats.finalHeldOutAcc, 'higher');
+    out.push({
+      claim,
+      verdict: c.verdict === 'worse' ? 'holds' : 'does not hold',
+      evidence:
+        `held-out accuracy ${showPair(withBn.stats.finalHeldOutAcc, noBn.stats.finalHeldOutAcc)} ` +
+        `(BN vs no BN, both with the two dropouts)${spreadNote(c)}; after recalibration ` +
+        `${showPair(r.heldOutAcc, noBn.stats.finalHeldOutAcc)}${spreadNote(cr)}`,
+    });
+  }
+
+  for (const [id, name] of [
+    ['bn-uout-before', 'Uout'],
+    ['bn-gaussian-before', 'Gaussian dropout'],
+  ] as const) {
+    claim = `${name} before BN shifts the variance less than dropout before BN (Li et al. 2019)`;
+    const pair = need(claim, [id, 'bn-dropout-before']);
+    if (!pair) continue;
+    const [remedy, drop] = pair;
+    const noisy = new Set(drop.shifts.filter((x) => x.afterDropout).map((x) => x.index));
+    const dr = shiftDistance(remedy, 'before', noisy);
+    const dd = shiftDistance(drop, 'before', noisy);
+    const c = compare(dr, dd, 'lower');
+    const acc = compare(remedy.stats.finalHeldOutAcc, drop.stats.finalHeldOutAcc, 'higher');
+    out.push({
+      claim,
+      verdict: c.verdict === 'better' ? 'holds' : 'does not hold',
+      evidence:
+        `variance ratio at the BNs behind the noise ${ratios(remedy, 'before', noisy)} vs ` +
+        `${ratios(drop, 'before', noisy)}; mean |1 − ratio| ${showPair(dr, dd)}${spreadNote(c)}; ` +
+        `held-out accuracy ${showPair(remedy.stats.finalHeldOutAcc, drop.stats.finalHeldOutAcc)}` +
+        spreadNote(acc),
+    });
+  }
+
   claim = 'A bias before BN is redundant: same accuracy, fewer parameters';
   const bias = need(claim, ['bn', 'bn-bias']);
   if (bias) {

@@ -10,9 +10,10 @@ import {
 } from '../lib/options';
 import { CONFIGS } from './configs';
 
-/** Flags and defaults: 3 seeds of every configuration. */
+/** Flags and defaults: 5 seeds of every configuration. */
 export const DEFAULTS = {
   ...SEED_FLAGS,
+  seeds: 5,
   epochs: 6,
   trainSize: 1000,
   heldOutSize: 1000,
@@ -25,6 +26,7 @@ export const DEFAULTS = {
   spatialRate: 0.1,
   blockSize: 3,
   bnMomentum: 0.9,
+  uoutBeta: 0.5,
   inputPool: 1,
   ...poolFlags('reports/cnn-dropout-bn'),
 };
@@ -65,6 +67,9 @@ export function parseOptions(argv: readonly string[]) {
   expectClassBalanced('cnn-dropout-bn', o, 'trainSize');
   expectClassBalanced('cnn-dropout-bn', o, 'heldOutSize');
   expectBnMomentum('cnn-dropout-bn', o.bnMomentum);
+  if (!(o.uoutBeta >= 0 && o.uoutBeta < 1)) {
+    throw new Error(`cnn-dropout-bn: expected --uout-beta in [0, 1), received: ${o.uoutBeta}.`);
+  }
   return o;
 }
 
