@@ -161,8 +161,12 @@ export function publicClassName(className: string): string {
 
 /**
  * The owner of an error message about a layer, named as the user wrote it: the public class and
- * the layer name, e.g. `Dropout 'drop_a'` (not the serialization name `DropnormDropout`).
+ * the layer name, e.g. `Dropout 'drop_a'` (not the serialization name `DropnormDropout`). A class
+ * serialized under a foreign name (Keras's `GroupNormalization`) states its public name in a static
+ * `publicName`.
  */
 export function describeLayer(layer: { getClassName(): string; name: string }): string {
-  return `${publicClassName(layer.getClassName())} '${layer.name}'`;
+  const own = (layer.constructor as { publicName?: unknown }).publicName;
+  const name = typeof own === 'string' ? own : publicClassName(layer.getClassName());
+  return `${name} '${layer.name}'`;
 }

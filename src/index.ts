@@ -28,6 +28,8 @@ export { DropBlock2D } from './layers/drop_block';
 export type { DropBlock2DArgs } from './layers/drop_block';
 export { DropPath } from './layers/drop_path';
 export type { DropPathArgs } from './layers/drop_path';
+export { GroupNorm, InstanceNorm, AddonsGroupNormalization } from './layers/group_norm';
+export type { GroupNormArgs, InstanceNormArgs } from './layers/group_norm';
 export type { DataFormat } from './ops/dropout';
 export {
   entropy,

@@ -13,6 +13,7 @@ import { DropConnectDense } from './layers/drop_connect_dense';
 import { DropPath } from './layers/drop_path';
 import { Dropout } from './layers/dropout';
 import { GaussianDropout } from './layers/gaussian_dropout';
+import { AddonsGroupNormalization, GroupNorm, InstanceNorm } from './layers/group_norm';
 import { SpatialDropout1D, SpatialDropout2D, SpatialDropout3D } from './layers/spatial_dropout';
 import { ClipOptimizer } from './train/clip_optimizer';
 
@@ -28,6 +29,9 @@ export const PACK_CLASSES = [
   DropConnectDense,
   DropBlock2D,
   DropPath,
+  GroupNorm,
+  AddonsGroupNormalization,
+  InstanceNorm,
   ClipOptimizer,
 ] as const;
 

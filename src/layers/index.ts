@@ -10,6 +10,7 @@ import { DropConnectDense, DropConnectDenseArgs } from './drop_connect_dense';
 import { DropPath, DropPathArgs } from './drop_path';
 import { Dropout, DropoutArgs } from './dropout';
 import { GaussianDropout, GaussianDropoutArgs } from './gaussian_dropout';
+import { GroupNorm, GroupNormArgs, InstanceNorm, InstanceNormArgs } from './group_norm';
 import {
   SpatialDropout1D,
   SpatialDropout2D,
@@ -65,4 +66,14 @@ export function dropBlock2d(args: DropBlock2DArgs): DropBlock2D {
 /** DropPath (stochastic depth): drops a whole sample's branch; see {@link DropPath}. */
 export function dropPath(args: DropPathArgs): DropPath {
   return new DropPath(args);
+}
+
+/** Group normalization (Wu & He 2018), per sample over groups of channels; see {@link GroupNorm}. */
+export function groupNorm(args?: GroupNormArgs): GroupNorm {
+  return new GroupNorm(args);
+}
+
+/** Instance normalization (Ulyanov et al. 2016): groupNorm with one group per channel; see {@link InstanceNorm}. */
+export function instanceNorm(args?: InstanceNormArgs): InstanceNorm {
+  return new InstanceNorm(args);
 }

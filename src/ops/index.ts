@@ -62,6 +62,8 @@ export {
   outputChannels,
 } from './fold';
 export type { BatchNormStatistics, ChannelAffine, KernelAndBias, KernelLayout } from './fold';
+export { groupMoments, groupNorm, groupView } from './group_norm';
+export type { GroupMoments, GroupView } from './group_norm';
 export {
   entropy,
   expectedEntropy,
