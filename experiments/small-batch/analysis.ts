@@ -276,6 +276,70 @@ export function claims(summaries: readonly Summary[]): Claim[] {
     });
   }
 
+  claim = `At batch ${smallest}, BN after the convs only (m = batch × height × width values per channel) beats no normalization`;
+  found = need(claim, [
+    [small, 'conv-bn'],
+    [small, 'none'],
+  ]);
+  if (found) accClaim(claim, found[0], found[1]);
+  claim = `At batch ${smallest}, BN after the convs only beats BN after every layer (the dense BN over m = ${smallest} values is what fails)`;
+  found = need(claim, [
+    [small, 'conv-bn'],
+    [small, 'bn'],
+  ]);
+  if (found) accClaim(claim, found[0], found[1]);
+  claim = `At batch ${largest}, Ghost BN with renorm beats Ghost BN without it (virtual batches of 4: renorm where the paper uses it)`;
+  found = need(claim, [
+    [`b${largest}`, 'ghost-renorm'],
+    [`b${largest}`, 'ghost'],
+  ]);
+  if (found) accClaim(claim, found[0], found[1]);
+
+  for (const [id, name] of [
+    ['groupnorm', 'GroupNorm'],
+    ['layernorm', 'LayerNorm'],
+  ] as const) {
+    claim = `At batch ${smallest}, ${name} beats the pack's BN (Wu & He 2018)`;
+    found = need(claim, [
+      [small, id],
+      [small, 'bn'],
+    ]);
+    if (found) accClaim(claim, found[0], found[1]);
+  }
+  claim = `GroupNorm loses less held-out accuracy than the pack's BN from batch ${largest} to batch ${smallest} (Wu & He 2018: GN is flat in the batch size)`;
+  found = need(claim, [
+    [small, 'groupnorm'],
+    [`b${largest}`, 'groupnorm'],
+    [small, 'bn'],
+    [`b${largest}`, 'bn'],
+  ]);
+  if (found) {
+    const [gnS, gnL, bnS, bnL] = found;
+    const dG = stat(gnL.heldOutAcc.values.map((v, i) => v - gnS.heldOutAcc.values[i]));
+    const dB = stat(bnL.heldOutAcc.values.map((v, i) => v - bnS.heldOutAcc.values[i]));
+    const c = compare(dG, dB, 'lower');
+    const flat = compare(gnS.heldOutAcc, gnL.heldOutAcc, 'higher');
+    out.push({
+      claim,
+      verdict: c.verdict === 'better' ? 'holds' : 'does not hold',
+      evidence:
+        `loss of held-out accuracy from batch ${largest} to ${smallest}: GroupNorm ${pct(dG.mean)}, BN ` +
+        `${pct(dB.mean)}${spreadNote(c)}. GroupNorm itself at batch ${smallest} vs ${largest}: ` +
+        `${showPair(gnS.heldOutAcc, gnL.heldOutAcc)}${spreadNote(flat)}; with a fixed number of steps ` +
+        `batch ${smallest} sees ${largest / smallest}× fewer samples, so "flat" is not expected here`,
+    });
+  }
+  const two = summaries.find((s) => s.stream === 'two-class')?.setting;
+  if (two) {
+    claim =
+      "On the two-class stream, GroupNorm beats the pack's BN (its statistics are per sample)";
+    found = need(claim, [
+      [two, 'groupnorm'],
+      [two, 'bn'],
+    ]);
+    if (found) accClaim(claim, found[0], found[1]);
+  }
+
   claim = `At batch ${smallest}, the pack's BN loses more held-out accuracy against no normalization than at batch ${largest}`;
   found = need(claim, [
     [small, 'bn'],
