@@ -174,10 +174,10 @@ describe('interpret', () => {
     const text = interpret(input(stats)).join('\n');
     const line = text.split('\n').find((l) => l.startsWith('- **Pack Dropout (inverted)**')) ?? '';
     expect(line).toMatch(
-      /beats the baseline on final held-out loss.*minimum held-out loss.*loss gap/,
+      /beats the baseline on final held-out loss.*held-out loss at the selected epoch.*loss gap/,
     );
     expect(line).toMatch(
-      /does \*\*not\*\* beat it on final held-out accuracy.*best held-out accuracy.*not separated by a 95% paired t interval/,
+      /does \*\*not\*\* beat it on final held-out accuracy.*held-out accuracy at the selected epoch.*not separated by a 95% paired t interval/,
     );
     expect(text).toContain('**not separated** (Δ');
     expect(text).toContain('It overfits');
@@ -211,5 +211,24 @@ describe('interpret', () => {
       'tfjs-dropout': configStats({}),
     };
     expect(interpret(input(stats)).join('\n')).toContain('it does **not** clearly overfit');
+  });
+});
+
+describe('runMetrics with validation digits', () => {
+  it('selects the epoch on the validation loss and reads the held-out numbers there', () => {
+    const p = (heldOutLoss: number, heldOutAcc: number, valLoss: number) => ({
+      trainLoss: 0.1,
+      trainAcc: 1,
+      heldOutLoss,
+      heldOutAcc,
+      valLoss,
+      valAcc: 0.9,
+    });
+    // The held-out (test) loss is lowest at epoch 1, the validation loss at epoch 2.
+    const m = runMetrics([p(0.3, 0.95, 0.5), p(0.4, 0.9, 0.35), p(0.5, 0.85, 0.45)]);
+    expect(m.bestLossEpoch).toBe(2);
+    expect(m.minHeldOutLoss).toBe(0.4);
+    expect(m.bestHeldOutAcc).toBe(0.9);
+    expect(m.overfitRatio).toBeCloseTo(0.5 / 0.4, 12);
   });
 });

@@ -17,6 +17,8 @@ export const DEFAULTS = {
   epochs: 6,
   trainSize: 1000,
   heldOutSize: 1000,
+  /** Validation digits (disjoint) that select the epoch of the 'at the selected epoch' numbers. */
+  validationSize: 500,
   filters1: 8,
   filters2: 16,
   dense: 64,
@@ -40,6 +42,7 @@ export const QUICK = {
   epochs: 2,
   trainSize: 200,
   heldOutSize: 200,
+  validationSize: 100,
   filters1: 4,
   filters2: 8,
   dense: 32,
@@ -66,6 +69,7 @@ export function parseOptions(argv: readonly string[]) {
   });
   expectClassBalanced('cnn-dropout-bn', o, 'trainSize');
   expectClassBalanced('cnn-dropout-bn', o, 'heldOutSize');
+  expectClassBalanced('cnn-dropout-bn', o, 'validationSize');
   expectBnMomentum('cnn-dropout-bn', o.bnMomentum);
   if (!(o.uoutBeta >= 0 && o.uoutBeta < 1)) {
     throw new Error(`cnn-dropout-bn: expected --uout-beta in [0, 1), received: ${o.uoutBeta}.`);

@@ -65,9 +65,10 @@ export function interpret(input: InterpretationInput): string[] {
     base.finalTrainAcc.mean >= input.overfit.trainAcc && ratio > input.overfit.lossRatio;
   paragraphs.push(
     `**Baseline.** Without regularization the MLP reaches train accuracy ${showStat(base.finalTrainAcc)} ` +
-      `and train loss ${showStat(base.finalTrainLoss)}. Its held-out loss is lowest at epoch ` +
-      `${showStat(base.bestLossEpoch)} (${showStat(base.minHeldOutLoss)}) and ends at ` +
-      `${showStat(base.finalHeldOutLoss)}, ${fmt(ratio)}× its minimum; the final loss gap is ` +
+      `and train loss ${showStat(base.finalTrainLoss)}. Its validation loss is lowest at epoch ` +
+      `${showStat(base.bestLossEpoch)}, where the held-out (test) loss is ` +
+      `${showStat(base.minHeldOutLoss)}; the held-out loss ends at ` +
+      `${showStat(base.finalHeldOutLoss)}, ${fmt(ratio)}× its value at that epoch; the final loss gap is ` +
       `${showStat(base.lossGap)} and the accuracy gap ${showStat(base.accGap)}` +
       (single
         ? '. '
@@ -95,9 +96,9 @@ export function interpret(input: InterpretationInput): string[] {
   paragraphs.push(
     `**Leaders** (by the mean; see the verdicts for whether a lead exceeds the noise). ` +
       [
-        leader('minHeldOutLoss', 'lower', 'Lowest minimum held-out loss'),
+        leader('minHeldOutLoss', 'lower', 'Lowest held-out loss at the selected epoch'),
         leader('finalHeldOutLoss', 'lower', 'lowest final held-out loss'),
-        leader('bestHeldOutAcc', 'higher', 'highest best held-out accuracy'),
+        leader('bestHeldOutAcc', 'higher', 'highest held-out accuracy at the selected epoch'),
         leader('finalHeldOutAcc', 'higher', 'highest final held-out accuracy'),
         leader('lossGap', 'lower', 'smallest loss gap'),
       ].join('; ') +
@@ -132,7 +133,9 @@ export function interpret(input: InterpretationInput): string[] {
         : e.mean < base.bestLossEpoch.mean
           ? 'earlier'
           : 'at the same epoch';
-    parts.push(`its held-out loss bottoms out ${when} (epoch ${showPair(e, base.bestLossEpoch)})`);
+    parts.push(
+      `its validation loss bottoms out ${when} (epoch ${showPair(e, base.bestLossEpoch)})`,
+    );
     lines.push(`- **${c.label}** ${parts.join('; ')}.`);
   }
   paragraphs.push(
