@@ -43,7 +43,7 @@ const EXPERIMENTS: Experiment[] = [
       const stat = (c: Json, key: string) => ((c.stats as Json)[key] as Json | undefined) ?? {};
       const meanStd = (s: Json, f: (x: number) => string) => `${f(num(s.mean))} ± ${f(num(s.std))}`;
       return arr(r.configs).map((c) => [
-        `${c.label}: final held-out accuracy; min held-out loss`,
+        `${c.label}: final held-out accuracy; held-out loss at the epoch the validation loss selects`,
         `${meanStd(stat(c, 'finalHeldOutAcc'), pct)}; ${meanStd(stat(c, 'minHeldOutLoss'), fmt)}`,
       ]);
     },
