@@ -42,19 +42,107 @@ export interface BatchMoments {
    * along the channel axis (see {@link maskWeights}).
    */
   weights?: tf.Tensor;
+  /**
+   * x − K for a per-channel shift K taken from the batch (x's shape), and its mean δ = E[x − K]
+   * (keepDims), so that μ = K + δ. {@link normalizeTraining} forms x − μ as (x − K) − δ: x − K is
+   * exact when |μ| ≫ σ (Sterbenz), and δ is of the order of σ, so x − μ loses nothing to the
+   * rounding of μ (x − fl(μ) is off by up to ulp(μ)/2 in every element, which at 3e4 ± 1 is 1e-3 σ;
+   * summed over a batch it is what made Σdx ≠ 0, issue 21). Absent in moments built by hand:
+   * x − μ is then formed directly.
+   */
+  centered?: CenteredInput;
+}
+
+/** x − K and its mean δ, see {@link BatchMoments.centered}. */
+export interface CenteredInput {
+  /** x − K, x's shape. */
+  deviation: tf.Tensor;
+  /** δ = E[x − K] over the elements that count (keepDims); μ = K + δ. */
+  mean: tf.Tensor;
 }
 
 /**
- * Per-channel batch moments by two passes, μ = E[x] then σ² = E[(x−μ)²], which avoids the
- * catastrophic cancellation of E[x²]−E[x]² when |μ| ≫ σ.
+ * Per-channel batch moments of a shifted two-pass algorithm (Chan, Golub & LeVeque 1983, "Algorithms
+ * for computing the sample variance"): with K the first element of each channel (of each group
+ * when `axes` leaves a group axis out),
+ *
+ *   δ = E[x − K],   μ = K + δ,   σ² = E[((x − K) − δ)²]
+ *
+ * The shift makes x − K exact when |μ| ≫ σ and keeps every intermediate of the order of the
+ * spread, so neither E[x²]−E[x]²'s cancellation nor the rounding of μ enters σ² or the normalized
+ * output (see {@link BatchMoments.centered}); a constant channel gives x − K = 0 exactly, so σ² = 0
+ * and x̂ = 0 (PyTorch issue 5410: constant channels at 1e7 must normalize to β). |x − K| is at most
+ * the channel's range, ≤ 2√m·σ, so the shift costs no precision when |μ| ≲ σ either. Costs one
+ * elementwise pass and two reductions, as E[x] then E[(x−μ)²] did.
  */
 export function batchMoments(x: tf.Tensor, axes: number[]): BatchMoments {
-  const [mean, variance] = tf.tidy(() => {
-    const mu = tf.mean(x, axes, true);
-    return [mu, tf.mean(tf.squaredDifference(x, mu), axes, true)];
-  });
   const count = axes.reduce((m, a) => m * x.shape[a], 1);
-  return { mean, variance, count };
+  const [mean, variance, deviation, delta] = tf.tidy(() => {
+    if (isChannelsLast(x.rank, axes)) {
+      // One channel layout along the last axis: the per-channel sums are [1, P]×[P, C] products
+      // and the per-channel subtractions fused-kernel passes (see subtractChannels).
+      const channels = x.shape[x.rank - 1];
+      const x2 = tf.reshape(x, [-1, channels]);
+      const ones = tf.ones([1, x2.shape[0]]);
+      const mean2 = (t: tf.Tensor) => tf.div(tf.matMul(ones, t), count);
+      const k = tf.slice(x2, [0, 0], [1, channels]);
+      const dev = subtractChannels(x2, k);
+      const d = mean2(dev);
+      const s2 = mean2(tf.square(subtractChannels(dev, d)));
+      const shape = channelShape(x.shape, x.rank - 1);
+      const keep = (t: tf.Tensor) => tf.reshape(t, shape);
+      return [keep(tf.add(k, d)), keep(s2), tf.reshape(dev, x.shape), keep(d)];
+    }
+    // Summing, then dividing the per-channel sums: tf.mean divides every element first (cpu).
+    const k = tf.slice(
+      x,
+      x.shape.map(() => 0),
+      x.shape.map((d, a) => (axes.includes(a) ? 1 : d)),
+    );
+    const dev = tf.sub(x, k);
+    const d = tf.div(tf.sum(dev, axes, true), count);
+    const s2 = tf.div(tf.sum(tf.squaredDifference(dev, d), axes, true), count);
+    return [tf.add(k, d), s2, dev, d];
+  });
+  return { mean, variance, count, centered: { deviation, mean: delta } };
+}
+
+/**
+ * x·scale + shift with per-channel scale and shift along the last axis (either may be null), as
+ * {@link subtractChannels}: the fused batch-norm kernel with zero mean and unit variance on `cpu`
+ * (one pass, one rounding), broadcast tf.mul / tf.add elsewhere.
+ */
+function affineChannels(x: tf.Tensor, scale: tf.Tensor | null, shift: tf.Tensor | null): tf.Tensor {
+  if (tf.getBackend() !== 'cpu') {
+    const y = scale ? tf.mul(x, scale) : x;
+    return shift ? tf.add(y, shift) : y;
+  }
+  return tf.tidy(() => {
+    const zero = tf.zerosLike((scale ?? shift) as tf.Tensor);
+    const one = tf.onesLike(zero);
+    return tf.batchNorm(x, zero, one, shift ?? zero, scale ?? one, 0);
+  });
+}
+
+/** Every axis but the last is reduced: one channels-last layout, no group axis. */
+function isChannelsLast(rank: number, axes: readonly number[]): boolean {
+  return axes.length === rank - 1 && !axes.includes(rank - 1);
+}
+
+/**
+ * x − v for a per-channel v (`[1, C]` or `[C]`) along the last axis. On the `cpu` backend a
+ * broadcasting subtraction computes coordinates for every element and costs ~10× the fused
+ * batch-norm kernel, which walks the channels with a counter; that kernel with unit variance and
+ * ε = 0 computes exactly x − v ((x − v)·1/√1, in float64 on cpu, then rounded once). Elsewhere a
+ * plain tf.sub is at least as fast.
+ */
+export function subtractChannels(x: tf.Tensor, v: tf.Tensor): tf.Tensor {
+  if (tf.getBackend() !== 'cpu') return tf.sub(x, v);
+  // Explicit offset and scale: under a gradient tape a missing kernel input breaks tf.grad.
+  return tf.tidy(() => {
+    const one = tf.onesLike(v);
+    return tf.batchNorm(x, v, one, tf.zerosLike(v), one, 0);
+  });
 }
 
 /**
@@ -68,20 +156,23 @@ export function maskWeights(mask: tf.Tensor, axis: number): tf.Tensor {
 
 /**
  * Per-channel moments over the unmasked elements only (Keras 3 `BatchNormalization._moments` with
- * a mask), by two passes: n = Σw, μ = Σw·x / n, σ² = Σw·(x−μ)² / n, w the {@link maskWeights}.
+ * a mask), n = Σw, μ = Σw·x / n, σ² = Σw·(x−μ)² / n, w the {@link maskWeights}, by the shifted
+ * passes of {@link batchMoments} with the masked mean K = fl(Σw·x / n) as the shift: δ = Σw·(x−K)/n,
+ * μ = K + δ, σ² = Σw·((x−K)−δ)²/n.
  * A channel with n = 0 gets μ = σ² = 0 (the divisor is max(n, 1); Keras adds 1e-7 instead), so the
  * forward pass stays finite; whether the statistics may feed the running averages is decided by
  * {@link usableChannels} from `count` = n. `axes` may leave out a leading group axis (Ghost
  * BatchNorm's virtual batches, see {@link virtualBatches}): the sums, and n, are then per group.
  */
 export function maskedBatchMoments(x: tf.Tensor, weights: tf.Tensor, axes: number[]): BatchMoments {
-  // Every axis but the last reduced: one channel layout, no virtual-batch (group) axis.
-  const channelsLastOnly = axes.length === x.rank - 1 && !axes.includes(x.rank - 1);
-  const [mean, variance, count] = tf.tidy(() => {
+  const channelsLastOnly = isChannelsLast(x.rank, axes);
+  const [mean, variance, count, deviation, delta] = tf.tidy(() => {
     // Per group (Ghost BatchNorm) or per batch: the mask has no channel axis, so one count serves
     // every channel.
     const n = tf.sum(weights, axes, true);
     const divisor = tf.maximum(n, 1);
+    // The shift K of batchMoments, here the masked mean itself (the first element may be padding,
+    // far from the data): δ = Σw·(x − K)/n is then the rounding error of K, and μ = K + δ.
     if (channelsLastOnly) {
       // Channels last: the weighted sums over all positions are one [1, P]×[P, C] product, which
       // tfjs runs far faster than a broadcast multiply followed by a reduction.
@@ -89,16 +180,21 @@ export function maskedBatchMoments(x: tf.Tensor, weights: tf.Tensor, axes: numbe
       const x2 = tf.reshape(x, [-1, channels]);
       const w = tf.reshape(weights, [1, -1]);
       const shape = channelShape(x.shape, x.rank - 1);
-      const mu = tf.div(tf.reshape(tf.matMul(w, x2), shape), divisor);
-      const centered = tf.squaredDifference(x2, tf.reshape(mu, [1, channels]));
-      const s2 = tf.div(tf.reshape(tf.matMul(w, centered), shape), divisor);
-      return [mu, s2, n];
+      const weightedMean = (t: tf.Tensor) => tf.div(tf.reshape(tf.matMul(w, t), shape), divisor);
+      const k = weightedMean(x2);
+      const dev = subtractChannels(x2, tf.reshape(k, [1, channels]));
+      const d = weightedMean(dev);
+      const s2 = weightedMean(tf.square(subtractChannels(dev, tf.reshape(d, [1, channels]))));
+      return [tf.add(k, d), s2, n, tf.reshape(dev, x.shape), d];
     }
-    const mu = tf.div(tf.sum(tf.mul(x, weights), axes, true), divisor);
-    const s2 = tf.div(tf.sum(tf.mul(tf.squaredDifference(x, mu), weights), axes, true), divisor);
-    return [mu, s2, n];
+    const weightedMean = (t: tf.Tensor) => tf.div(tf.sum(tf.mul(t, weights), axes, true), divisor);
+    const k = weightedMean(x);
+    const dev = tf.sub(x, k);
+    const d = weightedMean(dev);
+    const s2 = weightedMean(tf.squaredDifference(dev, d));
+    return [tf.add(k, d), s2, n, dev, d];
   });
-  return { mean, variance, count, weights };
+  return { mean, variance, count, weights, centered: { deviation, mean: delta } };
 }
 
 /**
@@ -197,9 +293,21 @@ export interface RenormReference {
  * With groups (Ghost BatchNorm, `options.axes` without the group axis) every sum above is per
  * group, and dγ, dβ are then summed over the groups.
  *
- * `mean` and `variance` must be the biased moments of `x` over the reduced axes (keepDims); the
- * gradient with respect to them is already folded into dx, so they are not inputs of the gradient.
- * `gamma` and `beta` are per-channel vectors (or null for scale/center off).
+ * Conditioning (issue 21). Every formula above is exact in real arithmetic, and Σ_b dx = 0 per
+ * channel (and group) follows from Σ w·x̂ = 0, which holds exactly only for the exact mean. In
+ * float32 x̂ = (x − fl(μ))·s has Σ w·x̂ = n·(μ − fl(μ))·s, up to n·ulp(μ)/(2σ) — 1e-3·n at
+ * 3e4 ± 1 — and the term x̂·Σdy·x̂/n carries that into Σdx. So x̂ is formed from the shifted moments
+ * (see {@link BatchMoments.centered}) as ((x − K) − δ)·s, whose elements are each within a few
+ * ulp(σ) of their exact values: Σ w·x̂ is then rounding noise, and Σdx/Σ|dx| is ~1e-8, like the
+ * built-in's (whose autodiff through tf.moments cancels the same term); the forward output
+ * γ·x̂ + β uses the same x̂, so a constant channel (x − K = 0) outputs β exactly. The backward keeps
+ * its cost: it subtracts δ from the saved x − K where it subtracted μ from x.
+ *
+ * `moments` must be the biased moments of `x` over the reduced axes (keepDims), as
+ * {@link batchMoments} or {@link maskedBatchMoments} return them (moments without `centered`
+ * normalize x − μ directly); the gradient with respect to them is already folded into dx, so they
+ * are not inputs of the gradient. `gamma` and `beta` are per-channel vectors (or null for
+ * scale/center off).
  */
 export function normalizeTraining(
   x: tf.Tensor,
@@ -211,6 +319,9 @@ export function normalizeTraining(
   options: NormalizeTrainingOptions = {},
 ): tf.Tensor {
   const { mean, variance, count, weights } = moments;
+  // x − μ is formed as (x − K) − δ when the moments carry the shift (see BatchMoments.centered).
+  const deviation = moments.centered?.deviation ?? x;
+  const deviationMean = moments.centered?.mean ?? mean;
   const renorm = options.renorm ?? null;
   const axes = options.axes ?? reductionAxes(x.rank, axis);
   // Axes neither reduced nor the channel: groups, each with its own moments.
@@ -247,24 +358,33 @@ export function normalizeTraining(
       const gd = g ? tf.mul(g, correction.d) : correction.d;
       shift = b ? tf.add(gd, b) : gd;
     }
+    // The output is computed from (x − K) − δ; x itself (xIn) is only the gradient's input.
+    const xc = moments.centered ? deviation : xIn;
     let value: tf.Tensor;
     if (fused) {
-      value = tf.batchNorm(xIn, mean, variance, shift ?? undefined, scale ?? undefined, epsilon);
+      value = tf.batchNorm(
+        xc,
+        deviationMean,
+        variance,
+        shift ?? undefined,
+        scale ?? undefined,
+        epsilon,
+      );
     } else {
       const invStd = tf.rsqrt(tf.add(variance, epsilon));
-      value = tf.mul(tf.sub(xIn, mean), scale ? tf.mul(invStd, scale) : invStd);
+      value = tf.mul(tf.sub(xc, deviationMean), scale ? tf.mul(invStd, scale) : invStd);
       if (shift) value = tf.add(value, shift);
     }
     // Save only tensors that exist outside this kernel; 1/√(σ²+ε) is per channel and cheap to redo.
-    // Closure-held tensors die with the caller's tidy, so the mask's weights and count, and the
-    // renorm reference statistics and ramped limits, are saved too.
+    // Closure-held tensors die with the caller's tidy, so x − K and δ, the mask's weights and
+    // count, and the renorm reference statistics and ramped limits, are saved too.
     const masked = weights ? [weights, count as tf.Tensor] : [];
-    save([xIn, mean, variance, ...masked, ...renormInputs, ...(g ? [g] : [])]);
+    save([xc, deviationMean, mean, variance, ...masked, ...renormInputs, ...(g ? [g] : [])]);
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xs, mu, v] = saved;
-        let next = 3;
+        const [xs, delta, mu, v] = saved;
+        let next = 4;
         const [w, n] = weights ? [saved[next++], saved[next++]] : [null, count];
         let r: tf.Tensor | null = null;
         let d: tf.Tensor | null = null;
@@ -281,9 +401,19 @@ export function normalizeTraining(
         }
         const gs = g ? saved[next] : null;
         const inv = tf.rsqrt(tf.add(v, epsilon));
-        const xHat = tf.mul(tf.sub(xs, mu), inv);
-        const sumDy = tf.sum(dy, axes, true);
-        const sumDyXHat = tf.sum(tf.mul(dy, xHat), axes, true);
+        const c = x.shape[axis];
+        // Along the last axis: x̂ in one fused-kernel pass, the per-channel sums as [1, P]×[P, C]
+        // products (a reduction over leading axes transposes first on cpu).
+        const onesRow = fused ? tf.ones([1, x.size / c]) : null;
+        const sumOver = (t: tf.Tensor) =>
+          onesRow
+            ? tf.reshape(tf.matMul(onesRow, tf.reshape(t, [-1, c])), mu.shape)
+            : tf.sum(t, axes, true);
+        const xHat = fused
+          ? tf.batchNorm(xs, delta, v, undefined, undefined, epsilon)
+          : tf.mul(tf.sub(xs, delta), inv);
+        const sumDy = sumOver(dy);
+        const sumDyXHat = sumOver(tf.mul(dy, xHat));
         // A fully masked channel has w = 0 everywhere: max(n, 1) keeps 0/0 out of its dx.
         const m = typeof n === 'number' ? n : tf.maximum(n as tf.Tensor, 1);
         // Divide the per-channel sums, not the full-size tensor.
@@ -291,10 +421,9 @@ export function normalizeTraining(
         const bb = tf.div(sumDyXHat, m);
         let centered: tf.Tensor;
         if (!w) {
-          centered = tf.add(a, tf.mul(xHat, bb));
+          centered = fused ? affineChannels(xHat, bb, a) : tf.add(a, tf.mul(xHat, bb));
         } else if (fused) {
           // w·a and w·b as [P, 1]×[1, C] outer products: cheaper than broadcast multiplies.
-          const c = x.shape[axis];
           const col = tf.reshape(w, [-1, 1]);
           const wa = tf.matMul(col, tf.reshape(a, [1, c]));
           const wb = tf.matMul(col, tf.reshape(bb, [1, c]));
@@ -304,7 +433,8 @@ export function normalizeTraining(
         }
         let dxScale = gs ? tf.mul(gs, inv) : inv;
         if (r) dxScale = tf.mul(dxScale, r);
-        const dx = tf.mul(tf.sub(dy, centered), dxScale);
+        const dyMinus = tf.sub(dy, centered);
+        const dx = fused ? affineChannels(dyMinus, dxScale, null) : tf.mul(dyMinus, dxScale);
         const perChannel = (t: tf.Tensor) => (grouped ? tf.sum(t, groupAxes, true) : t);
         const grads = [dx];
         if (gamma) {
