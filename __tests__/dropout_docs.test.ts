@@ -30,6 +30,7 @@ test('every dropout snippet of the README runs and prints what the doc says', ()
   const all = snippets();
   expect(all.map((s) => s.name)).toEqual([
     'renorm',
+    'norms',
     'dropout',
     'spatial',
     'gaussian',

@@ -4,7 +4,14 @@
  * reference (including inputs far from zero), channels-first, ranks 2–5, masks, no leaks.
  */
 import * as tf from '@tensorflow/tfjs';
-import { DropnormValueError, GroupNorm, InstanceNorm, layers, ops } from 'tfjs-dropnorm';
+import {
+  AddonsGroupNormalization,
+  DropnormValueError,
+  GroupNorm,
+  InstanceNorm,
+  layers,
+  ops,
+} from 'tfjs-dropnorm';
 import { leakedTensors, maxAbsDiff } from './helpers';
 import { groupNorm64, relativeError } from './norms_reference';
 
@@ -437,5 +444,22 @@ describe('GroupNorm: masks, batch independence, leaks', () => {
       scale: true,
     });
     expect(layers.instanceNorm().getConfig()).toMatchObject({ groups: -1 });
+  });
+});
+
+describe('default names', () => {
+  it('the Addons-named classes get valid, distinct default names', () => {
+    const a = new AddonsGroupNormalization({ groups: 2 });
+    const b = layers.instanceNorm();
+    const c = layers.groupNorm({ groups: 2 });
+    expect(a.name).toMatch(/^addons_group_normalization_\d+$/);
+    expect(b.name).toMatch(/^addons_instance_normalization_\d+$/);
+    expect(c.name).toMatch(/^group_normalization/);
+    // All three in one model: the weights get valid names and the names do not collide.
+    const input = tf.input({ shape: [3, 4] });
+    const out = c.apply(b.apply(a.apply(input))) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: out });
+    expect(new Set(model.weights.map((w) => w.name)).size).toBe(6);
+    expect(new AddonsGroupNormalization().groups).toBe(2); // Addons' default
   });
 });

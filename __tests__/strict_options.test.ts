@@ -139,6 +139,30 @@ const ROWS: Row[] = [
     inputShape: [4],
     inputDType: 'float32',
   }),
+  layerRow(
+    'groupNorm',
+    'GroupNorm',
+    layers.groupNorm,
+    ['group', 4, 'groups'],
+    { groups: 4, axis: 1, epsilon: 1e-5, gammaInitializer: 'zeros', betaConstraint: 'nonNeg' },
+    {},
+  ),
+  layerRow(
+    'instanceNorm',
+    'InstanceNorm',
+    layers.instanceNorm,
+    ['beta_initializer', 'zeros', 'betaInitializer'],
+    { betaInitializer: 'zeros', center: false, groups: -1 },
+    {},
+  ),
+  layerRow(
+    'rmsNorm',
+    'RMSNorm',
+    layers.rmsNorm,
+    ['axes', [-1], 'axis'],
+    { axis: [-2, -1], epsilon: 1e-5 },
+    {},
+  ),
   {
     entry: 'new BatchNorm',
     owner: "BatchNorm 'strict_class'",
@@ -386,6 +410,8 @@ interface RoundTrip {
   /** The layer after a dense layer (its config has only name and trainable of the base keys). */
   later: () => tf.layers.Layer;
   inputShape: number[];
+  /** The serialization name, when not `Dropnorm<name>` (the Keras / Addons names). */
+  className?: string;
 }
 
 const ROUND_TRIPS: RoundTrip[] = [
@@ -480,6 +506,34 @@ const ROUND_TRIPS: RoundTrip[] = [
     later: () => layers.dropPath({ rate: 0.2 }),
     inputShape: [3],
   },
+  {
+    name: 'GroupNorm',
+    className: 'GroupNormalization',
+    first: () =>
+      layers.groupNorm({
+        groups: 2,
+        inputShape: [3, 4],
+        gammaRegularizer: 'l1l2',
+        betaConstraint: 'nonNeg',
+        epsilon: 1e-5,
+      }),
+    later: () => layers.groupNorm({ groups: 4, center: false }),
+    inputShape: [3, 4],
+  },
+  {
+    name: 'InstanceNorm',
+    className: 'Addons>InstanceNormalization',
+    first: () => layers.instanceNorm({ inputShape: [3, 4], gammaInitializer: 'zeros' }),
+    later: () => layers.instanceNorm({ scale: false }),
+    inputShape: [3, 4],
+  },
+  {
+    name: 'RMSNorm',
+    className: 'RMSNormalization',
+    first: () => layers.rmsNorm({ inputShape: [3, 4], axis: [-2, -1] }),
+    later: () => layers.rmsNorm({ epsilon: 1e-5 }),
+    inputShape: [3, 4],
+  },
 ];
 
 /** Saves `model` to memory and loads it back with tf.loadLayersModel (tfjs's deserializer). */
@@ -495,7 +549,7 @@ async function saveAndLoad(model: tf.LayersModel): Promise<tf.LayersModel> {
 }
 
 describe('strict options: every config getConfig writes still loads', () => {
-  describe.each(ROUND_TRIPS)('$name', ({ name, first, later, inputShape }) => {
+  describe.each(ROUND_TRIPS)('$name', ({ name, first, later, inputShape, className }) => {
     function nested(): tf.LayersModel {
       const input = tf.input({ shape: inputShape });
       return tf.model({ inputs: input, outputs: later().apply(input) as tf.SymbolicTensor });
@@ -516,7 +570,7 @@ describe('strict options: every config getConfig writes still loads', () => {
 
     it('saves and loads through tf.io memory handlers, same config and same inference output', async () => {
       const original = model();
-      expect(original.layers[0].getClassName()).toBe(`Dropnorm${name}`);
+      expect(original.layers[0].getClassName()).toBe(className ?? `Dropnorm${name}`);
       const loaded = await saveAndLoad(original);
       const input = tf.randomNormal([2, ...inputShape], 0, 1, 'float32', 7);
       // An initializer's seed comes back null where it was undefined; nothing else may differ.

@@ -11,10 +11,13 @@
  * Targets (benchmarks, not tests): pack / built-in median training-step ratio ≤ 1.05 for every
  * dropout variant, ≤ 1.00 for BatchNorm; folded / unfolded predict latency ≤ 0.8; a BatchNorm
  * training step on a masked rank-3 batch ≤ 1.3 × the same step unmasked; a renorm BatchNorm step
- * ≤ 1.15 × the plain one, Ghost BatchNorm (4 virtual batches) ≤ 1.25 ×, renorm inference ≤ 1.05 ×.
+ * ≤ 1.15 × the plain one, Ghost BatchNorm (4 virtual batches) ≤ 1.25 ×, renorm inference ≤ 1.05 ×;
+ * a GroupNorm layer step ≤ 1.3 × the pack's BatchNorm step, an RMSNorm step ≤ 1.0 × tfjs's
+ * LayerNormalization step.
  *
  * Flags: --backends cpu,wasm (default: both), --runs 20, --warmup 3, --quick (5 runs, 1 warm-up,
- * MLP only), --out BENCHMARKS.md, --json reports/bench.json.
+ * MLP only), --out BENCHMARKS.md, --json reports/bench.json, --only norms (only the GroupNorm /
+ * RMSNorm rows of issue 22, printed; no file written).
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -330,6 +333,91 @@ async function measureRenormGhost(
   return out;
 }
 
+/**
+ * The batch-independent norms (issue 22), as one layer training step (forward, backward to x and
+ * to every weight): GroupNorm (4 groups of 4 channels) against the pack's BatchNorm on the CNN's
+ * first conv features [32, 28, 28, 16], target ≤ 1.3; RMSNorm against tfjs's LayerNormalization on
+ * the MLP's activations [128, 512] and on a sequence [32, 64, 128], target ≤ 1.0.
+ */
+async function measureNorms(
+  backend: string,
+  opts: { runs: number; warmup: number },
+  quick: boolean,
+): Promise<Measurement[]> {
+  const cases: Array<{
+    model: string;
+    shape: number[];
+    pair: string;
+    a: () => tf.layers.Layer;
+    b: () => tf.layers.Layer;
+    target: number;
+  }> = [
+    {
+      model: 'norm layer on [32, 28, 28, 16] (CNN)',
+      shape: [32, 28, 28, 16],
+      pair: 'GroupNorm 4 groups / pack BatchNorm',
+      a: () => dn.layers.groupNorm({ groups: 4 }),
+      b: () => dn.layers.batchNorm(),
+      target: 1.3,
+    },
+    {
+      model: 'norm layer on [32, 16, 28, 28] (CNN, channels-first)',
+      shape: [32, 16, 28, 28],
+      pair: 'GroupNorm 4 groups axis 1 / pack BatchNorm axis 1',
+      a: () => dn.layers.groupNorm({ groups: 4, axis: 1 }),
+      b: () => dn.layers.batchNorm({ axis: 1 }),
+      target: 1.3,
+    },
+    {
+      model: 'norm layer on [128, 512] (MLP)',
+      shape: [128, 512],
+      pair: 'RMSNorm / tf.layers.layerNormalization',
+      a: () => dn.layers.rmsNorm(),
+      b: () => tf.layers.layerNormalization(),
+      target: 1.0,
+    },
+    {
+      model: 'norm layer on [32, 64, 128] (sequence)',
+      shape: [32, 64, 128],
+      pair: 'RMSNorm / tf.layers.layerNormalization',
+      a: () => dn.layers.rmsNorm(),
+      b: () => tf.layers.layerNormalization(),
+      target: 1.0,
+    },
+  ];
+  const out: Measurement[] = [];
+  // --quick: one GroupNorm and one RMSNorm row.
+  for (const c of quick ? [cases[0], cases[2]] : cases) {
+    const x = tf.variable(tf.randomNormal(c.shape, 0.5, 2, 'float32', dn.mixSeed(53, 0)));
+    const dy = tf.randomNormal(c.shape, 0, 1, 'float32', dn.mixSeed(53, 1));
+    const make = (f: () => tf.layers.Layer) => {
+      const layer = f();
+      layer.build(c.shape);
+      return layer;
+    };
+    const [a, b] = [make(c.a), make(c.b)];
+    const step = (l: tf.layers.Layer) => () => {
+      const { value, grads } = tf.variableGrads(
+        () => tf.sum(tf.mul(l.apply(x, { training: true }) as tf.Tensor, dy)) as tf.Scalar,
+      );
+      grads[x.name].dataSync();
+      tf.dispose([value, ...Object.values(grads)]);
+    };
+    out.push({
+      backend,
+      model: c.model,
+      kind: 'norm train step',
+      pair: c.pair,
+      result: await interleaved(step(a), step(b), opts),
+      target: c.target,
+    });
+    // Never part of a model, so Layer.dispose would refuse: free their variables directly.
+    for (const l of [a, b]) l.weights.forEach((w) => w.dispose());
+    tf.dispose([x, dy]);
+  }
+  return out;
+}
+
 interface Measurement {
   backend: string;
   model: string;
@@ -342,7 +430,8 @@ interface Measurement {
     | 'export predict'
     | 'export time'
     | 'renorm/ghost train step'
-    | 'renorm/ghost forward';
+    | 'renorm/ghost forward'
+    | 'norm train step';
   result: ABResult;
   target: number | null;
 }
@@ -504,10 +593,12 @@ async function main(): Promise<void> {
       quick: false,
       out: 'BENCHMARKS.md',
       json: 'reports/bench.json',
+      only: '',
     },
     process.argv.slice(2),
     {
-      usage: 'npm run bench -- [--backends cpu,wasm] [--runs 20] [--warmup 3] [--quick]',
+      usage:
+        'npm run bench -- [--backends cpu,wasm] [--runs 20] [--warmup 3] [--quick] [--only norms]',
     },
   );
   const opts = args.quick ? { runs: 5, warmup: 1 } : { runs: args.runs, warmup: args.warmup };
@@ -515,8 +606,16 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   // No tfjs Node banner ("install our node backend"): pickBackend's line names the backend used.
   tf.enableProdMode();
+  if (args.only !== '' && args.only !== 'norms') {
+    throw new Error(`bench: --only takes 'norms' (the one group so far), received ${args.only}`);
+  }
   for (const backend of args.backends.split(',')) {
     await pickBackend({ backend });
+    if (args.only === 'norms') {
+      console.error(`${backend} GroupNorm / RMSNorm…`);
+      all.push(...(await measureNorms(backend, opts, args.quick)));
+      continue;
+    }
     const mlpBatch = inputs([128, 784], 1);
     for (const pair of PAIRS) {
       console.error(`${backend} MLP ${pair.name}…`);
@@ -535,6 +634,8 @@ async function main(): Promise<void> {
     all.push(...(await measureMaskedBn(backend, opts)));
     console.error(`${backend} Batch Renormalization and Ghost BatchNorm…`);
     all.push(...(await measureRenormGhost(backend, opts, args.quick)));
+    console.error(`${backend} GroupNorm / RMSNorm…`);
+    all.push(...(await measureNorms(backend, opts, args.quick)));
     const bnMlp = mlp(() => dn.layers.batchNorm());
     all.push(
       await measureFold(backend, 'MLP 784-512-512-10 + BN, batch 128', bnMlp, mlpBatch.x, opts),
@@ -558,13 +659,15 @@ async function main(): Promise<void> {
     all.push(...(await measureExport(backend, opts)));
     tf.dispose([mlpBatch.x, mlpBatch.y, cnnBatch.x, cnnBatch.y]);
   }
-  const wasmTraining = await measureWasmTraining({
-    backends: args.backends.split(','),
-    quick: args.quick,
-    runs: opts.runs,
-    warmup: opts.warmup,
-    makeCnn: () => cnn(null),
-  });
+  const wasmTraining = args.only
+    ? null
+    : await measureWasmTraining({
+        backends: args.backends.split(','),
+        quick: args.quick,
+        runs: opts.runs,
+        warmup: opts.warmup,
+        makeCnn: () => cnn(null),
+      });
   const seconds = (Date.now() - t0) / 1000;
 
   const ms = (v: number) => fmt(v, 3);
@@ -632,6 +735,13 @@ async function main(): Promise<void> {
       : ['Missed in this run:', '', ...missedLines].join('\n'),
     '',
   ].join('\n');
+  if (args.only) {
+    // A partial run prints its rows only: BENCHMARKS.md and the JSON stay those of a full run.
+    console.log(
+      `\n${all.length} measurements (--only ${args.only}), ${missedLines.length} missed targets`,
+    );
+    return;
+  }
   fs.writeFileSync(path.resolve(args.out), md + keptNotes(path.resolve(args.out)));
   fs.mkdirSync(path.dirname(path.resolve(args.json)), { recursive: true });
   fs.writeFileSync(

@@ -2,7 +2,9 @@
  * `npm run compare`: the pack's layers side by side with the tfjs built-ins they replace.
  *
  * For every pair (Dropout, SpatialDropout1D, GaussianDropout, AlphaDropout, BatchNorm 'unbiased'
- * and 'biased', the latter also on a batch of one, a NaN sample and a masked padded batch) it
+ * and 'biased', the latter also on a batch of one, a NaN sample and a masked padded batch; GroupNorm
+ * with groups 1 against LayerNormalization and with groups C against instance norm by hand; RMSNorm
+ * against its formula) it
  * measures each property on both, and states a verdict from the numbers: "same"
  * (within the row's tolerance) or "differs", with the reason and its reference. Every row also
  * declares what it expects; a row whose numbers contradict its expectation is UNEXPECTED and makes
@@ -522,6 +524,103 @@ export function judge(rows: Row[]): Row[] {
   });
 }
 
+/**
+ * The batch-independent norms (issue 22). GroupNorm with groups: 1 is layer normalization over
+ * every non-batch axis, so it must equal tf.layers.layerNormalization({axis: [1, 2, 3]}) (its γ, β
+ * given the GroupNorm's per-channel values broadcast over the positions; LN's dγ, dβ summed over
+ * the positions are GroupNorm's); groups: C (-1) is instance norm, checked against the formula
+ * computed by hand with tf ops (Ulyanov et al. 2016, Eq. 2); RMSNorm against Keras 3's formula.
+ */
+function normRows(): Row[] {
+  const shape = [8, 5, 6, 4];
+  const channels = shape[3];
+  const x = tf.randomNormal(shape, 1, 2, 'float32', 31);
+  const dy = tf.randomNormal(shape, 0, 1, 'float32', 32);
+  const gamma = tf.randomNormal([channels], 1, 0.3, 'float32', 33);
+  const beta = tf.randomNormal([channels], 0, 0.3, 'float32', 34);
+  const grads = (f: (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.Tensor, args: tf.Tensor[]) =>
+    tf.grads((xx: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f(xx, g, b), dy)))(args);
+  const rows: Row[] = [];
+  const same = (pair: string, property: string, diff: number, tolerance = 1e-5) =>
+    rows.push({ pair, property, pack: diff, builtin: 0, tolerance, expectedDifference: null });
+
+  // groups: 1 against the built-in LayerNormalization over the same axes.
+  let pair = 'GroupNorm groups: 1 vs tf.layers.layerNormalization axis [1, 2, 3]';
+  const gn = dn.layers.groupNorm({ groups: 1 });
+  const ln = tf.layers.layerNormalization({ axis: [1, 2, 3] });
+  gn.build(shape);
+  ln.build(shape);
+  gn.setWeights([gamma, beta]);
+  ln.setWeights([tf.broadcastTo(gamma, shape.slice(1)), tf.broadcastTo(beta, shape.slice(1))]);
+  same(pair, 'output: max |pack − built-in|', maxAbs(apply(gn, x, true), apply(ln, x, true)));
+  const viaLayer = (l: AnyLayer) => (xx: tf.Tensor) => apply(l, xx, true);
+  const gGn = tf.variableGrads(() => tf.sum(tf.mul(viaLayer(gn)(x), dy)) as tf.Scalar);
+  const gLn = tf.variableGrads(() => tf.sum(tf.mul(viaLayer(ln)(x), dy)) as tf.Scalar);
+  const dxOf = (l: AnyLayer) => tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(viaLayer(l)(xx), dy)))(x);
+  same(pair, 'gradient dx: max |pack − built-in|', maxAbs(dxOf(gn), dxOf(ln)));
+  const [lnGammaVar, lnBetaVar] = ln.trainableWeights;
+  const toChannels = (t: tf.Tensor) => tf.sum(t, [0, 1]);
+  same(
+    pair,
+    'gradient dγ: max |pack − built-in summed over positions|',
+    maxAbs(gGn.grads[gn.trainableWeights[0].name], toChannels(gLn.grads[lnGammaVar.name])),
+    1e-4,
+  );
+  same(
+    pair,
+    'gradient dβ: max |pack − built-in summed over positions|',
+    maxAbs(gGn.grads[gn.trainableWeights[1].name], toChannels(gLn.grads[lnBetaVar.name])),
+    1e-4,
+  );
+
+  // groups: C (and -1) against instance norm by hand.
+  pair = 'GroupNorm groups: C (instance norm) vs the formula by hand';
+  const byHand = (xx: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+    const { mean, variance } = tf.moments(xx, [1, 2], true);
+    return tf.add(tf.mul(tf.div(tf.sub(xx, mean), tf.sqrt(tf.add(variance, 1e-3))), g), b);
+  };
+  for (const groups of [channels, -1]) {
+    const layer = dn.layers.groupNorm({ groups });
+    layer.build(shape);
+    layer.setWeights([gamma, beta]);
+    same(
+      pair,
+      `groups: ${groups}, output: max |pack − by hand|`,
+      maxAbs(apply(layer, x, true), byHand(x, gamma, beta)),
+    );
+  }
+  const fused = grads(
+    (xx, g, b) => dn.ops.groupNorm(xx, g, b, 3, channels, 1e-3),
+    [x, gamma, beta],
+  );
+  const hand = grads(byHand, [x, gamma, beta]);
+  ['dx', 'dγ', 'dβ'].forEach((name, k) =>
+    same(
+      pair,
+      `gradient ${name}: max |pack − tf.grad of by hand|`,
+      maxAbs(fused[k], hand[k]),
+      1e-4,
+    ),
+  );
+
+  // RMSNorm against Keras 3's ops.rms_normalization formula.
+  pair = 'RMSNorm vs x·rsqrt(mean(x²) + ε)·scale by hand';
+  const scale = tf.randomNormal([channels], 1, 0.3, 'float32', 35);
+  const rms = dn.layers.rmsNorm();
+  rms.build(shape);
+  rms.setWeights([scale]);
+  const rmsHand = (xx: tf.Tensor, s: tf.Tensor) =>
+    tf.mul(tf.mul(xx, tf.rsqrt(tf.add(tf.mean(tf.square(xx), -1, true), 1e-6))), s);
+  same(pair, 'output: max |pack − by hand|', maxAbs(apply(rms, x, true), rmsHand(x, scale)));
+  const rg = (f: (xx: tf.Tensor, s: tf.Tensor) => tf.Tensor) =>
+    tf.grads((xx: tf.Tensor, s: tf.Tensor) => tf.sum(tf.mul(f(xx, s), dy)))([x, scale]);
+  const [rPack, rHand] = [rg((xx, s) => dn.ops.rmsNorm(xx, s, [3], 1e-6)), rg(rmsHand)];
+  same(pair, 'gradient dx: max |pack − tf.grad of by hand|', maxAbs(rPack[0], rHand[0]));
+  same(pair, 'gradient dscale: max |pack − tf.grad of by hand|', maxAbs(rPack[1], rHand[1]), 1e-4);
+  for (const l of [gn, ln, rms]) l.weights.forEach((w) => w.dispose());
+  return rows;
+}
+
 async function main(): Promise<void> {
   const args = parseArgs({ backend: '', out: 'reports' }, process.argv.slice(2), {
     usage: 'npm run compare -- [--backend cpu|wasm|tensorflow] [--out reports]',
@@ -538,6 +637,7 @@ async function main(): Promise<void> {
     () => batchNormDataRows('unbiased'),
     () => batchNormRows('biased'),
     () => batchNormDataRows('biased'),
+    normRows,
   ]) {
     tf.tidy(() => {
       raw.push(...section());

@@ -30,6 +30,8 @@ export { DropPath } from './layers/drop_path';
 export type { DropPathArgs } from './layers/drop_path';
 export { GroupNorm, InstanceNorm, AddonsGroupNormalization } from './layers/group_norm';
 export type { GroupNormArgs, InstanceNormArgs } from './layers/group_norm';
+export { RMSNorm } from './layers/rms_norm';
+export type { RMSNormArgs } from './layers/rms_norm';
 export type { DataFormat } from './ops/dropout';
 export {
   entropy,

@@ -14,6 +14,7 @@ import { DropPath } from './layers/drop_path';
 import { Dropout } from './layers/dropout';
 import { GaussianDropout } from './layers/gaussian_dropout';
 import { AddonsGroupNormalization, GroupNorm, InstanceNorm } from './layers/group_norm';
+import { RMSNorm } from './layers/rms_norm';
 import { SpatialDropout1D, SpatialDropout2D, SpatialDropout3D } from './layers/spatial_dropout';
 import { ClipOptimizer } from './train/clip_optimizer';
 
@@ -32,6 +33,7 @@ export const PACK_CLASSES = [
   GroupNorm,
   AddonsGroupNormalization,
   InstanceNorm,
+  RMSNorm,
   ClipOptimizer,
 ] as const;
 

@@ -76,14 +76,15 @@ const nameCounts = new Map<string, number>();
 
 /**
  * A default layer name for a class serialized as `Package>ClassName` (TF Addons): tfjs would derive
- * `package>_class_name_1`, which is not a valid tensor name; Keras names the layer after the class
- * alone (`instance_normalization_1`). Undefined (tfjs's own default) for other class names.
+ * `package>_class_name_1`, which is not a valid tensor name. `addons_instance_normalization_1`
+ * instead: valid, and distinct from every name tfjs derives for its own and Keras-named classes
+ * (`group_normalization_1`), so two such layers never collide in one model. Undefined (tfjs's own
+ * default) for other class names.
  */
 function defaultName(className: string): string | undefined {
-  const at = className.indexOf('>');
-  if (at < 0) return undefined;
+  if (!className.includes('>')) return undefined;
   const base = className
-    .slice(at + 1)
+    .replace('>', '_')
     .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
     .toLowerCase();
   const n = (nameCounts.get(base) ?? 0) + 1;

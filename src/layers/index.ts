@@ -11,6 +11,7 @@ import { DropPath, DropPathArgs } from './drop_path';
 import { Dropout, DropoutArgs } from './dropout';
 import { GaussianDropout, GaussianDropoutArgs } from './gaussian_dropout';
 import { GroupNorm, GroupNormArgs, InstanceNorm, InstanceNormArgs } from './group_norm';
+import { RMSNorm, RMSNormArgs } from './rms_norm';
 import {
   SpatialDropout1D,
   SpatialDropout2D,
@@ -76,4 +77,9 @@ export function groupNorm(args?: GroupNormArgs): GroupNorm {
 /** Instance normalization (Ulyanov et al. 2016): groupNorm with one group per channel; see {@link InstanceNorm}. */
 export function instanceNorm(args?: InstanceNormArgs): InstanceNorm {
   return new InstanceNorm(args);
+}
+
+/** RMS normalization (Zhang & Sennrich 2019): x · rsqrt(mean(x²) + ε) · scale; see {@link RMSNorm}. */
+export function rmsNorm(args?: RMSNormArgs): RMSNorm {
+  return new RMSNorm(args);
 }

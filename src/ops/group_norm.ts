@@ -102,6 +102,10 @@ export function groupNorm(
 ): tf.Tensor {
   const view = groupView(x.shape, axis, groups);
   const channelAxes = x.shape.map((_, a) => a).filter((a) => a !== axis);
+  const positions = x.size / (x.shape[0] * x.shape[axis]);
+  if (positions > 1 && (axis === x.rank - 1 || axis === 1)) {
+    return groupNormByPositions(x, gamma, beta, axis === x.rank - 1, groups, epsilon);
+  }
   return tf.tidy(() => {
     // The moments live outside the kernel (tensors created inside one cannot be saved for the
     // backward); their gradient is folded into dx, so they are not inputs of the gradient.
@@ -145,6 +149,95 @@ export function groupNorm(
           const perChannel = (t: tf.Tensor) => tf.reshape(tf.sum(t, channelAxes), [-1]);
           if (gamma) grads.push(perChannel(tf.mul(dy, tf.reshape(xHatV, xs.shape))));
           if (beta) grads.push(perChannel(dy));
+          return grads;
+        },
+      };
+    });
+    return (op as (...t: tf.Tensor[]) => tf.Tensor)(...inputs);
+  });
+}
+
+/**
+ * {@link groupNorm} for the two common layouts with positions: channels last ([B, P, C], the
+ * channel axis last, rank ≥ 3) or channels first ([B, C, Q], the channel axis 1). The same math,
+ * arranged for speed: every reduction is first a per-sample, per-channel sum over the positions
+ * (channels-last: a batched [1, P]×[P, C] product with ones, since tfjs reduces a non-innermost
+ * axis by transposing the whole tensor first; channels-first: an innermost sum), then summed over
+ * each group's C/G channels (tiny tensors). In the backward γ factors out of those sums, and
+ * dx = dy·(γ/σ) − x̂·a − b with per-sample, per-channel a and b.
+ */
+function groupNormByPositions(
+  x: tf.Tensor,
+  gamma: tf.Tensor | null,
+  beta: tf.Tensor | null,
+  channelsLast: boolean,
+  groups: number,
+  epsilon: number,
+): tf.Tensor {
+  const batch = x.shape[0];
+  const channels = x.shape[channelsLast ? x.rank - 1 : 1];
+  const positions = x.size / (batch * channels);
+  const perGroup = channels / groups;
+  const n = positions * perGroup;
+  const rows = channelsLast ? [batch, positions, channels] : [batch, channels, positions];
+  // Per-sample, per-channel values, broadcasting against `rows`.
+  const coefficientShape = channelsLast ? [batch, 1, channels] : [batch, channels, 1];
+  const affineShape = channelsLast ? [channels] : [1, channels, 1];
+  return tf.tidy(() => {
+    const ones = channelsLast ? tf.ones([batch, 1, positions]) : null;
+    // Σ over positions: `rows` → `coefficientShape`.
+    const positionSum = (t: tf.Tensor, o: tf.Tensor | null) =>
+      o ? tf.matMul(o, tf.reshape(t, rows)) : tf.sum(tf.reshape(t, rows), 2, true);
+    // Per-sample, per-channel → per-sample, per-group [B, G, 1].
+    const groupSum = (t: tf.Tensor) => tf.sum(tf.reshape(t, [batch, groups, perGroup]), 2, true);
+    // A per-group [B, G, 1] value as per channel (`coefficientShape`).
+    const perChannel = (t: tf.Tensor) => tf.reshape(tf.tile(t, [1, 1, perGroup]), coefficientShape);
+    const mean = tf.div(groupSum(positionSum(x, ones)), n);
+    const meanC = perChannel(mean);
+    // Two passes: the variance from the centred values (no cancellation when |μ| ≫ σ).
+    const centred = tf.sub(tf.reshape(x, rows), meanC);
+    const variance = tf.div(groupSum(positionSum(tf.square(centred), ones)), n);
+    const invC = perChannel(tf.rsqrt(tf.add(variance, epsilon)));
+    const inputs: tf.Tensor[] = [x];
+    if (gamma) inputs.push(gamma);
+    if (beta) inputs.push(beta);
+    const op = tf.customGrad((...args: unknown[]) => {
+      const save = args.pop() as (tensors: tf.Tensor[]) => void;
+      const xIn = args[0] as tf.Tensor;
+      const g = gamma ? tf.reshape(args[1] as tf.Tensor, affineShape) : null;
+      const b = beta ? tf.reshape(args[gamma ? 2 : 1] as tf.Tensor, affineShape) : null;
+      // y = x·s + t per sample and channel: s = γ/σ, t = β − μ·γ/σ.
+      const s = g ? tf.mul(invC, g) : invC;
+      let t = tf.neg(tf.mul(meanC, s));
+      if (b) t = tf.add(t, b);
+      const value = tf.reshape(tf.add(tf.mul(tf.reshape(xIn, rows), s), t), xIn.shape);
+      save([xIn, meanC, invC, ...(ones ? [ones] : []), ...(gamma ? [args[1] as tf.Tensor] : [])]);
+      return {
+        value,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [xs, mu, inv] = saved;
+          const o = ones ? saved[3] : null;
+          const gs = gamma ? tf.reshape(saved[ones ? 4 : 3], affineShape) : null;
+          const dyR = tf.reshape(dy, rows);
+          const xHat = tf.mul(tf.sub(tf.reshape(xs, rows), mu), inv);
+          const sumDy = positionSum(dyR, o);
+          const sumDyXHat = positionSum(tf.mul(dyR, xHat), o);
+          const sumXHat = positionSum(xHat, o);
+          const withGamma = (v: tf.Tensor) => (gs ? tf.mul(v, gs) : v);
+          // Per group: ḡ = mean(γ·dy), m̂ = mean(x̂), k = mean(γ·dy·x̂) − ḡ·m̂ (the centred form).
+          const gMean = tf.div(groupSum(withGamma(sumDy)), n);
+          const xHatMean = tf.div(groupSum(sumXHat), n);
+          const k = tf.sub(tf.div(groupSum(withGamma(sumDyXHat)), n), tf.mul(gMean, xHatMean));
+          const offset = tf.sub(gMean, tf.mul(xHatMean, k));
+          // dx = (γ·dy − x̂·k − offset)/σ.
+          const dyScale = gs ? tf.mul(inv, gs) : inv;
+          const kC = tf.mul(perChannel(k), inv);
+          const offC = tf.mul(perChannel(offset), inv);
+          const dx = tf.sub(tf.mul(dyR, dyScale), tf.add(tf.mul(xHat, kC), offC));
+          const grads = [tf.reshape(dx, xs.shape)];
+          const overBatch = (v: tf.Tensor) => tf.reshape(tf.sum(v, 0), [channels]);
+          if (gamma) grads.push(overBatch(sumDyXHat));
+          if (beta) grads.push(overBatch(sumDy));
           return grads;
         },
       };

@@ -64,6 +64,7 @@ export {
 export type { BatchNormStatistics, ChannelAffine, KernelAndBias, KernelLayout } from './fold';
 export { groupMoments, groupNorm, groupView } from './group_norm';
 export type { GroupMoments, GroupView } from './group_norm';
+export { rmsNorm } from './rms_norm';
 export {
   entropy,
   expectedEntropy,
