@@ -29,7 +29,7 @@ export const DEFAULTS = {
   blockSize: 3,
   bnMomentum: 0.9,
   uoutBeta: 0.5,
-  inputPool: 1,
+  inputPool: 2,
   ...poolFlags('reports/cnn-dropout-bn'),
 };
 
