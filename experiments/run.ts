@@ -111,7 +111,7 @@ const EXPERIMENTS: Experiment[] = [
   {
     name: 'small-batch',
     title: 'Small and non-i.i.d. batches: Batch Renorm, Ghost BN',
-    weight: { full: 150, quick: 15 },
+    weight: { full: 400, quick: 30 },
     question:
       'Do Batch Renormalization and Ghost BatchNorm help where BatchNorm is weak (batches of 2–8, batches of two classes), and how far are the running statistics from the population?',
     summarize: (r) => {
@@ -196,7 +196,19 @@ async function main(): Promise<void> {
     },
   );
   const only = args.only ? args.only.split(',') : null;
-  const selected = EXPERIMENTS.filter((e) => !only || only.includes(e.name));
+  // The experiments whose claims need the most seeds run first, so that a run cut short (a busy
+  // machine) has them; index.md lists them in this order.
+  const RUN_ORDER = [
+    'small-batch',
+    'cnn-dropout-bn',
+    'overfitting',
+    'vanishing-gradient',
+    'bn-statistics',
+    'bn-folding',
+  ];
+  const selected = EXPERIMENTS.filter((e) => !only || only.includes(e.name)).sort(
+    (a, b) => RUN_ORDER.indexOf(a.name) - RUN_ORDER.indexOf(b.name),
+  );
   const weight = (e: Experiment) => (args.quick ? e.weight.quick : e.weight.full);
   const totalWeight = selected.reduce((s, e) => s + weight(e), 0);
   const started = Date.now();

@@ -14,9 +14,9 @@ export const DEFAULTS = {
   seeds: 5,
   epochs: 20,
   trainSize: 1000,
-  heldOutSize: 2000,
+  heldOutSize: 1000,
   /** Validation digits (disjoint from both) that select the epoch; the held-out set is the test. */
-  validationSize: 1000,
+  validationSize: 500,
   hidden: 256,
   batchSize: 64,
   learningRate: 1e-3,
@@ -57,7 +57,7 @@ export function parseOptions(argv: readonly string[]) {
     jobs: 1,
   });
   expectClassBalanced('overfitting', o, 'trainSize');
-  expectClassBalanced('overfitting', o, 'heldOutSize', 2000);
+  expectClassBalanced('overfitting', o, 'heldOutSize', 1000);
   expectClassBalanced('overfitting', o, 'validationSize');
   if (!(o.rate > 0 && o.rate < 1)) {
     throw new Error(`overfitting: expected --rate in (0, 1), received: ${o.rate}.`);

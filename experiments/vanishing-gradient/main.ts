@@ -46,7 +46,7 @@ const DEFAULTS = {
 /** Per-mode defaults, chosen so the default run takes a few minutes on 2 wasm cores. */
 const MODES = {
   quick: { width: 32, epochs: 2, trainPerClass: 40, heldOutPerClass: 30, probe: 64, seeds: 1 },
-  full: { width: 64, epochs: 10, trainPerClass: 200, heldOutPerClass: 100, probe: 128, seeds: 3 },
+  full: { width: 64, epochs: 8, trainPerClass: 150, heldOutPerClass: 100, probe: 128, seeds: 3 },
 };
 
 async function main(): Promise<void> {
