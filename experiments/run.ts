@@ -110,10 +110,10 @@ const EXPERIMENTS: Experiment[] = [
   },
   {
     name: 'small-batch',
-    title: 'Small and non-i.i.d. batches: Batch Renorm, Ghost BN',
+    title: 'Small and non-i.i.d. batches: Batch Renorm, Ghost BN, GroupNorm, LayerNorm',
     weight: { full: 400, quick: 30 },
     question:
-      'Do Batch Renormalization and Ghost BatchNorm help where BatchNorm is weak (batches of 2–8, batches of two classes), and how far are the running statistics from the population?',
+      'Do Batch Renormalization, Ghost BatchNorm, BN on the convs only, GroupNorm and LayerNorm help where BatchNorm is weak (batches of 2–8, batches of two classes), and how far are the running statistics from the population?',
     summarize: (r) => {
       const meanStd = (s: Json, f: (x: number) => string) => `${f(num(s.mean))} ± ${f(num(s.std))}`;
       return [
