@@ -50,8 +50,8 @@ describe('compare', () => {
     expect(c.verdict).toBe('not separated');
     expect(c.differences.map((d) => Number(d.toFixed(12)))).toEqual([-0.01, 0.01, -0.02]);
     // d̄ = −0.00667, s_d = 0.01528, t(0.975, 2) = 4.302653: half-width 4.302653·s_d/√3 = 0.03795.
-    expect(c.ci[0]).toBeCloseTo(-0.00667 - 0.03795, 4);
-    expect(c.ci[1]).toBeCloseTo(-0.00667 + 0.03795, 4);
+    expect(c.ci![0]).toBeCloseTo(-0.00667 - 0.03795, 4);
+    expect(c.ci![1]).toBeCloseTo(-0.00667 + 0.03795, 4);
   });
 
   it('sees a consistent gain that the spread between seeds would hide', () => {
@@ -73,8 +73,8 @@ describe('compare', () => {
     expect(a.agree).toBe(true);
     const b = agreement('a', s([0.9, 0.91, 0.89]), 'b', s([0.93, 0.94, 0.92]), 'finalHeldOutAcc');
     expect(b.agree).toBe(false);
-    expect(b.ci[0]).toBeCloseTo(-0.03, 9);
-    expect(b.ci[1]).toBeCloseTo(-0.03, 9);
+    expect(b.ci![0]).toBeCloseTo(-0.03, 9);
+    expect(b.ci![1]).toBeCloseTo(-0.03, 9);
   });
 });
 

@@ -25,7 +25,7 @@ import { mnistSplit, toTensors } from '../lib/mnist';
 import { Progress } from '../lib/progress';
 import { SEED_PURPOSE } from '../lib/random';
 import { fmt, formatTable, markdownTable, pct, writeReport } from '../lib/report';
-import { compare, meanStd, stat } from '../lib/stats';
+import { compare, meanStd, showInterval, stat } from '../lib/stats';
 
 const DEFAULTS = {
   quick: false,
@@ -159,7 +159,7 @@ function compareVariants(ratios: RatioCell[], training: TrainCell[]): string[][]
   const show = (c: ReturnType<typeof compare>) =>
     c.singleSeed
       ? `${fmt(c.delta)} (one seed)`
-      : `${fmt(c.delta)} [${fmt(c.ci[0])}, ${fmt(c.ci[1])}] ${c.verdict === 'not separated' ? 'not separated' : c.verdict === 'better' ? '**closer / higher**' : '**farther / lower**'}`;
+      : `${fmt(c.delta)} ${showInterval(c.ci)} ${c.verdict === 'not separated' ? 'not separated' : c.verdict === 'better' ? '**closer / higher**' : '**farther / lower**'}`;
   for (const b of BATCH_SIZES) {
     const cell = (v: Variant) =>
       ratios.find((r) => r.source === 'MNIST' && r.variant === v && r.batchSize === b)!;

@@ -61,10 +61,10 @@ export interface Comparison {
   differences: number[];
   /** Sample std of d_s (0 with one seed). */
   spread: number;
-  /** The {@link LEVEL} paired t interval of the mean difference ([NaN, NaN] with one seed). */
-  ci: [number, number];
-  /** Two-sided p-value of the paired t test (NaN with one seed). */
-  pValue: number;
+  /** The {@link LEVEL} paired t interval of the mean difference (null with one seed). */
+  ci: [number, number] | null;
+  /** Two-sided p-value of the paired t test (null with one seed). */
+  pValue: number | null;
   verdict: Verdict;
   /** True when there is a single seed: no interval, the verdict is `not separated`. */
   singleSeed: boolean;
@@ -87,6 +87,19 @@ export function pairedT(
   return { ci: [r.ci[0], r.ci[1]], pValue: r.pValue, mean };
 }
 
+/** An interval and p-value as results.json keeps them: null where there is none (one seed). */
+function finiteInterval(
+  ci: [number, number],
+  pValue: number,
+): { ci: [number, number] | null; pValue: number | null } {
+  return ci.every(Number.isFinite) ? { ci, pValue } : { ci: null, pValue: null };
+}
+
+/** "[0.004, 0.020]", or "no interval" (one seed); `f` formats the numbers. */
+export function showInterval(ci: [number, number] | null, f: (x: number) => string = fmt): string {
+  return ci ? `[${f(ci[0])}, ${f(ci[1])}]` : 'no interval';
+}
+
 /**
  * Compares `a` with `b` seed by seed: `better`/`worse` when the {@link LEVEL} paired t interval of
  * the mean difference lies on the good/bad side of 0, else `not separated` (also with one seed).
@@ -99,7 +112,8 @@ export function compare(a: Stat, b: Stat, better: 'higher' | 'lower'): Compariso
   }
   const differences = a.values.map((v, i) => v - b.values[i]);
   const d = meanStd(differences);
-  const { ci, pValue } = pairedT(a.values, b.values);
+  const t = pairedT(a.values, b.values);
+  const ci = t.ci;
   const sign = better === 'higher' ? 1 : -1;
   const verdict: Verdict =
     sign * ci[0] > 0 && sign * ci[1] > 0
@@ -111,8 +125,7 @@ export function compare(a: Stat, b: Stat, better: 'higher' | 'lower'): Compariso
     delta: d.mean,
     differences,
     spread: d.n > 1 ? d.std : 0,
-    ci,
-    pValue,
+    ...finiteInterval(t.ci, t.pValue),
     verdict,
     singleSeed: differences.length < 2,
   };
@@ -123,10 +136,10 @@ export function compare(a: Stat, b: Stat, better: 'higher' | 'lower'): Compariso
  * interval; `f` formats the numbers.
  */
 export function showComparison(c: Comparison, f: (x: number) => string = fmt): string {
-  if (c.singleSeed) return ' (one seed: no interval, not separated)';
+  if (c.singleSeed || !c.ci) return ' (one seed: no interval, not separated)';
   const sign = c.delta > 0 ? '+' : '';
   return (
-    ` (Δ ${sign}${f(c.delta)}, ${Math.round(LEVEL * 100)}% CI [${f(c.ci[0])}, ${f(c.ci[1])}], ` +
+    ` (Δ ${sign}${f(c.delta)}, ${Math.round(LEVEL * 100)}% CI ${showInterval(c.ci, f)}, ` +
     `paired t over ${c.differences.length} seeds${c.verdict === 'not separated' ? ': not separated' : ''})`
   );
 }
@@ -138,8 +151,8 @@ export interface Agreement<K extends string = string> {
   metric: K;
   /** a.mean − b.mean. */
   delta: number;
-  /** The {@link LEVEL} paired t interval of the mean per-seed difference a_s − b_s. */
-  ci: [number, number];
+  /** The {@link LEVEL} paired t interval of the mean per-seed difference a_s − b_s (null: one seed). */
+  ci: [number, number] | null;
   /** The interval contains 0: the two are not separated. */
   agree: boolean;
   /** The per-seed (paired) differences a_s − b_s, for the record. */
@@ -168,7 +181,7 @@ export function agreement<K extends string>(
     b: bId,
     metric,
     delta: mean,
-    ci,
+    ci: finiteInterval(ci, 0).ci,
     agree: singleSeed ? mean === 0 : ci[0] <= 0 && ci[1] >= 0,
     differences: sa.values.map((v, i) => v - sb.values[i]),
     singleSeed,

@@ -6,7 +6,7 @@
  */
 import { fmt } from '../lib/report';
 import { ConfigStats, metricInfo, MetricKey } from '../lib/curves';
-import { auroc, Comparison, compare, histogramCounts, meanStd } from '../lib/stats';
+import { auroc, Comparison, compare, histogramCounts, meanStd, showInterval } from '../lib/stats';
 
 /** Entropy statistics of the Monte-Carlo (or deterministic) predictions over every seed. */
 export interface EntropySummary {
@@ -124,7 +124,7 @@ export function verdictTable(input: RunSummary): {
           const x = v[c.id][k];
           return x.singleSeed
             ? `${mark[x.verdict]} (${x.delta > 0 ? '+' : ''}${fmt(x.delta)}, one seed)`
-            : `${mark[x.verdict]} (${x.delta > 0 ? '+' : ''}${fmt(x.delta)} [${fmt(x.ci[0])}, ${fmt(x.ci[1])}])`;
+            : `${mark[x.verdict]} (${x.delta > 0 ? '+' : ''}${fmt(x.delta)} ${showInterval(x.ci)})`;
         }),
       ]),
   };

@@ -3,7 +3,7 @@
  * passed in; nothing is assumed about which configuration wins.
  */
 import { fmt } from '../lib/report';
-import { Agreement, compare, showPair, showStat, stat } from '../lib/stats';
+import { Agreement, compare, showInterval, showPair, showStat, stat } from '../lib/stats';
 import { metricInfo, MetricKey } from '../lib/curves';
 import { COMPARED, EntropySummary, RunSummary, UncertaintySplit, verdicts } from './analysis';
 
@@ -179,8 +179,8 @@ export function interpret(input: InterpretationInput): string[] {
       const verdict = a.singleSeed
         ? 'one seed, no interval'
         : a.agree
-          ? `**not separated** (Δ ${fmt(a.delta)}, 95% paired t CI [${fmt(a.ci[0])}, ${fmt(a.ci[1])}])`
-          : `**separated** (Δ ${fmt(a.delta)}, 95% paired t CI [${fmt(a.ci[0])}, ${fmt(a.ci[1])}])`;
+          ? `**not separated** (Δ ${fmt(a.delta)}, 95% paired t CI ${showInterval(a.ci)})`
+          : `**separated** (Δ ${fmt(a.delta)}, 95% paired t CI ${showInterval(a.ci)})`;
       return `${info.label} ${showPair(stats[aId][a.metric], stats[bId][a.metric])}: ${verdict}`;
     });
     const diffs = items[0].differences.map((d) => fmt(d)).join(', ');

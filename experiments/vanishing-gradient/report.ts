@@ -6,7 +6,7 @@ import { barChart, lineChart, LinePoint, smallMultiples, VegaLiteSpec } from '..
 import { fmt, markdownTable, pct } from '../lib/report';
 import { CLIP_NORM, CONFIGS, EXPLODING_GAIN } from './configs';
 import { THRESHOLDS } from './interpret';
-import { compare, stat } from '../lib/stats';
+import { compare, showInterval, stat } from '../lib/stats';
 import { PLATEAU, Result, TrainSettings } from './run';
 
 /** What the report needs from a finished run. */
@@ -79,7 +79,7 @@ export function rankingTable(results: readonly Result[]): {
       versus = c.singleSeed
         ? 'one seed: not separated'
         : `${c.verdict === 'better' ? '**higher**' : 'not separated'}: Δ ${fmt(c.delta)} ` +
-          `[${fmt(c.ci[0])}, ${fmt(c.ci[1])}]`;
+          showInterval(c.ci);
     }
     return [
       r.name,
