@@ -238,7 +238,7 @@ function markdown(input: ReportInput, interpretation: string[]): string {
     '',
     interpretation.join('\n\n'),
     '',
-    `Verdicts against the baseline (${input.seeds} seeds): mean per-seed difference (configuration − ` +
+    `Verdicts against the baseline (${input.seeds.length} seeds): mean per-seed difference (configuration − ` +
       'baseline) and its 95% paired t interval; "not separated" when the interval contains 0. For ' +
       'accuracies higher is better; for losses and gaps lower is better.',
     '',
