@@ -36,7 +36,7 @@ describe('experiments/cnn-dropout-bn --quick', () => {
 
   afterAll(() => quick.remove());
 
-  it('runs the nine configurations and writes the report and charts', () => {
+  it('runs the twelve configurations and writes the report and charts', () => {
     expect(results.configs.map((c) => c.id)).toEqual([
       'none',
       'dropout',
@@ -46,9 +46,12 @@ describe('experiments/cnn-dropout-bn --quick', () => {
       'bn-bias',
       'bn-after-relu',
       'bn-dropout-before',
+      'no-bn-dropout-before',
+      'bn-gaussian-before',
+      'bn-uout-before',
       'bn-dropout-after',
     ]);
-    expect(results.runs).toHaveLength(9 * results.settings.seeds);
+    expect(results.runs).toHaveLength(12 * results.settings.seeds);
     for (const run of results.runs) {
       expect(run.curve).toHaveLength(results.settings.epochs);
       expect(run.leaked).toBe(0);
@@ -82,7 +85,11 @@ describe('experiments/cnn-dropout-bn --quick', () => {
       true,
       true,
     ]);
+    for (const id of ['bn-gaussian-before', 'bn-uout-before']) {
+      expect(config(id).shifts.map((s) => s.afterDropout)).toEqual([false, true, true]);
+    }
     expect(config('bn-dropout-after').shifts.every((s) => !s.afterDropout)).toBe(true);
+    expect(config('no-bn-dropout-before').shifts).toEqual([]);
     expect(config('none').shifts).toEqual([]);
     expect(config('none').recalibrated).toBeNull();
   });
@@ -98,7 +105,7 @@ describe('experiments/cnn-dropout-bn --quick', () => {
   });
 
   it('has one verdict per claim, and the bias claim follows the numbers', () => {
-    expect(results.claims).toHaveLength(9);
+    expect(results.claims).toHaveLength(12);
     for (const c of results.claims) expect(['holds', 'does not hold']).toContain(c.verdict);
     const bias = results.claims.find((c) => c.claim.startsWith('A bias before BN'))!;
     const same =

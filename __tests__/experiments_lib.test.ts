@@ -208,3 +208,39 @@ describe('experiments/lib/progress', () => {
     expect(duration(8.2)).toBe('8s');
   });
 });
+
+describe('experiments/lib/cli on util.parseArgs', () => {
+  const defaults = { depth: 20, quick: false, out: 'reports/x', maxEpochs: 3 };
+
+  it('a later flag wins, camelCase is accepted, a missing string value is an error', () => {
+    expect(parseArgs(defaults, ['--quick', '--no-quick']).quick).toBe(false);
+    expect(parseArgs(defaults, ['--no-quick', '--quick']).quick).toBe(true);
+    expect(parseArgs(defaults, ['--maxEpochs=7']).maxEpochs).toBe(7);
+    expect(() => parseArgs(defaults, ['--out'])).toThrow(/--out needs a string value/);
+    expect(() => parseArgs(defaults, ['stray'])).toThrow(/unexpected argument/);
+    expect(() => parseArgs(defaults, ['--depth', ''])).toThrow(/finite number/);
+  });
+
+  it('--help lists every flag with its default and exits 0', () => {
+    const lines: string[] = [];
+    const exit = jest.spyOn(process, 'exit').mockImplementation((() => {
+      throw new Error('exit');
+    }) as never);
+    try {
+      expect(() =>
+        parseArgs(defaults, ['--help'], { usage: 'use', log: (t) => lines.push(t) }),
+      ).toThrow('exit');
+      expect(exit).toHaveBeenCalledWith(0);
+    } finally {
+      exit.mockRestore();
+    }
+    expect(lines.join('\n').split('\n')).toEqual([
+      'use',
+      'Flags:',
+      '  --depth <number>  (default: 20)',
+      '  --quick  (default: false)',
+      '  --out <string>  (default: "reports/x")',
+      '  --max-epochs <number>  (default: 3)',
+    ]);
+  });
+});

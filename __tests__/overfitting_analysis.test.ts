@@ -40,19 +40,18 @@ describe('runMetrics', () => {
 });
 
 describe('compare', () => {
-  it('pairs seeds: better or worse when the mean difference exceeds the std of the differences', () => {
+  it('pairs seeds: better or worse when the 95% paired t interval excludes 0', () => {
     const base = stat([0.5, 0.52, 0.48]);
     const clearlyLower = stat([0.4, 0.42, 0.38]);
     const slightlyLower = stat([0.49, 0.53, 0.46]); // differences −0.01, +0.01, −0.02
     expect(compare(clearlyLower, base, 'lower').verdict).toBe('better');
     expect(compare(clearlyLower, base, 'higher').verdict).toBe('worse');
     const c = compare(slightlyLower, base, 'lower');
-    expect(c.verdict).toBe('within spread');
+    expect(c.verdict).toBe('not separated');
     expect(c.differences.map((d) => Number(d.toFixed(12)))).toEqual([-0.01, 0.01, -0.02]);
-    expect(c.spread).toBeCloseTo(
-      Math.sqrt(((0.01 / 3) ** 2 + (0.04 / 3) ** 2 + (0.05 / 3) ** 2) / 2),
-      12,
-    );
+    // d̄ = −0.00667, s_d = 0.01528, t(0.975, 2) = 4.302653: half-width 4.302653·s_d/√3 = 0.03795.
+    expect(c.ci![0]).toBeCloseTo(-0.00667 - 0.03795, 4);
+    expect(c.ci![1]).toBeCloseTo(-0.00667 + 0.03795, 4);
   });
 
   it('sees a consistent gain that the spread between seeds would hide', () => {
@@ -63,24 +62,19 @@ describe('compare', () => {
     expect(compare(a, base, 'lower').verdict).toBe('better');
   });
 
-  it('with one seed, the sign decides and singleSeed says so', () => {
+  it('with one seed there is no interval and nothing separates', () => {
     const c = compare(stat([0.49]), stat([0.5]), 'lower');
-    expect(c).toMatchObject({ verdict: 'better', singleSeed: true, spread: 0 });
+    expect(c).toMatchObject({ verdict: 'not separated', singleSeed: true, spread: 0 });
   });
 
-  it('agreement uses the spread between single runs, √(std₁² + std₂²)', () => {
+  it('agreement: not separated when the paired t interval of the differences contains 0', () => {
     const s = (v: number[]) => aggregate(v.map((x) => ({ ...metrics(), finalHeldOutAcc: x })));
-    const a = agreement(
-      'a',
-      s([0.9, 0.91, 0.89]),
-      'b',
-      s([0.905, 0.915, 0.895]),
-      'finalHeldOutAcc',
-    );
+    const a = agreement('a', s([0.9, 0.91, 0.89]), 'b', s([0.905, 0.9, 0.895]), 'finalHeldOutAcc');
     expect(a.agree).toBe(true);
-    expect(a.spread).toBeCloseTo(Math.sqrt(2) * 0.01, 12);
     const b = agreement('a', s([0.9, 0.91, 0.89]), 'b', s([0.93, 0.94, 0.92]), 'finalHeldOutAcc');
     expect(b.agree).toBe(false);
+    expect(b.ci![0]).toBeCloseTo(-0.03, 9);
+    expect(b.ci![1]).toBeCloseTo(-0.03, 9);
   });
 });
 
@@ -180,12 +174,12 @@ describe('interpret', () => {
     const text = interpret(input(stats)).join('\n');
     const line = text.split('\n').find((l) => l.startsWith('- **Pack Dropout (inverted)**')) ?? '';
     expect(line).toMatch(
-      /beats the baseline on final held-out loss.*minimum held-out loss.*loss gap/,
+      /beats the baseline on final held-out loss.*held-out loss at the selected epoch.*loss gap/,
     );
     expect(line).toMatch(
-      /does \*\*not\*\* beat it on final held-out accuracy.*best held-out accuracy.*within the seed-to-seed spread/,
+      /does \*\*not\*\* beat it on final held-out accuracy.*held-out accuracy at the selected epoch.*not separated by a 95% paired t interval/,
     );
-    expect(text).toContain('**agree** within the seed-to-seed spread');
+    expect(text).toContain('**not separated** (Δ');
     expect(text).toContain('It overfits');
   });
 
@@ -207,7 +201,7 @@ describe('interpret', () => {
     expect(line).toContain('beats the baseline on **no** compared metric');
     expect(line).toMatch(/is \*\*worse\*\* than the baseline on final held-out accuracy/);
     expect(text).toMatch(/Pack Dropout \(inverted\) beats? it on none/);
-    expect(text).toContain('do **not** agree within the seed-to-seed spread');
+    expect(text).toContain('**separated** (Δ');
   });
 
   it('does not claim overfitting when the baseline held-out loss never rises', () => {
@@ -217,5 +211,24 @@ describe('interpret', () => {
       'tfjs-dropout': configStats({}),
     };
     expect(interpret(input(stats)).join('\n')).toContain('it does **not** clearly overfit');
+  });
+});
+
+describe('runMetrics with validation digits', () => {
+  it('selects the epoch on the validation loss and reads the held-out numbers there', () => {
+    const p = (heldOutLoss: number, heldOutAcc: number, valLoss: number) => ({
+      trainLoss: 0.1,
+      trainAcc: 1,
+      heldOutLoss,
+      heldOutAcc,
+      valLoss,
+      valAcc: 0.9,
+    });
+    // The held-out (test) loss is lowest at epoch 1, the validation loss at epoch 2.
+    const m = runMetrics([p(0.3, 0.95, 0.5), p(0.4, 0.9, 0.35), p(0.5, 0.85, 0.45)]);
+    expect(m.bestLossEpoch).toBe(2);
+    expect(m.minHeldOutLoss).toBe(0.4);
+    expect(m.bestHeldOutAcc).toBe(0.9);
+    expect(m.overfitRatio).toBeCloseTo(0.5 / 0.4, 12);
   });
 });

@@ -20,6 +20,7 @@ const OPTIONS: TaskOptions = {
   batchSize: 16,
   trainSize: 50,
   heldOutSize: 100,
+  validationSize: 100,
   mcSamples: 3,
   mcConfig: 'dropout',
 };

@@ -1,19 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { BatchNorm, DropnormValueError, layers as dn, recalibrateBatchNorm } from 'tfjs-dropnorm';
+import { relativeError as rel } from './batch_norm_helpers';
 import { randn, randomizeBatchNorms, snapshotWeights } from './fold_helpers';
 
 const REL = 1e-4;
-
-/** max |a − b| / max |b| over two vectors. */
-function rel(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return diff / scale;
-}
 
 /** Population mean and variance per channel (last axis) in float64, by two passes. */
 function population(x: tf.Tensor2D, unbiased: boolean): { mean: number[]; variance: number[] } {

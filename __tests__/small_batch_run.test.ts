@@ -42,14 +42,17 @@ describe('experiments/small-batch --quick', () => {
   it('trains every configuration in every setting (Ghost BN only at batch 32) and writes the report', () => {
     const ids = (setting: string) =>
       results.summaries.filter((s) => s.setting === setting).map((s) => s.config);
-    expect(ids('b2')).toEqual(['builtin', 'bn', 'bn-recalibrated', 'renorm', 'none']);
-    expect(ids('b32')).toEqual(['builtin', 'bn', 'bn-recalibrated', 'renorm', 'ghost', 'none']);
+    const everywhere = ['builtin', 'bn', 'bn-recalibrated', 'renorm', 'conv-bn'];
+    const batchIndependent = ['groupnorm', 'layernorm', 'none'];
+    expect(ids('b2')).toEqual([...everywhere, ...batchIndependent]);
+    expect(ids('b32')).toEqual([...everywhere, 'ghost', 'ghost-renorm', ...batchIndependent]);
     expect(ids('two-class')).toEqual(ids('b32'));
-    expect(results.runs).toHaveLength((4 + 5 + 5) * results.settings.seeds);
+    expect(results.runs).toHaveLength((7 + 9 + 9) * results.settings.seeds);
+    const bns = { none: 0, groupnorm: 0, layernorm: 0, 'conv-bn': 2 } as Record<string, number>;
     for (const run of results.runs) {
       expect(run.leaked).toBe(0);
       expect(run.heldOutAcc).toBeGreaterThanOrEqual(0);
-      expect(run.bn).toHaveLength(run.config === 'none' ? 0 : 3);
+      expect(run.bn).toHaveLength(bns[run.config] ?? 3);
     }
     const report = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
     expect(report).toContain('## Claims and verdicts');

@@ -1,8 +1,9 @@
 /**
  * How well a BatchNorm gradient keeps Σ_b ∂L/∂x = 0 per channel (issue 21): the table of the
- * issue, pack against built-in, on whatever backend is active. Imports only tfjs and the pack, so
- * the jest tests (__tests__/batch_norm_conditioning.test.ts), `npm run bench` and the browser page
- * (browser/page.ts, bundled with esbuild) can all run it.
+ * issue, pack against built-in, on whatever backend is active. Imports only tfjs and the harness's
+ * browser-safe seeded generator (experiments/lib/random.ts), so the jest tests
+ * (__tests__/batch_norm_conditioning.test.ts), `npm run bench` and the browser page
+ * (browser/backends.ts, bundled with esbuild) can all run it.
  *
  * Why Σdx = 0: a normalized output does not change when a constant is added to one channel of every
  * sample (μ_B moves with it), so the directional derivative along (1, …, 1) vanishes: Σ_b ∂L/∂x_b = 0.
@@ -14,6 +15,7 @@
  * forms x̂ from a rounded batch mean and then relies on Σx̂ = 0.
  */
 import * as tf from '@tensorflow/tfjs';
+import { mulberry32 } from '../experiments/lib/random';
 
 /** One row of the table: inputs `center ± spread` per channel. */
 export interface ConditioningCase {
@@ -33,17 +35,11 @@ export const CONDITIONING_CASES: readonly ConditioningCase[] = [
   { label: '30000 ± 1', center: 30000, spread: 1 },
 ];
 
-/** A small seeded generator (mulberry32): the same numbers on every backend and in every browser. */
-export function seededUniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/**
+ * A small seeded uniform [0, 1) generator (the harness's mulberry32): the same numbers on every
+ * backend and in every browser.
+ */
+export const seededUniform: (seed: number) => () => number = mulberry32;
 
 /** Standard normal numbers from {@link seededUniform} (Box–Muller). */
 export function seededNormal(seed: number): () => number {
@@ -171,7 +167,7 @@ export interface ConditioningTableOptions {
  * Issue 21's table on the active backend: for each case, the ratio of {@link channelSumRatio} for
  * a fresh pack layer (`makePack()`, e.g. `() => dn.layers.batchNorm()`) and for
  * `tf.layers.batchNormalization()` on the same input and dy. The pack is passed in so this file
- * imports only tfjs.
+ * does not import it.
  */
 export function conditioningTable(
   makePack: () => tf.layers.Layer,

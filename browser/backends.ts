@@ -23,7 +23,9 @@ import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-backend-webgpu';
 import * as dn from 'tfjs-dropnorm';
+import { conditioningTableAsync } from '../bench/bn_conditioning';
 import { LAYER_ROWS, LayerRow, uncoveredLayerClasses } from './layer_rows';
+import { publishReport } from './publish';
 
 type Kind = 'pack' | 'builtin';
 type Values = Record<string, number[]>;
@@ -384,45 +386,6 @@ async function modelChecks(
   };
 }
 
-/** The inputs of the conditioning table of issue 21: per-channel mean ± spread. */
-export const CONDITIONING_INPUTS: Array<[number, number]> = [
-  [0, 1],
-  [300, 0.1],
-  [1000, 0.01],
-  [30000, 1],
-];
-
-/**
- * max over channels of |Σ_b dx| / Σ_b |dx| for BN in training mode at inputs mean ± spread
- * ([64, 8], float32), summed in float64 in JS: 0 in exact arithmetic (the normalized output has no
- * component along the channel mean), so this measures how well the backward keeps Σdx = 0.
- */
-async function conditioning(kind: Kind, mean: number, spread: number): Promise<number> {
-  const [n, c] = [64, 8];
-  const layer = kind === 'pack' ? dn.layers.batchNorm() : tf.layers.batchNormalization();
-  const x = tf.tidy(() =>
-    tf.add(tf.mul(tf.randomNormal([n, c], 0, 1, 'float32', 51), spread), mean),
-  );
-  const dy = tf.randomNormal([n, c], 0, 1, 'float32', 52);
-  const dx = tf.grad((input: tf.Tensor) =>
-    tf.sum(tf.mul(layer.apply(input, { training: true }) as tf.Tensor, dy)),
-  )(x);
-  const g = await read([dx]);
-  tf.dispose([x, dy, dx]);
-  disposeLayer(layer);
-  let worst = 0;
-  for (let j = 0; j < c; j++) {
-    let sum = 0;
-    let abs = 0;
-    for (let i = 0; i < n; i++) {
-      sum += g[i * c + j];
-      abs += Math.abs(g[i * c + j]);
-    }
-    worst = Math.max(worst, abs > 0 ? Math.abs(sum) / abs : 0);
-  }
-  return worst;
-}
-
 /** ∂/∂filter of Σ conv2d and Σ depthwiseConv2d (the wasm run checks the pack's kernels with it). */
 async function filterGradients(): Promise<number[]> {
   const grads = tf.tidy(() => {
@@ -481,14 +444,9 @@ async function suite(): Promise<SuiteOutput> {
     models[kind] = facts;
   }
   lap('models');
-  const table: SuiteOutput['conditioning'] = [];
-  for (const [mean, spread] of CONDITIONING_INPUTS) {
-    table.push({
-      input: `${mean} ± ${spread}`,
-      pack: await conditioning('pack', mean, spread),
-      builtin: await conditioning('builtin', mean, spread),
-    });
-  }
+  // Issue 21's table (bench/bn_conditioning.ts, as the jest tests run it) on a small shape.
+  const rows = await conditioningTableAsync(() => dn.layers.batchNorm(), { shape: [64, 8] });
+  const table = rows.map(({ label, pack, builtin }) => ({ input: label, pack, builtin }));
   lap('conditioning');
   return { values, masks, models, conditioning: table, seconds };
 }
@@ -587,19 +545,4 @@ async function run(): Promise<BackendReport> {
   };
 }
 
-declare global {
-  interface Window {
-    __dropnorm?: { report?: unknown; error?: string };
-  }
-}
-
-run()
-  .then((report) => {
-    window.__dropnorm = { report };
-    const pre = document.createElement('pre');
-    pre.textContent = JSON.stringify(report, null, 1);
-    document.body.appendChild(pre);
-  })
-  .catch((e: unknown) => {
-    window.__dropnorm = { error: e instanceof Error ? `${e.message}\n${e.stack}` : String(e) };
-  });
+publishReport(run, { show: true });

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
 import * as dn from 'tfjs-dropnorm';
 import { ABResult, interleaved } from '../experiments/lib/timing';
+import { publishReport } from './publish';
 
 type LayerFactory = () => tf.layers.Layer;
 
@@ -143,16 +144,4 @@ async function run(): Promise<{ rows: BenchRow[]; userAgent: string }> {
   return { rows, userAgent: navigator.userAgent };
 }
 
-declare global {
-  interface Window {
-    __dropnorm?: { report?: unknown; error?: string };
-  }
-}
-
-run()
-  .then((report) => {
-    window.__dropnorm = { report };
-  })
-  .catch((e: unknown) => {
-    window.__dropnorm = { error: e instanceof Error ? `${e.message}\n${e.stack}` : String(e) };
-  });
+publishReport(run);

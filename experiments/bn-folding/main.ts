@@ -6,9 +6,9 @@
  *
  *   npm run experiment:bn-folding -- [--quick] [--backend cpu|wasm] [--out reports/bn-folding]
  *
- * Training runs on the fastest backend that trains conv nets (cpu where the wasm backend has no
- * Conv2DBackpropFilter); the measurements run on the backend `pickBackend` chooses (wasm when
- * installed, or `--backend`).
+ * Training runs on the fastest backend that trains conv nets (`pickBackend({training: true})`:
+ * wasm with the pack's conv-training gradient kernels, registered by `registerWasmTrainingKernels`);
+ * the measurements run on the backend `pickBackend` chooses (wasm when installed, or `--backend`).
  */
 import * as tf from '@tensorflow/tfjs';
 import { foldBatchNorm, layers as dn, mixSeed } from 'tfjs-dropnorm';

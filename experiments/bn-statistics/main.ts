@@ -25,13 +25,14 @@ import { mnistSplit, toTensors } from '../lib/mnist';
 import { Progress } from '../lib/progress';
 import { SEED_PURPOSE } from '../lib/random';
 import { fmt, formatTable, markdownTable, pct, writeReport } from '../lib/report';
-import { meanStd } from '../lib/stats';
+import { compare, meanStd, showInterval, stat } from '../lib/stats';
 
 const DEFAULTS = {
   quick: false,
   backend: '',
   out: 'reports/bn-statistics',
-  seed: 7,
+  seeds: 3,
+  firstSeed: 7,
   steps: 3000,
   trainPerClass: 200,
   heldOutPerClass: 100,
@@ -47,6 +48,10 @@ function parseOptions(argv: readonly string[]): typeof DEFAULTS {
     args.trainPerClass = Math.min(args.trainPerClass, 60);
     args.heldOutPerClass = Math.min(args.heldOutPerClass, 50);
     args.epochs = 1;
+    if (!argv.some((a) => /^--seeds(=|$)/.test(a))) args.seeds = 1;
+  }
+  if (!Number.isInteger(args.seeds) || args.seeds < 1) {
+    throw new Error(`bn-statistics: expected --seeds an integer ≥ 1, received: ${args.seeds}.`);
   }
   return args;
 }
@@ -127,8 +132,12 @@ interface RatioCell {
   source: string;
   batchSize: number;
   variant: Variant;
+  /** Per seed: mean over channels; over seeds: the mean of those. */
   mean: number;
+  /** Per seed: std over channels; over seeds: std of the per-seed means. */
   std: number;
+  /** Over seeds: the per-seed means. */
+  values?: number[];
 }
 
 interface TrainCell {
@@ -136,6 +145,38 @@ interface TrainCell {
   variant: Variant;
   loss: number;
   accuracy: number;
+  accuracyStd?: number;
+  accuracies?: number[];
+}
+
+/**
+ * Paired comparisons over seeds (a seed fixes the data, the projection and the initial weights):
+ * per batch size on MNIST features, |1 − ratio| of 'unbiased' and of recalibration against the
+ * built-in's, and the MLP's held-out accuracy of recalibrated 'unbiased' against the built-in.
+ */
+function compareVariants(ratios: RatioCell[], training: TrainCell[]): string[][] {
+  const rows: string[][] = [];
+  const show = (c: ReturnType<typeof compare>) =>
+    c.singleSeed
+      ? `${fmt(c.delta)} (one seed)`
+      : `${fmt(c.delta)} ${showInterval(c.ci)} ${c.verdict === 'not separated' ? 'not separated' : c.verdict === 'better' ? '**closer / higher**' : '**farther / lower**'}`;
+  for (const b of BATCH_SIZES) {
+    const cell = (v: Variant) =>
+      ratios.find((r) => r.source === 'MNIST' && r.variant === v && r.batchSize === b)!;
+    const dist = (v: Variant) =>
+      stat((cell(v).values ?? [cell(v).mean]).map((x) => Math.abs(1 - x)));
+    const acc = (v: Variant) => {
+      const t = training.find((x) => x.variant === v && x.batchSize === b)!;
+      return stat(t.accuracies ?? [t.accuracy]);
+    };
+    rows.push([
+      `batch ${b}`,
+      show(compare(dist('unbiased'), dist('built-in'), 'lower')),
+      show(compare(dist('recalibrated'), dist('built-in'), 'lower')),
+      show(compare(acc('recalibrated'), acc('built-in'), 'higher')),
+    ]);
+  }
+  return rows;
 }
 
 function mlp(variant: Variant, seed: number): tf.LayersModel {
@@ -162,115 +203,147 @@ function mlp(variant: Variant, seed: number): tf.LayersModel {
 async function main(): Promise<void> {
   const args = parseOptions(process.argv.slice(2));
   const backend = await useBackend(args.backend);
-  const ratios: RatioCell[] = [];
-  const progress = new Progress(BATCH_SIZES.length * 2 + BATCH_SIZES.length * 4, {
+  const seeds = Array.from({ length: args.seeds }, (_, k) => args.firstSeed + k);
+  const progress = new Progress(seeds.length * BATCH_SIZES.length * 6, {
     label: 'bn-statistics',
   });
-
-  // 1a. Known distribution: channel c ~ N(c − 4, σ_c²), σ_c = 0.5 + 0.5·c.
   const channels = 8;
-  const sigma = Array.from({ length: channels }, (_, c) => 0.5 + 0.5 * c);
-  const mu = tf.tensor1d(sigma.map((_, c) => c - 4));
-  const sd = tf.tensor1d(sigma);
-  const known = (step: number, size: number) =>
-    tf.tidy(() =>
-      tf.add(
-        tf.mul(
-          tf.randomNormal(
-            [size, channels],
-            0,
-            1,
-            'float32',
-            mixSeed(args.seed, SEED_PURPOSE.data, step),
-          ),
-          sd,
-        ),
-        mu,
-      ),
-    ) as tf.Tensor2D;
-  const knownVariance = Float64Array.from(sigma, (s) => s * s);
-  for (const b of BATCH_SIZES) {
-    progress.boundary(`running variance, N(μ, σ²), batch ${b}`);
-    const r = await varianceRatios(known, knownVariance, b, args.steps);
-    for (const v of VARIANTS)
-      ratios.push({ source: 'N(μ, σ²)', batchSize: b, variant: v, ...stats(r[v]) });
-    progress.tick(1);
-  }
-
-  // 1b. MNIST: a fixed random projection of the training digits to 16 features.
-  const { train, heldOut } = mnistSplit({
-    trainPerClass: args.trainPerClass,
-    heldOutPerClass: args.heldOutPerClass,
-    seed: args.seed,
-  });
-  const trainT = toTensors(train);
-  const testT = toTensors(heldOut);
   const features = 16;
-  const projected = tf.tidy(() =>
-    tf.matMul(
-      trainT.xs,
-      tf.randomNormal(
-        [784, features],
-        0,
-        1 / Math.sqrt(784),
-        'float32',
-        mixSeed(args.seed, SEED_PURPOSE.init),
-      ),
-    ),
-  ) as tf.Tensor2D;
-  const mnistVariance = populationVariance(projected.dataSync() as Float32Array, train.n, features);
-  // Batches walk through the digits in a fixed order and wrap around (population = all of them).
-  const mnistBatch = (step: number, size: number) =>
-    tf.tidy(() => {
-      const start = (step * size) % train.n;
-      const idx = tf.tensor1d(
-        Array.from({ length: size }, (_, i) => (start + i) % train.n),
-        'int32',
-      );
-      return tf.gather(projected, idx);
-    }) as tf.Tensor2D;
-  for (const b of BATCH_SIZES) {
-    progress.boundary(`running variance, MNIST features, batch ${b}`);
-    const steps = Math.max(args.steps, Math.ceil(train.n / b));
-    const r = await varianceRatios(mnistBatch, mnistVariance, b, steps);
-    for (const v of VARIANTS)
-      ratios.push({ source: 'MNIST', batchSize: b, variant: v, ...stats(r[v]) });
-    progress.tick(1);
-  }
-
-  // 2. Held-out loss and accuracy of an MLP trained with small batches under each variant.
-  const training: TrainCell[] = [];
-  for (const b of BATCH_SIZES) {
-    for (const variant of VARIANTS.filter((v) => v !== 'recalibrated')) {
-      progress.boundary(`MLP, ${variant}, batch ${b}`);
-      const model = mlp(variant, args.seed);
-      model.compile({
-        optimizer: tf.train.adam(3e-3),
-        loss: 'categoricalCrossentropy',
-        metrics: ['acc'],
-      });
-      await model.fit(trainT.xs, trainT.ys, {
-        epochs: args.epochs,
-        batchSize: b,
-        shuffle: false,
-        verbose: 0,
-      });
-      const evaluate = () => {
-        const [loss, acc] = model.evaluate(testT.xs, testT.ys, { batchSize: 256 }) as tf.Scalar[];
-        const out = { loss: loss.dataSync()[0], accuracy: acc.dataSync()[0] };
-        tf.dispose([loss, acc]);
-        return out;
-      };
-      training.push({ batchSize: b, variant, ...evaluate() });
-      if (variant === 'unbiased') {
-        await recalibrateBatchNorm(model, trainT.xs, { batchSize: 256 });
-        training.push({ batchSize: b, variant: 'recalibrated', ...evaluate() });
-      }
-      model.dispose();
+  const perSeedRatios: RatioCell[][] = [];
+  const perSeedTraining: TrainCell[][] = [];
+  let nTrain = 0;
+  let nHeldOut = 0;
+  for (const seed of seeds) {
+    const ratios: RatioCell[] = [];
+    const training: TrainCell[] = [];
+    // 1a. Known distribution: channel c ~ N(c − 4, σ_c²), σ_c = 0.5 + 0.5·c.
+    const sigma = Array.from({ length: channels }, (_, c) => 0.5 + 0.5 * c);
+    const mu = tf.tensor1d(sigma.map((_, c) => c - 4));
+    const sd = tf.tensor1d(sigma);
+    const known = (step: number, size: number) =>
+      tf.tidy(() =>
+        tf.add(
+          tf.mul(
+            tf.randomNormal(
+              [size, channels],
+              0,
+              1,
+              'float32',
+              mixSeed(seed, SEED_PURPOSE.data, step),
+            ),
+            sd,
+          ),
+          mu,
+        ),
+      ) as tf.Tensor2D;
+    const knownVariance = Float64Array.from(sigma, (s) => s * s);
+    for (const b of BATCH_SIZES) {
+      progress.boundary(`seed ${seed}: running variance, N(μ, σ²), batch ${b}`);
+      const r = await varianceRatios(known, knownVariance, b, args.steps);
+      for (const v of VARIANTS)
+        ratios.push({ source: 'N(μ, σ²)', batchSize: b, variant: v, ...stats(r[v]) });
       progress.tick(1);
     }
+
+    // 1b. MNIST: a fixed random projection of the training digits to 16 features.
+    const { train, heldOut } = mnistSplit({
+      trainPerClass: args.trainPerClass,
+      heldOutPerClass: args.heldOutPerClass,
+      seed: seed,
+    });
+    const trainT = toTensors(train);
+    const testT = toTensors(heldOut);
+    const projected = tf.tidy(() =>
+      tf.matMul(
+        trainT.xs,
+        tf.randomNormal(
+          [784, features],
+          0,
+          1 / Math.sqrt(784),
+          'float32',
+          mixSeed(seed, SEED_PURPOSE.init),
+        ),
+      ),
+    ) as tf.Tensor2D;
+    const mnistVariance = populationVariance(
+      projected.dataSync() as Float32Array,
+      train.n,
+      features,
+    );
+    // Batches walk through the digits in a fixed order and wrap around (population = all of them).
+    const mnistBatch = (step: number, size: number) =>
+      tf.tidy(() => {
+        const start = (step * size) % train.n;
+        const idx = tf.tensor1d(
+          Array.from({ length: size }, (_, i) => (start + i) % train.n),
+          'int32',
+        );
+        return tf.gather(projected, idx);
+      }) as tf.Tensor2D;
+    for (const b of BATCH_SIZES) {
+      progress.boundary(`seed ${seed}: running variance, MNIST features, batch ${b}`);
+      const steps = Math.max(args.steps, Math.ceil(train.n / b));
+      const r = await varianceRatios(mnistBatch, mnistVariance, b, steps);
+      for (const v of VARIANTS)
+        ratios.push({ source: 'MNIST', batchSize: b, variant: v, ...stats(r[v]) });
+      progress.tick(1);
+    }
+
+    // 2. Held-out loss and accuracy of an MLP trained with small batches under each variant.
+    for (const b of BATCH_SIZES) {
+      for (const variant of VARIANTS.filter((v) => v !== 'recalibrated')) {
+        progress.boundary(`seed ${seed}: MLP, ${variant}, batch ${b}`);
+        const model = mlp(variant, seed);
+        model.compile({
+          optimizer: tf.train.adam(3e-3),
+          loss: 'categoricalCrossentropy',
+          metrics: ['acc'],
+        });
+        await model.fit(trainT.xs, trainT.ys, {
+          epochs: args.epochs,
+          batchSize: b,
+          shuffle: false,
+          verbose: 0,
+        });
+        const evaluate = () => {
+          const [loss, acc] = model.evaluate(testT.xs, testT.ys, { batchSize: 256 }) as tf.Scalar[];
+          const out = { loss: loss.dataSync()[0], accuracy: acc.dataSync()[0] };
+          tf.dispose([loss, acc]);
+          return out;
+        };
+        training.push({ batchSize: b, variant, ...evaluate() });
+        if (variant === 'unbiased') {
+          await recalibrateBatchNorm(model, trainT.xs, { batchSize: 256 });
+          training.push({ batchSize: b, variant: 'recalibrated', ...evaluate() });
+        }
+        model.dispose();
+        progress.tick(1);
+      }
+    }
+    nTrain = train.n;
+    nHeldOut = heldOut.n;
+    tf.dispose([mu, sd, trainT.xs, trainT.ys, testT.xs, testT.ys, projected]);
+    perSeedRatios.push(ratios);
+    perSeedTraining.push(training);
   }
   progress.done();
+
+  // Over seeds: each cell's mean over channels per seed, then mean ± std over seeds.
+  const ratios: RatioCell[] = perSeedRatios[0].map((cell, i) => {
+    const values = perSeedRatios.map((r) => r[i].mean);
+    return { ...cell, ...stats(values), values };
+  });
+  const training: TrainCell[] = perSeedTraining[0].map((cell, i) => {
+    const accuracies = perSeedTraining.map((t) => t[i].accuracy);
+    return {
+      ...cell,
+      loss: stats(perSeedTraining.map((t) => t[i].loss)).mean,
+      accuracy: stats(accuracies).mean,
+      accuracyStd: stats(accuracies).std,
+      accuracies,
+    };
+  });
+  const comparisons = compareVariants(ratios, training);
 
   // Tables.
   const ratioHeader = ['running σ² / true σ²', ...BATCH_SIZES.map((b) => `batch ${b}`)];
@@ -289,7 +362,7 @@ async function main(): Promise<void> {
     v,
     ...BATCH_SIZES.map((b) => {
       const cell = training.find((t) => t.variant === v && t.batchSize === b)!;
-      return `${fmt(cell.loss)} / ${pct(cell.accuracy)}`;
+      return `${fmt(cell.loss)} / ${pct(cell.accuracy)}${seeds.length > 1 ? ` ± ${pct(cell.accuracyStd ?? 0)}` : ''}`;
     }),
   ]);
   const blocks: [string, string[], (string | number)[][]][] = [
@@ -298,13 +371,9 @@ async function main(): Promise<void> {
       ratioHeader,
       ratioRows('N(μ, σ²)'),
     ],
+    [`MNIST (${nTrain} digits projected to ${features} features)`, ratioHeader, ratioRows('MNIST')],
     [
-      `MNIST (${train.n} digits projected to ${features} features)`,
-      ratioHeader,
-      ratioRows('MNIST'),
-    ],
-    [
-      `MLP on MNIST: ${train.n} training, ${heldOut.n} held-out digits, ${args.epochs} epoch(s)`,
+      `MLP on MNIST: ${nTrain} training, ${nHeldOut} held-out digits, ${args.epochs} epoch(s)`,
       trainHeader,
       trainRows,
     ],
@@ -316,8 +385,9 @@ async function main(): Promise<void> {
   const md = [
     `# BatchNorm running statistics (backend ${backend}, tfjs ${tf.version.tfjs})`,
     '',
-    'Running variance divided by the true population variance (mean ± std over channels; 1 is',
-    'right), after training-mode updates with momentum 0.99 (cumulative: momentum null). The',
+    `Over ${seeds.length} seed(s) (${seeds.join(', ')}; a seed fixes the data, the MNIST split and projection and`,
+    'the initial weights). Running variance divided by the true population variance: per seed the mean',
+    'over channels, then mean ± std over seeds (1 is right), after training-mode updates with momentum 0.99 (cumulative: momentum null). The',
     "built-in and 'biased' feed the batch's biased variance, whose expectation is (m−1)/m·σ²;",
     "'unbiased' and cumulative feed m/(m−1)·σ²_B; recalibrated is the exact population variance of",
     'the data seen (`recalibrateBatchNorm`).',
@@ -328,6 +398,21 @@ async function main(): Promise<void> {
       markdownTable(header, rows),
       '',
     ]),
+    `## Paired comparisons over ${seeds.length} seeds (95% paired t intervals), MNIST`,
+    '',
+    'Δ|1 − ratio| against the built-in (negative: closer to the true variance), and Δ held-out accuracy of',
+    'the MLP (recalibrated \'unbiased\' − built-in); "not separated" where the interval contains 0.',
+    '',
+    markdownTable(
+      [
+        'batch',
+        "Δ|1 − ratio|, 'unbiased' − built-in",
+        'Δ|1 − ratio|, recalibrated − built-in',
+        'Δ accuracy, recalibrated − built-in',
+      ],
+      comparisons,
+    ),
+    '',
     '![variance ratio, known distribution](ratio-known.svg)',
     '![variance ratio, MNIST](ratio-mnist.svg)',
     '![held-out accuracy](heldout-accuracy.svg)',
@@ -347,7 +432,16 @@ async function main(): Promise<void> {
     );
   const files = await writeReport(args.out, {
     markdown: md,
-    results: { backend, tfjs: tf.version.tfjs, args, ratios, training },
+    results: {
+      backend,
+      tfjs: tf.version.tfjs,
+      args,
+      seeds,
+      ratios,
+      training,
+      perSeedRatios,
+      perSeedTraining,
+    },
     charts: {
       'ratio-known': chart('N(μ, σ²)', 'Running variance / true variance, N(μ, σ²)'),
       'ratio-mnist': chart('MNIST', 'Running variance / true variance, MNIST features'),

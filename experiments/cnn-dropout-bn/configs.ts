@@ -10,6 +10,7 @@ import { layers as dn, mixSeed } from 'tfjs-dropnorm';
 import { heNormalKernel, mnistImageInput, softmaxOutput } from '../lib/nets';
 import { findConfig } from '../lib/options';
 import { SEED_PURPOSE } from '../lib/random';
+import { Uout } from './uout';
 
 /** The net's size and the regularizers' rates. */
 export interface CnnOptions {
@@ -26,6 +27,8 @@ export interface CnnOptions {
   blockSize: number;
   /** Momentum of every BN's moving averages. */
   bnMomentum: number;
+  /** β of Uout: its noise u ~ U(−β, β). */
+  uoutBeta: number;
   /** Average-pool the 28×28 digits by this factor first (1: no pooling; 2: 14×14, four times cheaper). */
   inputPool: number;
 }
@@ -45,7 +48,11 @@ export type DropoutPlace =
   /** Dropout(rate) in front of every linear layer followed by a BN, except the first conv. */
   | 'before-bn'
   /** Dropout(rate) after the last BN (after the hidden Dense layer's BN → ReLU). */
-  | 'after-last-bn';
+  | 'after-last-bn'
+  /** GaussianDropout(rate) where 'before-bn' puts Dropout: the same noise variance p/(1 − p). */
+  | 'gaussian-before-bn'
+  /** Uout(β = uoutBeta) where 'before-bn' puts Dropout (Li et al. 2019's remedy). */
+  | 'uout-before-bn';
 
 /** One configuration. */
 export interface CnnConfig {
@@ -57,7 +64,7 @@ export interface CnnConfig {
   dropout: DropoutPlace;
 }
 
-/** The nine configurations, baseline first. */
+/** The twelve configurations, baseline first. */
 export const CONFIGS: readonly CnnConfig[] = [
   { id: 'none', label: 'No regularization', batchNorm: 'none', bias: true, dropout: 'none' },
   {
@@ -110,6 +117,27 @@ export const CONFIGS: readonly CnnConfig[] = [
     dropout: 'before-bn',
   },
   {
+    id: 'no-bn-dropout-before',
+    label: 'No BN, the same two dropouts (control)',
+    batchNorm: 'none',
+    bias: true,
+    dropout: 'before-bn',
+  },
+  {
+    id: 'bn-gaussian-before',
+    label: 'BN, Gaussian dropout before each later BN',
+    batchNorm: 'before-relu',
+    bias: false,
+    dropout: 'gaussian-before-bn',
+  },
+  {
+    id: 'bn-uout-before',
+    label: 'BN, Uout before each later BN',
+    batchNorm: 'before-relu',
+    bias: false,
+    dropout: 'uout-before-bn',
+  },
+  {
     id: 'bn-dropout-after',
     label: 'BN, dropout after the last BN',
     batchNorm: 'before-relu',
@@ -141,7 +169,9 @@ export function describeConfig(config: CnnConfig, o: CnnOptions): string {
     dense: `\`layers.dropout({rate: ${o.rate}})\` after the dense layer`,
     spatial: `\`layers.spatialDropout2d({rate: ${o.spatialRate}})\` after each conv block`,
     block: `\`layers.dropBlock2d({rate: ${o.spatialRate}, blockSize: ${o.blockSize}})\` after each conv block`,
-    'before-bn': `\`layers.dropout({rate: ${o.rate}})\` before the second conv and before the Dense layer (each followed by a BN)`,
+    'before-bn': `\`layers.dropout({rate: ${o.rate}})\` before the second conv and before the Dense layer${config.batchNorm === 'none' ? ' (no BN: the control of the BN configuration with these dropouts)' : ' (each followed by a BN)'}`,
+    'gaussian-before-bn': `\`layers.gaussianDropout({rate: ${o.rate}})\` (noise variance p/(1 − p) = ${(o.rate / (1 - o.rate)).toPrecision(3)}) before the second conv and before the Dense layer`,
+    'uout-before-bn': `Uout (x·(1 + u), u ~ U(−${o.uoutBeta}, ${o.uoutBeta}), noise variance β²/3 = ${((o.uoutBeta * o.uoutBeta) / 3).toPrecision(3)}) before the second conv and before the Dense layer`,
     'after-last-bn': `\`layers.dropout({rate: ${o.rate}})\` after the Dense layer's BN → ReLU`,
   }[config.dropout];
   if (drop) parts.push(drop);
@@ -164,8 +194,12 @@ export function buildModel(config: CnnConfig, o: CnnOptions, seed: number): tf.S
     if (bn === 'after-relu') add(dn.batchNorm({ momentum: o.bnMomentum }));
   };
   const beforeLinear = (k: number) => {
-    if (config.dropout === 'before-bn' && k > 0)
-      add(dn.dropout({ rate: o.rate, seed: dropSeed(k) }));
+    if (k === 0) return;
+    if (config.dropout === 'before-bn') add(dn.dropout({ rate: o.rate, seed: dropSeed(k) }));
+    if (config.dropout === 'gaussian-before-bn') {
+      add(dn.gaussianDropout({ rate: o.rate, seed: dropSeed(k) }));
+    }
+    if (config.dropout === 'uout-before-bn') add(new Uout({ rate: o.uoutBeta, seed: dropSeed(k) }));
   };
 
   mnistImageInput(o.inputPool).forEach(add);

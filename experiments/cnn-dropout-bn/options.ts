@@ -10,12 +10,15 @@ import {
 } from '../lib/options';
 import { CONFIGS } from './configs';
 
-/** Flags and defaults: 3 seeds of every configuration. */
+/** Flags and defaults: 5 seeds of every configuration. */
 export const DEFAULTS = {
   ...SEED_FLAGS,
+  seeds: 5,
   epochs: 6,
   trainSize: 1000,
   heldOutSize: 1000,
+  /** Validation digits (disjoint) that select the epoch of the 'at the selected epoch' numbers. */
+  validationSize: 500,
   filters1: 8,
   filters2: 16,
   dense: 64,
@@ -25,7 +28,8 @@ export const DEFAULTS = {
   spatialRate: 0.1,
   blockSize: 3,
   bnMomentum: 0.9,
-  inputPool: 1,
+  uoutBeta: 0.5,
+  inputPool: 2,
   ...poolFlags('reports/cnn-dropout-bn'),
 };
 
@@ -38,6 +42,7 @@ export const QUICK = {
   epochs: 2,
   trainSize: 200,
   heldOutSize: 200,
+  validationSize: 100,
   filters1: 4,
   filters2: 8,
   dense: 32,
@@ -64,7 +69,11 @@ export function parseOptions(argv: readonly string[]) {
   });
   expectClassBalanced('cnn-dropout-bn', o, 'trainSize');
   expectClassBalanced('cnn-dropout-bn', o, 'heldOutSize');
+  expectClassBalanced('cnn-dropout-bn', o, 'validationSize');
   expectBnMomentum('cnn-dropout-bn', o.bnMomentum);
+  if (!(o.uoutBeta >= 0 && o.uoutBeta < 1)) {
+    throw new Error(`cnn-dropout-bn: expected --uout-beta in [0, 1), received: ${o.uoutBeta}.`);
+  }
   return o;
 }
 

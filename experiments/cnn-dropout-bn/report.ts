@@ -204,9 +204,10 @@ export function cnnReport(input: ReportInput): {
     '## Claims and verdicts',
     '',
     '_Generated from the numbers above._ A comparison between two configurations is made seed by seed ' +
-      '(same split, kernels and data order): one is higher or lower when the mean per-seed difference ' +
-      'exceeds the seed-to-seed spread of the differences; "the same accuracy" means a difference within ' +
-      `that spread or within 0.5 points.${input.seeds.length < 2 ? ' With a single seed there is no spread: verdicts are only the sign of a difference.' : ''}`,
+      `(same split, kernels and data order; ${input.seeds.length} seeds): one is higher or lower when ` +
+      'the 95% paired t interval of the mean per-seed difference excludes 0; otherwise "not ' +
+      'separated". "The same accuracy" holds only as "not separated", not as a proof of equality.' +
+      `${input.seeds.length < 2 ? ' With a single seed there is no interval: nothing separates.' : ''}`,
     '',
     markdownTable(
       ['claim', 'verdict', 'evidence'],

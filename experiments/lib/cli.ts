@@ -1,15 +1,17 @@
 /**
- * A tiny argv parser for the experiments, typed by its defaults (no dependency).
+ * Flags for the experiments and benches: Node's `util.parseArgs`, typed by the defaults.
  *
  * ```ts
  * const args = parseArgs({ depth: 20, quick: false, out: 'reports/x', backend: '' });
- * // --depth 8 | --depth=8 | --quick | --quick=false | --no-quick | --out=/tmp/r
+ * // --depth 8 | --depth=8 | --quick | --no-quick | --out=/tmp/r | --max-epochs 5
  * ```
- * Flags are the keys of `defaults`, written as is or in kebab-case (`maxEpochs` ↔ `--max-epochs`).
- * A key's type is its default's: numbers must parse as finite numbers, booleans take no value (or
- * `=true` / `=false`, or the `--no-` prefix), strings take the next argument. An unknown flag, a
- * missing value or a bad number throws, naming the flag and listing the known ones.
+ * Flags are the keys of `defaults` in kebab-case (`maxEpochs` ↔ `--max-epochs`; the camelCase
+ * spelling is accepted too). A key's type is its default's: numbers must parse as finite numbers,
+ * booleans take no value (`--no-x` sets false), strings take a value. An unknown flag, a missing
+ * value or a bad number throws, naming the flag and listing the known ones; `--help` prints every
+ * flag with its default and exits.
  */
+import { parseArgs as nodeParseArgs } from 'util';
 
 /** What a flag can hold. */
 export type FlagValue = number | string | boolean;
@@ -42,71 +44,51 @@ export function parseArgs<T extends Record<string, FlagValue>>(
   argv: readonly string[] = process.argv.slice(2),
   options: ParseArgsOptions = {},
 ): T {
-  const byFlag = new Map<string, keyof T>();
-  for (const key of Object.keys(defaults)) {
-    byFlag.set(key, key);
-    byFlag.set(kebab(key), key);
+  // Each key under its kebab-case and camelCase spelling, booleans also as `no-<flag>`.
+  const spec: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    help: { type: 'boolean', short: 'h' },
+  };
+  const keyOf = new Map<string, string>();
+  for (const [key, value] of Object.entries(defaults)) {
+    const type = typeof value === 'boolean' ? 'boolean' : 'string';
+    for (const name of [kebab(key), key, ...(type === 'boolean' ? [`no-${kebab(key)}`] : [])]) {
+      spec[name] = { type };
+      keyOf.set(name, key);
+    }
   }
-  const known = Object.keys(defaults)
-    .map((k) => `--${kebab(k)}`)
-    .join(', ');
+  const known = Object.keys(defaults).map((k) => `--${kebab(k)}`);
+  const fail = (what: string): never => {
+    throw new Error(`parseArgs: ${what}. Known flags: ${known.join(', ')}.`);
+  };
+  const config = { args: [...argv], options: spec, strict: true, tokens: true } as const;
+  let tokens: ReturnType<typeof nodeParseArgs<typeof config>>['tokens'] = [];
+  try {
+    tokens = nodeParseArgs(config).tokens;
+  } catch (error) {
+    const { code, message } = error as { code?: string; message: string };
+    const flag = /'([^' ]+)/.exec(message)?.[1] ?? '';
+    const key = keyOf.get(flag.replace(/^--/, ''));
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') fail(`unknown flag ${flag}`);
+    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') fail(`unexpected argument ${flag}`);
+    if (key && /argument missing/.test(message)) {
+      fail(`${flag} needs a ${typeof defaults[key]} value`);
+    }
+    fail(message.replace(/\.$/, ''));
+  }
   const result: Record<string, FlagValue> = { ...defaults };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '--help' || arg === '-h') {
+  for (const token of tokens) {
+    if (token.kind !== 'option') continue;
+    if (token.name === 'help') {
       (options.log ?? console.log)(helpText(defaults, options.usage));
       process.exit(0);
     }
-    if (!arg.startsWith('--')) {
-      throw new Error(
-        `parseArgs: unexpected argument ${JSON.stringify(arg)}. Known flags: ${known}.`,
-      );
-    }
-    const eq = arg.indexOf('=');
-    let name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
-    let inline: string | undefined = eq >= 0 ? arg.slice(eq + 1) : undefined;
-    let key = byFlag.get(name);
-    if (key === undefined && name.startsWith('no-') && inline === undefined) {
-      const positive = byFlag.get(name.slice(3));
-      if (positive !== undefined && typeof defaults[positive] === 'boolean') {
-        key = positive;
-        name = name.slice(3);
-        inline = 'false';
-      }
-    }
-    if (key === undefined) {
-      throw new Error(`parseArgs: unknown flag --${name}. Known flags: ${known}.`);
-    }
-    const kind = typeof defaults[key];
-    if (kind === 'boolean') {
-      if (inline === undefined || inline === 'true') result[key as string] = true;
-      else if (inline === 'false') result[key as string] = false;
-      else {
-        throw new Error(
-          `parseArgs: expected --${name} to be a boolean (no value, =true or =false), received: ${JSON.stringify(inline)}.`,
-        );
-      }
-      continue;
-    }
-    let raw = inline;
-    if (raw === undefined) {
-      raw = argv[i + 1];
-      if (raw === undefined || (raw.startsWith('--') && raw.length > 2)) {
-        throw new Error(`parseArgs: --${name} needs a ${kind} value.`);
-      }
-      i++;
-    }
-    if (kind === 'number') {
-      const value = Number(raw);
-      if (raw.trim() === '' || !Number.isFinite(value)) {
-        throw new Error(
-          `parseArgs: expected --${name} to be a finite number, received: ${JSON.stringify(raw)}.`,
-        );
-      }
-      result[key as string] = value;
-    } else {
-      result[key as string] = raw;
-    }
+    const key = keyOf.get(token.name)!;
+    const raw = token.value ?? '';
+    if (typeof defaults[key] === 'boolean') result[key] = !token.name.startsWith('no-');
+    else if (typeof defaults[key] === 'string') result[key] = raw;
+    else if (raw.trim() === '' || !Number.isFinite(Number(raw))) {
+      fail(`expected --${token.name} to be a finite number, received: ${JSON.stringify(raw)}`);
+    } else result[key] = Number(raw);
   }
   return result as T;
 }

@@ -11,13 +11,16 @@ export interface CurvePoint {
   trainAcc: number;
   heldOutLoss: number;
   heldOutAcc: number;
+  /** On the validation digits, when the run has them (they select the epoch). */
+  valLoss?: number;
+  valAcc?: number;
 }
 
 /** The metrics of one run that the report aggregates over seeds. */
 export interface RunMetrics {
   /** Held-out accuracy after the last epoch. */
   finalHeldOutAcc: number;
-  /** Highest held-out accuracy over the epochs. */
+  /** Held-out accuracy at the selected epoch ({@link RunMetrics.bestLossEpoch}). */
   bestHeldOutAcc: number;
   /** Training accuracy after the last epoch. */
   finalTrainAcc: number;
@@ -25,9 +28,12 @@ export interface RunMetrics {
   finalTrainLoss: number;
   /** Held-out loss after the last epoch. */
   finalHeldOutLoss: number;
-  /** Lowest held-out loss over the epochs. */
+  /** Held-out loss at the selected epoch. */
   minHeldOutLoss: number;
-  /** Epoch (1-based) of the lowest held-out loss. */
+  /**
+   * The selected epoch (1-based): that of the lowest validation loss when the run has validation
+   * digits, else of the lowest held-out loss (selection on the test set: optimistic).
+   */
   bestLossEpoch: number;
   /** Final held-out − train loss. */
   lossGap: number;
@@ -58,8 +64,8 @@ export const METRICS: readonly MetricInfo[] = [
   },
   {
     key: 'bestHeldOutAcc',
-    label: 'best held-out accuracy',
-    short: 'best held-out acc',
+    label: 'held-out accuracy at the selected epoch',
+    short: 'held-out acc at sel. epoch',
     better: 'higher',
   },
   { key: 'finalTrainAcc', label: 'final train accuracy', short: 'train acc', better: null },
@@ -72,22 +78,22 @@ export const METRICS: readonly MetricInfo[] = [
   },
   {
     key: 'minHeldOutLoss',
-    label: 'minimum held-out loss',
-    short: 'min held-out loss',
+    label: 'held-out loss at the selected epoch',
+    short: 'held-out loss at sel. epoch',
     better: 'lower',
   },
   { key: 'lossGap', label: 'loss gap (held-out − train)', short: 'loss gap', better: 'lower' },
   { key: 'accGap', label: 'accuracy gap (train − held-out)', short: 'acc gap', better: 'lower' },
   {
     key: 'bestLossEpoch',
-    label: 'epoch of the minimum held-out loss',
-    short: 'best epoch',
+    label: 'selected epoch (lowest validation loss)',
+    short: 'sel. epoch',
     better: null,
   },
   {
     key: 'overfitRatio',
-    label: 'final / minimum held-out loss',
-    short: 'final/min loss',
+    label: 'final / selected-epoch held-out loss',
+    short: 'final/sel. loss',
     better: null,
   },
 ];
@@ -101,14 +107,17 @@ export function metricInfo(key: MetricKey): MetricInfo {
 export function runMetrics(curve: readonly CurvePoint[]): RunMetrics {
   if (curve.length === 0) throw new Error('runMetrics: expected at least one epoch.');
   const last = curve[curve.length - 1];
+  // Select on the validation digits when there are any (Keras' ModelCheckpoint(save_best_only)
+  // on val_loss), so that the held-out (test) numbers at that epoch are not chosen on the test set.
+  const select = (p: CurvePoint) => p.valLoss ?? p.heldOutLoss;
   let best = 0;
   curve.forEach((p, i) => {
-    if (p.heldOutLoss < curve[best].heldOutLoss) best = i;
+    if (select(p) < select(curve[best])) best = i;
   });
   const minHeldOutLoss = curve[best].heldOutLoss;
   return {
     finalHeldOutAcc: last.heldOutAcc,
-    bestHeldOutAcc: Math.max(...curve.map((p) => p.heldOutAcc)),
+    bestHeldOutAcc: curve[best].heldOutAcc,
     finalTrainAcc: last.trainAcc,
     finalTrainLoss: last.trainLoss,
     finalHeldOutLoss: last.heldOutLoss,
@@ -133,7 +142,7 @@ export function aggregate(runs: readonly RunMetrics[]): ConfigStats {
 export function meanCurve(curves: readonly (readonly CurvePoint[])[]): CurvePoint[] {
   const epochs = Math.min(...curves.map((c) => c.length));
   return Array.from({ length: epochs }, (_, e) => {
-    const at = (k: keyof CurvePoint) => meanStd(curves.map((c) => c[e][k])).mean;
+    const at = (k: keyof CurvePoint) => meanStd(curves.map((c) => c[e][k] ?? NaN)).mean;
     return {
       trainLoss: at('trainLoss'),
       trainAcc: at('trainAcc'),

@@ -84,6 +84,8 @@ export interface MnistSplitOptions {
   trainPerClass: number;
   /** Held-out digits per class, disjoint from the training digits. Default 0. */
   heldOutPerClass?: number;
+  /** Validation digits per class (for epoch selection), disjoint from both. Default 0. */
+  validationPerClass?: number;
   /** Seed of the PRNG that picks the digits and orders each set. Default 0. */
   seed?: number;
 }
@@ -94,19 +96,24 @@ export interface MnistSplitOptions {
  * `heldOutPerClass` to `heldOut`. Each set is then shuffled (seeded) so classes are interleaved.
  * The seed fixes everything.
  */
-export function mnistSplit(options: MnistSplitOptions): { train: MnistData; heldOut: MnistData } {
-  const { trainPerClass, heldOutPerClass = 0, seed = 0 } = options;
+export function mnistSplit(options: MnistSplitOptions): {
+  train: MnistData;
+  heldOut: MnistData;
+  validation: MnistData;
+} {
+  const { trainPerClass, heldOutPerClass = 0, validationPerClass = 0, seed = 0 } = options;
   const counts = mnistClassCounts();
   const smallest = Math.min(...counts);
   for (const [name, value] of [
     ['trainPerClass', trainPerClass],
     ['heldOutPerClass', heldOutPerClass],
+    ['validationPerClass', validationPerClass],
   ] as const) {
     if (!Number.isInteger(value) || value < 0) {
       throw new Error(`mnistSplit: expected ${name} an integer ≥ 0, received: ${name}=${value}.`);
     }
   }
-  if (trainPerClass + heldOutPerClass > smallest) {
+  if (trainPerClass + heldOutPerClass + validationPerClass > smallest) {
     throw new Error(
       `mnistSplit: expected trainPerClass + heldOutPerClass ≤ ${smallest} (the smallest class), ` +
         `received: ${trainPerClass} + ${heldOutPerClass}.`,
@@ -115,6 +122,8 @@ export function mnistSplit(options: MnistSplitOptions): { train: MnistData; held
   const random = mulberry32(seed);
   const train: [number, number][] = [];
   const heldOut: [number, number][] = [];
+  const validation: [number, number][] = [];
+  const used = trainPerClass + heldOutPerClass;
   for (let digit = 0; digit < MNIST_CLASSES; digit++) {
     const order = shuffleInPlace(
       Array.from({ length: counts[digit] }, (_, i) => i),
@@ -122,10 +131,13 @@ export function mnistSplit(options: MnistSplitOptions): { train: MnistData; held
     );
     for (let k = 0; k < trainPerClass; k++) train.push([digit, order[k]]);
     for (let k = 0; k < heldOutPerClass; k++) heldOut.push([digit, order[trainPerClass + k]]);
+    for (let k = 0; k < validationPerClass; k++) validation.push([digit, order[used + k]]);
   }
   return {
     train: gather(shuffleInPlace(train, random)),
     heldOut: gather(shuffleInPlace(heldOut, random)),
+    // Drawn after the others, so adding a validation set leaves a seed's train and held-out sets.
+    validation: gather(shuffleInPlace(validation, random)),
   };
 }
 

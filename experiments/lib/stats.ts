@@ -1,8 +1,11 @@
 /**
  * Statistics for the experiments, pure functions on plain numbers (no tfjs, so tests load them
- * directly): mean ± sample std over seeds, paired comparisons against a reference with the
- * seed-to-seed spread, agreement of two configurations, histograms and AUROC.
+ * directly): mean ± sample std over seeds, paired t intervals against a reference
+ * (`@stdlib/stats-ttest`), percentile bootstrap intervals (`@stdlib/random-sample`), histograms
+ * and AUROC. The distributions and the resampling come from stdlib; this file is the glue.
  */
+import sample from '@stdlib/random-sample';
+import ttest from '@stdlib/stats-ttest';
 import { fmt } from './report';
 
 /** Mean and sample standard deviation (n − 1; 0 for a single value) of the finite `values`. */
@@ -29,8 +32,11 @@ export function stat(values: readonly number[]): Stat {
   return { mean, std, n, values: [...values] };
 }
 
-/** Outcome of comparing a configuration with a reference on one metric. */
-export type Verdict = 'better' | 'worse' | 'within spread';
+/**
+ * Outcome of comparing a configuration with a reference on one metric: `better`/`worse` when the
+ * 95% paired t interval of the mean difference excludes 0, else `not separated`.
+ */
+export type Verdict = 'better' | 'worse' | 'not separated';
 
 /** One claim of an experiment, its verdict and the numbers behind it. */
 export interface Claim {
@@ -39,6 +45,9 @@ export interface Claim {
   verdict: 'holds' | 'does not hold' | 'not measured';
   evidence: string;
 }
+
+/** The confidence of every interval the experiments report. */
+export const LEVEL = 0.95;
 
 /**
  * A paired comparison of `a` (a configuration) with `b` (the reference) on one metric. Within a
@@ -50,18 +59,50 @@ export interface Comparison {
   delta: number;
   /** Per-seed differences d_s. */
   differences: number[];
-  /** Seed-to-seed spread of the difference: the sample std of d_s (0 with one seed). */
+  /** Sample std of d_s (0 with one seed). */
   spread: number;
+  /** The {@link LEVEL} paired t interval of the mean difference (null with one seed). */
+  ci: [number, number] | null;
+  /** Two-sided p-value of the paired t test (null with one seed). */
+  pValue: number | null;
   verdict: Verdict;
-  /** True when there is a single seed: the verdict is then the bare sign of delta. */
+  /** True when there is a single seed: no interval, the verdict is `not separated`. */
   singleSeed: boolean;
 }
 
 /**
- * Compares `a` with `b` seed by seed: `better`/`worse` when the mean difference is larger than the
- * seed-to-seed spread of the differences in the good/bad direction, else `within spread`. (With n
- * seeds that is t = mean/(std/√n) > √n: for 3 seeds, t > 1.73.) With one seed there is no spread
- * and any non-zero difference decides (flagged by `singleSeed`).
+ * The paired Student t interval of mean(a − b) at {@link LEVEL} (t = d̄ / (s_d/√n), n − 1 degrees
+ * of freedom; Student 1908), computed by `@stdlib/stats-ttest`. Differences that are all equal
+ * have a degenerate interval [d, d].
+ */
+export function pairedT(
+  a: readonly number[],
+  b: readonly number[],
+): { ci: [number, number]; pValue: number; mean: number } {
+  const d = a.map((v, i) => v - b[i]);
+  const { mean, std } = meanStd(d);
+  if (d.length < 2 || !d.every(Number.isFinite)) return { ci: [NaN, NaN], pValue: NaN, mean };
+  if (std === 0) return { ci: [mean, mean], pValue: mean === 0 ? 1 : 0, mean };
+  const r = ttest([...a], [...b], { alpha: 1 - LEVEL });
+  return { ci: [r.ci[0], r.ci[1]], pValue: r.pValue, mean };
+}
+
+/** An interval and p-value as results.json keeps them: null where there is none (one seed). */
+function finiteInterval(
+  ci: [number, number],
+  pValue: number,
+): { ci: [number, number] | null; pValue: number | null } {
+  return ci.every(Number.isFinite) ? { ci, pValue } : { ci: null, pValue: null };
+}
+
+/** "[0.004, 0.020]", or "no interval" (one seed); `f` formats the numbers. */
+export function showInterval(ci: [number, number] | null, f: (x: number) => string = fmt): string {
+  return ci ? `[${f(ci[0])}, ${f(ci[1])}]` : 'no interval';
+}
+
+/**
+ * Compares `a` with `b` seed by seed: `better`/`worse` when the {@link LEVEL} paired t interval of
+ * the mean difference lies on the good/bad side of 0, else `not separated` (also with one seed).
  */
 export function compare(a: Stat, b: Stat, better: 'higher' | 'lower'): Comparison {
   if (a.values.length !== b.values.length) {
@@ -71,23 +112,48 @@ export function compare(a: Stat, b: Stat, better: 'higher' | 'lower'): Compariso
   }
   const differences = a.values.map((v, i) => v - b.values[i]);
   const d = meanStd(differences);
-  const singleSeed = differences.length < 2;
-  const spread = singleSeed ? 0 : d.std;
-  const gain = better === 'higher' ? d.mean : -d.mean;
-  const verdict: Verdict = gain > spread ? 'better' : gain < -spread ? 'worse' : 'within spread';
-  return { delta: d.mean, differences, spread, verdict, singleSeed };
+  const t = pairedT(a.values, b.values);
+  const ci = t.ci;
+  const sign = better === 'higher' ? 1 : -1;
+  const verdict: Verdict =
+    sign * ci[0] > 0 && sign * ci[1] > 0
+      ? 'better'
+      : sign * ci[0] < 0 && sign * ci[1] < 0
+        ? 'worse'
+        : 'not separated';
+  return {
+    delta: d.mean,
+    differences,
+    spread: d.n > 1 ? d.std : 0,
+    ...finiteInterval(t.ci, t.pValue),
+    verdict,
+    singleSeed: differences.length < 2,
+  };
 }
 
-/** Whether two configurations agree on a metric within the seed-to-seed spread. */
+/**
+ * " (Δ +0.012, 95% CI [0.004, 0.020], paired t over 5 seeds)", or a note that one seed gives no
+ * interval; `f` formats the numbers.
+ */
+export function showComparison(c: Comparison, f: (x: number) => string = fmt): string {
+  if (c.singleSeed || !c.ci) return ' (one seed: no interval, not separated)';
+  const sign = c.delta > 0 ? '+' : '';
+  return (
+    ` (Δ ${sign}${f(c.delta)}, ${Math.round(LEVEL * 100)}% CI ${showInterval(c.ci, f)}, ` +
+    `paired t over ${c.differences.length} seeds${c.verdict === 'not separated' ? ': not separated' : ''})`
+  );
+}
+
+/** Whether two configurations are separated on a metric by a paired t interval. */
 export interface Agreement<K extends string = string> {
   a: string;
   b: string;
   metric: K;
   /** a.mean − b.mean. */
   delta: number;
-  /** √(std_a² + std_b²): the seed-to-seed spread of one run of each (0 with one seed). */
-  spread: number;
-  /** |delta| ≤ spread. */
+  /** The {@link LEVEL} paired t interval of the mean per-seed difference a_s − b_s (null: one seed). */
+  ci: [number, number] | null;
+  /** The interval contains 0: the two are not separated. */
   agree: boolean;
   /** The per-seed (paired) differences a_s − b_s, for the record. */
   differences: number[];
@@ -95,9 +161,9 @@ export interface Agreement<K extends string = string> {
 }
 
 /**
- * Agreement of `a` and `b` on `metric`: |a.mean − b.mean| ≤ √(std_a² + std_b²), i.e. the two differ
- * by no more than two runs of one configuration typically do. With one seed there is no spread:
- * `agree` is then false unless the values are identical, and `singleSeed` says so.
+ * Agreement of `a` and `b` on `metric`: the {@link LEVEL} paired t interval of a − b contains 0.
+ * With one seed there is no interval: `agree` is then false unless the values are identical, and
+ * `singleSeed` says so.
  */
 export function agreement<K extends string>(
   aId: string,
@@ -109,18 +175,41 @@ export function agreement<K extends string>(
   const sa = a[metric];
   const sb = b[metric];
   const singleSeed = sa.n < 2 || sb.n < 2;
-  const delta = sa.mean - sb.mean;
-  const spread = singleSeed ? 0 : Math.sqrt(sa.std ** 2 + sb.std ** 2);
+  const { ci, mean } = pairedT(sa.values, sb.values);
   return {
     a: aId,
     b: bId,
     metric,
-    delta,
-    spread,
-    agree: Math.abs(delta) <= spread,
+    delta: mean,
+    ci: finiteInterval(ci, 0).ci,
+    agree: singleSeed ? mean === 0 : ci[0] <= 0 && ci[1] >= 0,
     differences: sa.values.map((v, i) => v - sb.values[i]),
     singleSeed,
   };
+}
+
+/**
+ * Percentile bootstrap interval (Efron & Tibshirani 1993, ch. 13) of `statistic` (default the
+ * mean) at {@link LEVEL}: `resamples` resamples with replacement drawn by `@stdlib/random-sample`
+ * seeded with `seed`, the interval their empirical (1 ± LEVEL)/2 quantiles (linear interpolation,
+ * Hyndman & Fan type 7). Deterministic for a given seed.
+ */
+export function bootstrapInterval(
+  values: readonly number[],
+  options: { seed: number; resamples?: number; statistic?: (x: number[]) => number },
+): [number, number] {
+  const { seed, resamples = 2000, statistic = (x: number[]) => meanStd(x).mean } = options;
+  if (values.length < 2) return [NaN, NaN];
+  const draw = sample.factory({ seed });
+  const stats = Array.from({ length: resamples }, () =>
+    statistic(draw([...values], { size: values.length, replace: true })),
+  ).sort((x, y) => x - y);
+  const q = (p: number) => {
+    const h = (stats.length - 1) * p;
+    const lo = Math.floor(h);
+    return stats[lo] + (h - lo) * ((stats[Math.min(lo + 1, stats.length - 1)] ?? 0) - stats[lo]);
+  };
+  return [q((1 - LEVEL) / 2), q((1 + LEVEL) / 2)];
 }
 
 /** Histogram counts over equal-width bins on [lo, hi]; the last bin includes hi. */

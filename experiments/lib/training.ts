@@ -20,17 +20,22 @@ export interface SeedData {
   heldOutLabels: Int32Array;
   nTrain: number;
   nHeldOut: number;
+  /** Validation digits, after the held-out ones in `xAll` (0: none). */
+  nValidation: number;
 }
 
 /** Moves a split into tensors; dispose with {@link disposeSeedData}. */
-export function seedData(train: MnistData, heldOut: MnistData): SeedData {
+export function seedData(train: MnistData, heldOut: MnistData, validation?: MnistData): SeedData {
   const xTrain = tf.tensor2d(train.xs, [train.n, MNIST_PIXELS]);
   const yTrain = tf.tensor2d(train.ys, [train.n, MNIST_CLASSES]);
   const xHeldOut = tf.tensor2d(heldOut.xs, [heldOut.n, MNIST_PIXELS]);
   const yHeldOut = tf.tensor2d(heldOut.ys, [heldOut.n, MNIST_CLASSES]);
-  const xAll = tf.concat([xTrain, xHeldOut]) as tf.Tensor2D;
-  const yAll = tf.concat([yTrain, yHeldOut]) as tf.Tensor2D;
-  yHeldOut.dispose();
+  const nValidation = validation?.n ?? 0;
+  const xVal = tf.tensor2d(validation?.xs ?? [], [nValidation, MNIST_PIXELS]);
+  const yVal = tf.tensor2d(validation?.ys ?? [], [nValidation, MNIST_CLASSES]);
+  const xAll = tf.concat([xTrain, xHeldOut, xVal]) as tf.Tensor2D;
+  const yAll = tf.concat([yTrain, yHeldOut, yVal]) as tf.Tensor2D;
+  tf.dispose([yHeldOut, xVal, yVal]);
   return {
     xTrain,
     yTrain,
@@ -40,6 +45,7 @@ export function seedData(train: MnistData, heldOut: MnistData): SeedData {
     heldOutLabels: heldOut.labels,
     nTrain: train.n,
     nHeldOut: heldOut.n,
+    nValidation,
   };
 }
 
@@ -52,6 +58,8 @@ export function disposeSeedData(d: SeedData): void {
 export interface SplitSizes {
   trainSize: number;
   heldOutSize: number;
+  /** Validation digits for epoch selection (default 0). */
+  validationSize?: number;
 }
 
 /**
@@ -74,9 +82,10 @@ export class SeedDataCache<Extra extends object> {
       const split = mnistSplit({
         trainPerClass: this.sizes.trainSize / 10,
         heldOutPerClass: this.sizes.heldOutSize / 10,
+        validationPerClass: (this.sizes.validationSize ?? 0) / 10,
         seed,
       });
-      const data = seedData(split.train, split.heldOut);
+      const data = seedData(split.train, split.heldOut, split.validation);
       entry = { data, ...this.extra(seed, data, split.train) };
       this.seeds.set(seed, entry);
     }
@@ -134,7 +143,7 @@ export function epochOrders(n: number, epochs: number, seed: number): Int32Array
 export function evaluate(model: tf.LayersModel, d: SeedData, batchSize?: number): CurvePoint {
   const values = tf.tidy(() => {
     const probs = model.predict(d.xAll, {
-      batchSize: batchSize ?? d.nTrain + d.nHeldOut,
+      batchSize: batchSize ?? d.nTrain + d.nHeldOut + d.nValidation,
     }) as tf.Tensor2D;
     const logP = tf.log(tf.clipByValue(probs, EPSILON, 1 - EPSILON));
     const loss = tf.neg(tf.sum(tf.mul(d.yAll, logP), 1));
@@ -149,6 +158,12 @@ export function evaluate(model: tf.LayersModel, d: SeedData, batchSize?: number)
         part(correct, 0, d.nTrain),
         part(loss, d.nTrain, d.nHeldOut),
         part(correct, d.nTrain, d.nHeldOut),
+        ...(d.nValidation > 0
+          ? [
+              part(loss, d.nTrain + d.nHeldOut, d.nValidation),
+              part(correct, d.nTrain + d.nHeldOut, d.nValidation),
+            ]
+          : []),
       ])
       .dataSync();
   });
@@ -157,6 +172,9 @@ export function evaluate(model: tf.LayersModel, d: SeedData, batchSize?: number)
     trainAcc: values[1] / d.nTrain,
     heldOutLoss: values[2] / d.nHeldOut,
     heldOutAcc: values[3] / d.nHeldOut,
+    ...(d.nValidation > 0
+      ? { valLoss: values[4] / d.nValidation, valAcc: values[5] / d.nValidation }
+      : {}),
   };
 }
 

@@ -6,7 +6,7 @@
  */
 import { fmt } from '../lib/report';
 import { ConfigStats, metricInfo, MetricKey } from '../lib/curves';
-import { auroc, Comparison, compare, histogramCounts, meanStd } from '../lib/stats';
+import { auroc, Comparison, compare, histogramCounts, meanStd, showInterval } from '../lib/stats';
 
 /** Entropy statistics of the Monte-Carlo (or deterministic) predictions over every seed. */
 export interface EntropySummary {
@@ -113,7 +113,7 @@ export function verdictTable(input: RunSummary): {
   rows: string[][];
 } {
   const v = verdicts(input);
-  const mark = { better: 'beats', worse: 'worse', 'within spread': 'within spread' };
+  const mark = { better: 'beats', worse: 'worse', 'not separated': 'not separated' };
   return {
     header: ['configuration', ...COMPARED.map((k) => metricInfo(k).short)],
     rows: input.configs
@@ -122,7 +122,9 @@ export function verdictTable(input: RunSummary): {
         c.label,
         ...COMPARED.map((k) => {
           const x = v[c.id][k];
-          return `${mark[x.verdict]} (${x.delta > 0 ? '+' : ''}${fmt(x.delta)} ± ${fmt(x.spread)})`;
+          return x.singleSeed
+            ? `${mark[x.verdict]} (${x.delta > 0 ? '+' : ''}${fmt(x.delta)}, one seed)`
+            : `${mark[x.verdict]} (${x.delta > 0 ? '+' : ''}${fmt(x.delta)} ${showInterval(x.ci)})`;
         }),
       ]),
   };

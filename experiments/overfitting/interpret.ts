@@ -3,7 +3,7 @@
  * passed in; nothing is assumed about which configuration wins.
  */
 import { fmt } from '../lib/report';
-import { Agreement, compare, showPair, showStat, stat } from '../lib/stats';
+import { Agreement, compare, showInterval, showPair, showStat, stat } from '../lib/stats';
 import { metricInfo, MetricKey } from '../lib/curves';
 import { COMPARED, EntropySummary, RunSummary, UncertaintySplit, verdicts } from './analysis';
 
@@ -50,15 +50,14 @@ export function interpret(input: InterpretationInput): string[] {
   const single = input.seeds < 2;
   paragraphs.push(
     single
-      ? 'With a single seed there is no seed-to-seed spread: "beats" below means only that the number ' +
-          'is better, by however little, and agreement cannot be judged. Run with `--seeds 3` or more ' +
-          'for verdicts that account for noise.'
+      ? 'With a single seed there is no interval: every comparison below is "not separated". Run ' +
+          'with `--seeds 5` for verdicts that account for noise.'
       : `**How to read the verdicts.** Within a seed every configuration shares the split, the initial ` +
           `weights and the data order, so a configuration is compared with the baseline seed by seed: it ` +
           `"beats" the baseline on a metric when the mean of its ${input.seeds} per-seed differences is ` +
-          'better by more than the seed-to-seed spread (sample std) of those differences; otherwise the ' +
-          'difference is "within the spread", which is not a win. Two implementations "agree" when their ' +
-          'means differ by no more than √(std₁² + std₂²), the spread between single runs of each.',
+          'better with its 95% paired t interval excluding 0; otherwise the two are "not separated", ' +
+          'which is not a win. Two implementations are "not separated" when the 95% paired t interval ' +
+          'of their per-seed differences contains 0.',
   );
 
   const ratio = base.finalHeldOutLoss.mean / base.minHeldOutLoss.mean;
@@ -66,9 +65,10 @@ export function interpret(input: InterpretationInput): string[] {
     base.finalTrainAcc.mean >= input.overfit.trainAcc && ratio > input.overfit.lossRatio;
   paragraphs.push(
     `**Baseline.** Without regularization the MLP reaches train accuracy ${showStat(base.finalTrainAcc)} ` +
-      `and train loss ${showStat(base.finalTrainLoss)}. Its held-out loss is lowest at epoch ` +
-      `${showStat(base.bestLossEpoch)} (${showStat(base.minHeldOutLoss)}) and ends at ` +
-      `${showStat(base.finalHeldOutLoss)}, ${fmt(ratio)}× its minimum; the final loss gap is ` +
+      `and train loss ${showStat(base.finalTrainLoss)}. Its validation loss is lowest at epoch ` +
+      `${showStat(base.bestLossEpoch)}, where the held-out (test) loss is ` +
+      `${showStat(base.minHeldOutLoss)}; the held-out loss ends at ` +
+      `${showStat(base.finalHeldOutLoss)}, ${fmt(ratio)}× its value at that epoch; the final loss gap is ` +
       `${showStat(base.lossGap)} and the accuracy gap ${showStat(base.accGap)}` +
       (single
         ? '. '
@@ -96,9 +96,9 @@ export function interpret(input: InterpretationInput): string[] {
   paragraphs.push(
     `**Leaders** (by the mean; see the verdicts for whether a lead exceeds the noise). ` +
       [
-        leader('minHeldOutLoss', 'lower', 'Lowest minimum held-out loss'),
+        leader('minHeldOutLoss', 'lower', 'Lowest held-out loss at the selected epoch'),
         leader('finalHeldOutLoss', 'lower', 'lowest final held-out loss'),
-        leader('bestHeldOutAcc', 'higher', 'highest best held-out accuracy'),
+        leader('bestHeldOutAcc', 'higher', 'highest held-out accuracy at the selected epoch'),
         leader('finalHeldOutAcc', 'higher', 'highest final held-out accuracy'),
         leader('lossGap', 'lower', 'smallest loss gap'),
       ].join('; ') +
@@ -111,7 +111,7 @@ export function interpret(input: InterpretationInput): string[] {
   for (const c of others) {
     const show = (k: MetricKey) => `${metricInfo(k).label} (${showPair(stats[c.id][k], base[k])})`;
     const wins = COMPARED.filter((k) => v[c.id][k].verdict === 'better');
-    const ties = COMPARED.filter((k) => v[c.id][k].verdict === 'within spread');
+    const ties = COMPARED.filter((k) => v[c.id][k].verdict === 'not separated');
     const losses = COMPARED.filter((k) => v[c.id][k].verdict === 'worse');
     const parts: string[] = [
       wins.length > 0
@@ -120,7 +120,7 @@ export function interpret(input: InterpretationInput): string[] {
     ];
     if (ties.length > 0) {
       parts.push(
-        `does **not** beat it on ${ties.map(show).join(', ')}: within the seed-to-seed spread`,
+        `does **not** beat it on ${ties.map(show).join(', ')}: not separated by a 95% paired t interval`,
       );
     }
     if (losses.length > 0) {
@@ -133,7 +133,9 @@ export function interpret(input: InterpretationInput): string[] {
         : e.mean < base.bestLossEpoch.mean
           ? 'earlier'
           : 'at the same epoch';
-    parts.push(`its held-out loss bottoms out ${when} (epoch ${showPair(e, base.bestLossEpoch)})`);
+    parts.push(
+      `its validation loss bottoms out ${when} (epoch ${showPair(e, base.bestLossEpoch)})`,
+    );
     lines.push(`- **${c.label}** ${parts.join('; ')}.`);
   }
   paragraphs.push(
@@ -175,10 +177,10 @@ export function interpret(input: InterpretationInput): string[] {
     const parts = items.map((a) => {
       const info = metricInfo(a.metric);
       const verdict = a.singleSeed
-        ? 'one seed, no spread to judge by'
+        ? 'one seed, no interval'
         : a.agree
-          ? `**agree** within the seed-to-seed spread (|Δ| ${fmt(Math.abs(a.delta))} ≤ ${fmt(a.spread)})`
-          : `do **not** agree within the seed-to-seed spread (|Δ| ${fmt(Math.abs(a.delta))} > ${fmt(a.spread)})`;
+          ? `**not separated** (Δ ${fmt(a.delta)}, 95% paired t CI ${showInterval(a.ci)})`
+          : `**separated** (Δ ${fmt(a.delta)}, 95% paired t CI ${showInterval(a.ci)})`;
       return `${info.label} ${showPair(stats[aId][a.metric], stats[bId][a.metric])}: ${verdict}`;
     });
     const diffs = items[0].differences.map((d) => fmt(d)).join(', ');
@@ -203,7 +205,7 @@ export function interpret(input: InterpretationInput): string[] {
           ? 'worse than'
           : c.singleSeed
             ? 'equal to'
-            : 'no different (within the seed-to-seed spread) from';
+            : 'not separated (95% paired t interval) from';
     paragraphs.push(
       `**Monte-Carlo dropout** (${labelOf(input, input.mc.config)} model, ${samples} samples per digit, ` +
         `${perSeed.length} seed(s) pooled): mean predictive entropy ${fmt(mc.meanEntropyWrong)} nats on the ` +

@@ -113,7 +113,7 @@ async function main(): Promise<void> {
       const m = r.metrics;
       return (
         `seed ${r.seed} ${r.config} done: train acc ${fmt(m.finalTrainAcc)}, held-out acc ` +
-        `${fmt(m.finalHeldOutAcc)}, min held-out loss ${fmt(m.minHeldOutLoss)} @${m.bestLossEpoch} ` +
+        `${fmt(m.finalHeldOutAcc)}, held-out loss at the selected epoch ${fmt(m.minHeldOutLoss)} @${m.bestLossEpoch} ` +
         `(${r.seconds.toFixed(1)} s)`
       );
     },

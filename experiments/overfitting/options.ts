@@ -11,9 +11,12 @@ import { BASELINE, CONFIGS } from './configs';
 
 export const DEFAULTS = {
   ...SEED_FLAGS,
+  seeds: 5,
   epochs: 20,
   trainSize: 1000,
-  heldOutSize: 2000,
+  heldOutSize: 1000,
+  /** Validation digits (disjoint from both) that select the epoch; the held-out set is the test. */
+  validationSize: 500,
   hidden: 256,
   batchSize: 64,
   learningRate: 1e-3,
@@ -32,6 +35,7 @@ export const QUICK = {
   batchSize: 32,
   learningRate: 3e-3,
   mcSamples: 10,
+  validationSize: 300,
 };
 
 const USAGE = `Overfitting on small MNIST: dropout variants vs BatchNorm vs L2, with Monte-Carlo uncertainty.
@@ -53,7 +57,8 @@ export function parseOptions(argv: readonly string[]) {
     jobs: 1,
   });
   expectClassBalanced('overfitting', o, 'trainSize');
-  expectClassBalanced('overfitting', o, 'heldOutSize', 2000);
+  expectClassBalanced('overfitting', o, 'heldOutSize', 1000);
+  expectClassBalanced('overfitting', o, 'validationSize');
   if (!(o.rate > 0 && o.rate < 1)) {
     throw new Error(`overfitting: expected --rate in (0, 1), received: ${o.rate}.`);
   }

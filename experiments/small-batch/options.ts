@@ -10,9 +10,10 @@ import {
 } from '../lib/options';
 import { CONFIGS } from './configs';
 
-/** Flags and defaults: 3 seeds of every configuration in every setting. */
+/** Flags and defaults: 5 seeds of every configuration in every setting. */
 export const DEFAULTS = {
   ...SEED_FLAGS,
+  seeds: 5,
   /** Optimizer steps per run, whatever the batch size. */
   steps: 300,
   trainSize: 2000,
@@ -27,7 +28,7 @@ export const DEFAULTS = {
   learningRate: 1e-3,
   /** Momentum of every BN's running statistics, and of Batch Renorm's (see the report). */
   bnMomentum: 0.95,
-  virtualBatchSize: 8,
+  virtualBatchSize: 4,
   rmax: 3,
   dmax: 5,
   /** Batches per BN for the train/inference output gap. */

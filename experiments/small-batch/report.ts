@@ -169,7 +169,7 @@ export function smallBatchReport(input: ReportInput): {
   const ramp = renormRamp(o.steps);
   const kinds = CONFIGS.map((c) => c.id).filter((id) => summaries.some((s) => s.config === id));
   const markdown = [
-    '# Small batches and non-i.i.d. batches: BatchNorm, Batch Renorm, Ghost BN',
+    '# Small batches and non-i.i.d. batches: BatchNorm, Batch Renorm, Ghost BN, GroupNorm, LayerNorm',
     '',
     generatedLine('small-batch', { ...input, quick: o.quick, tfjs: tf.version.tfjs }),
     '',
@@ -180,8 +180,11 @@ export function smallBatchReport(input: ReportInput): {
       `[norm] → ReLU → MaxPool → Dense (${o.dense}) → [norm] → ReLU → Dense (10) softmax; the layers ` +
       'before a BN have no bias. Within a seed every configuration starts from the same kernels and ' +
       'sees the same batches.',
-    `- Training: Adam (learning rate ${o.learningRate}), ${o.steps} steps whatever the batch size (so ` +
-      'batch 2 sees 16× fewer digits than batch 32; compare configurations within a column). Settings: ' +
+    `- Training: Adam (learning rate ${o.learningRate}), ${o.steps} steps whatever the batch size, so ` +
+      `the samples seen differ: ${settings
+        .filter((s) => s.stream === 'iid')
+        .map((s) => `${(o.steps * s.batchSize).toLocaleString('en-US')} at batch ${s.batchSize}`)
+        .join(', ')} (compare configurations within a column, not across batch sizes). Settings: ` +
       settings
         .map((s) =>
           s.stream === 'iid'
@@ -247,10 +250,11 @@ export function smallBatchReport(input: ReportInput): {
     '## Claims and verdicts',
     '',
     '_Generated from the numbers above._ Two configurations are compared seed by seed (same split, ' +
-      'kernels and batches): one is higher or lower when the mean per-seed difference exceeds the ' +
-      'seed-to-seed spread of the differences; "the same" means within that spread or 0.5 points.' +
+      `kernels and batches; ${input.seeds.length} seeds): one is higher or lower when the 95% paired t ` +
+      'interval of the mean per-seed difference excludes 0; otherwise "not separated". A claim of ' +
+      '"the same" holds only as "not separated", which is not a proof of equality.' +
       (input.seeds.length < 2
-        ? ' With a single seed there is no spread: verdicts are only the sign of a difference.'
+        ? ' With a single seed there is no interval: nothing separates.'
         : ''),
     '',
     markdownTable(

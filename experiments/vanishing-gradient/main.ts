@@ -37,15 +37,16 @@ const DEFAULTS = {
   trainPerClass: 0, // 0: the mode's default
   batchSize: 32,
   lr: 0.01,
-  seed: 1,
+  seeds: 3,
+  firstSeed: 1,
   backend: '',
   out: 'reports/vanishing-gradient',
 };
 
 /** Per-mode defaults, chosen so the default run takes a few minutes on 2 wasm cores. */
 const MODES = {
-  quick: { width: 32, epochs: 2, trainPerClass: 40, heldOutPerClass: 30, probe: 64 },
-  full: { width: 64, epochs: 4, trainPerClass: 300, heldOutPerClass: 100, probe: 128 },
+  quick: { width: 32, epochs: 2, trainPerClass: 40, heldOutPerClass: 30, probe: 64, seeds: 1 },
+  full: { width: 64, epochs: 8, trainPerClass: 150, heldOutPerClass: 100, probe: 128, seeds: 3 },
 };
 
 async function main(): Promise<void> {
@@ -53,46 +54,74 @@ async function main(): Promise<void> {
     usage: 'Usage: npx tsx experiments/vanishing-gradient/main.ts [flags]',
   });
   const mode = args.quick ? MODES.quick : MODES.full;
+  const explicitSeeds = process.argv.slice(2).some((a) => /^--seeds(=|$)/.test(a));
+  const seeds = explicitSeeds ? args.seeds : mode.seeds;
+  if (!Number.isInteger(seeds) || seeds < 1) {
+    throw new Error(`vanishing-gradient: expected --seeds an integer ≥ 1, received: ${seeds}.`);
+  }
   const settings: TrainSettings = {
     depth: args.depth,
     width: args.width || mode.width,
     epochs: args.epochs || mode.epochs,
     batchSize: args.batchSize,
     lr: args.lr,
-    seed: args.seed,
+    seed: args.firstSeed,
   };
   const backend = await useBackend(args.backend);
   const startedAt = Date.now();
-  const split = mnistSplit({
-    trainPerClass: args.trainPerClass || mode.trainPerClass,
-    heldOutPerClass: mode.heldOutPerClass,
-    seed: args.seed,
-  });
-  const train = toTensors(split.train);
-  const test = toTensors(split.heldOut);
-  const probe = toTensors(take(split.train, mode.probe));
-  const data = { xs: train.xs, ys: train.ys, testXs: test.xs, testYs: test.ys, probe };
+  const splitOf = (seed: number) =>
+    mnistSplit({
+      trainPerClass: args.trainPerClass || mode.trainPerClass,
+      heldOutPerClass: mode.heldOutPerClass,
+      seed,
+    });
+  const split = splitOf(settings.seed);
   const batchesPerEpoch = Math.ceil(split.train.n / settings.batchSize);
   console.error(
     `vanishing-gradient: depth ${settings.depth}, width ${settings.width}, ${split.train.n} training / ` +
-      `${split.heldOut.n} held-out digits, ${settings.epochs} epochs, batch ${settings.batchSize}, ` +
-      `SGD lr ${settings.lr} momentum ${MOMENTUM}, probe ${probe.xs.shape[0]}, seed ${settings.seed}`,
+      `${split.heldOut.n} held-out digits, at most ${settings.epochs} epochs (stop on a loss plateau), ` +
+      `batch ${settings.batchSize}, SGD lr ${settings.lr} momentum ${MOMENTUM}, probe ${mode.probe}, ` +
+      `seeds ${settings.seed}–${settings.seed + seeds - 1}`,
   );
-  const progress = new Progress(CONFIGS.length * settings.epochs * batchesPerEpoch, {
+  // The budget is an upper bound (the plateau rule stops most runs earlier).
+  const progress = new Progress(seeds * CONFIGS.length * settings.epochs * batchesPerEpoch, {
     label: 'vanishing-gradient',
   });
-  const results: Result[] = [];
-  for (let i = 0; i < CONFIGS.length; i++) {
-    const config = CONFIGS[i];
-    progress.boundary(`${config.name} (${i + 1}/${CONFIGS.length}) started`);
-    results.push(
-      await runConfig(config, settings, data, i, (loss) =>
-        progress.tick(1, `${config.name} loss ${fmt(loss)}`),
-      ),
-    );
+  // Every seed trains every configuration; the first seed's runs carry the per-layer diagnostics
+  // of the report, the others add their held-out accuracy.
+  let results: Result[] = [];
+  for (let k = 0; k < seeds; k++) {
+    const seed = settings.seed + k;
+    const s = k === 0 ? split : splitOf(seed);
+    const train = toTensors(s.train);
+    const test = toTensors(s.heldOut);
+    const probe = toTensors(take(s.train, mode.probe));
+    const data = { xs: train.xs, ys: train.ys, testXs: test.xs, testYs: test.ys, probe };
+    const seedResults: Result[] = [];
+    for (let i = 0; i < CONFIGS.length; i++) {
+      const config = CONFIGS[i];
+      progress.boundary(`seed ${seed} ${config.name} (${i + 1}/${CONFIGS.length}) started`);
+      seedResults.push(
+        await runConfig(config, { ...settings, seed }, data, i, (loss) =>
+          progress.tick(1, `seed ${seed} ${config.name} loss ${fmt(loss)}`),
+        ),
+      );
+    }
+    tf.dispose([train.xs, train.ys, test.xs, test.ys, probe.xs, probe.ys]);
+    if (k === 0) results = seedResults;
+    else {
+      seedResults.forEach((r, i) => {
+        results[i].heldOutAccuracySeeds.push(r.heldOutAccuracy);
+        results[i].epochsRunSeeds.push(r.epochsRun);
+      });
+    }
   }
   progress.done();
-  tf.dispose([train.xs, train.ys, test.xs, test.ys, probe.xs, probe.ys]);
+  // Statements and tables use the mean over seeds; the per-seed values stay in results.json.
+  for (const r of results) {
+    r.heldOutAccuracy =
+      r.heldOutAccuracySeeds.reduce((a, b) => a + b, 0) / r.heldOutAccuracySeeds.length;
+  }
 
   const chance = 0.1;
   const interpretation = interpret(results, { ...settings, chance });
@@ -104,7 +133,8 @@ async function main(): Promise<void> {
       optimizer: `SGD, learning rate ${settings.lr}, momentum ${MOMENTUM}`,
       trainDigits: split.train.n,
       heldOutDigits: split.heldOut.n,
-      probeBatch: probe.xs.shape[0],
+      probeBatch: mode.probe,
+      seeds,
       quick: args.quick,
       backend,
       tfjs: tf.version.tfjs,

@@ -6,7 +6,8 @@ import { barChart, lineChart, LinePoint, smallMultiples, VegaLiteSpec } from '..
 import { fmt, markdownTable, pct } from '../lib/report';
 import { CLIP_NORM, CONFIGS, EXPLODING_GAIN } from './configs';
 import { THRESHOLDS } from './interpret';
-import { Result, TrainSettings } from './run';
+import { compare, showInterval, stat } from '../lib/stats';
+import { PLATEAU, Result, TrainSettings } from './run';
 
 /** What the report needs from a finished run. */
 export interface ReportInput {
@@ -17,6 +18,7 @@ export interface ReportInput {
     trainDigits: number;
     heldOutDigits: number;
     probeBatch: number;
+    seeds: number;
     quick: boolean;
     backend: string;
     tfjs: string;
@@ -32,7 +34,7 @@ function table(results: readonly Result[]): { header: string[]; rows: (string | 
     'max ‖g‖',
     'peak loss',
     'final loss',
-    'held-out acc',
+    'held-out acc (mean over seeds)',
     'saturated init→trained',
     'dead init→trained',
     'seconds',
@@ -49,6 +51,46 @@ function table(results: readonly Result[]): { header: string[]; rows: (string | 
     r.deadInit === null ? '–' : `${pct(r.deadInit)} → ${pct(r.deadFinal)}`,
     r.seconds.toFixed(1),
   ]);
+  return { header, rows };
+}
+
+/**
+ * Held-out accuracy over seeds, best mean first, each row compared with the next by a 95% paired t
+ * interval (same seed: same split and initial weights): a ranking only where the test separates.
+ */
+export function rankingTable(results: readonly Result[]): {
+  header: string[];
+  rows: string[][];
+} {
+  const sorted = [...results].sort((a, b) => b.heldOutAccuracy - a.heldOutAccuracy);
+  const header = [
+    'config',
+    'held-out acc, mean ± std',
+    'epochs run per seed',
+    'BN before recalibration',
+    'vs the next row (95% paired t)',
+  ];
+  const rows = sorted.map((r, i) => {
+    const a = stat(r.heldOutAccuracySeeds);
+    const next = sorted[i + 1];
+    let versus = '–';
+    if (next) {
+      const c = compare(a, stat(next.heldOutAccuracySeeds), 'higher');
+      versus = c.singleSeed
+        ? 'one seed: not separated'
+        : `${c.verdict === 'better' ? '**higher**' : 'not separated'}: Δ ${fmt(c.delta)} ` +
+          showInterval(c.ci);
+    }
+    return [
+      r.name,
+      a.n > 1 ? `${pct(a.mean)} ± ${pct(a.std)}` : pct(a.mean),
+      r.epochsRunSeeds.join(', '),
+      r.heldOutAccuracyBeforeRecalibration === null
+        ? '–'
+        : `${pct(r.heldOutAccuracyBeforeRecalibration)} (first seed)`,
+      versus,
+    ];
+  });
   return { header, rows };
 }
 
@@ -116,7 +158,10 @@ export function vanishingGradientReport(input: ReportInput): {
       `(the \`mnist\` package), class-balanced, disjoint, split with seed ${settings.seed}.`,
     `- Network: ${settings.depth} Dense layers — ${settings.depth - 1} hidden of ${settings.width} ` +
       'units and a softmax output — under each configuration below; categorical cross-entropy.',
-    `- Training: ${settings.epochs} epochs, batch ${settings.batchSize}, ${settings.optimizer}.`,
+    `- Training: at most ${settings.epochs} epochs, stopped when the epoch's mean training loss has ` +
+      `not improved by ${PLATEAU.minDelta} for ${PLATEAU.patience} epochs (a plateau), batch ` +
+      `${settings.batchSize}, ${settings.optimizer}; ${settings.seeds} seed(s) from ${settings.seed}. ` +
+      'The per-layer diagnostics, charts and the first table are from the first seed.',
     `- Diagnostics on a fixed probe batch of ${settings.probeBatch} training digits: ` +
       '`gradientNorms` (training-mode forward, state restored) and the `GradientFlow` callback ' +
       'after every epoch. *ratio* = ‖∂L/∂W⁽¹⁾‖ / ‖∂L/∂W⁽ᴸ⁾‖ (first over last Dense kernel). ' +
@@ -128,6 +173,16 @@ export function vanishingGradientReport(input: ReportInput): {
     '## Results',
     '',
     markdownTable(t.header, t.rows),
+    '',
+    `## Held-out accuracy over ${settings.seeds} seed${settings.seeds > 1 ? 's' : ''}, ranked only where a paired test separates`,
+    '',
+    'Best mean first; each row is compared with the next, seed by seed (a seed fixes the split and ' +
+      'the initial weights), by the 95% paired t interval of the difference. "not separated": the ' +
+      'order of those two rows is not established. Nets with BN are evaluated after ' +
+      '`recalibrateBatchNorm` on the training digits (momentum 0.99 lags over a few hundred steps); ' +
+      'the number before it is shown for the first seed.',
+    '',
+    markdownTable(rankingTable(results).header, rankingTable(results).rows),
     '',
     '## Interpretation (generated from the numbers above)',
     '',

@@ -31,15 +31,8 @@ import {
   oneBlockPerVirtualBatch,
   virtualBatches,
 } from '../ops/batch_norm';
-import {
-  Constraint,
-  Initializer,
-  Regularizer,
-  getConstraint,
-  getInitializer,
-  getRegularizer,
-  serializeKerasObject,
-} from './keras_objects';
+import { AffineParams } from './affine';
+import { Initializer, getInitializer, serializeKerasObject } from './keras_objects';
 import { Kwargs, checkLayerArgs, singleShape, singleTensor } from './util';
 
 type BuiltinBatchNormArgs = NonNullable<Parameters<typeof tf.layers.batchNormalization>[0]>;
@@ -208,14 +201,9 @@ export class BatchNorm extends tf.layers.Layer {
   readonly renormRamp: Readonly<RenormRamp> | null;
   /** Ghost BatchNorm's virtual batch size, or null (the whole batch). */
   readonly virtualBatchSize: number | null;
-  private readonly betaInitializer: Initializer;
-  private readonly gammaInitializer: Initializer;
+  private readonly affine: AffineParams;
   private readonly movingMeanInitializer: Initializer;
   private readonly movingVarianceInitializer: Initializer;
-  private readonly betaRegularizer: Regularizer | null;
-  private readonly gammaRegularizer: Regularizer | null;
-  private readonly betaConstraint: Constraint | null;
-  private readonly gammaConstraint: Constraint | null;
 
   private gamma: tf.LayerVariable | null = null;
   private beta: tf.LayerVariable | null = null;
@@ -287,12 +275,7 @@ export class BatchNorm extends tf.layers.Layer {
     this.center = args.center ?? true;
     this.scale = args.scale ?? true;
     const where = (argument: string) => ({ owner, argument });
-    this.betaInitializer = getInitializer(args.betaInitializer, 'zeros', where('betaInitializer'));
-    this.gammaInitializer = getInitializer(
-      args.gammaInitializer,
-      'ones',
-      where('gammaInitializer'),
-    );
+    this.affine = new AffineParams(owner, args);
     this.movingMeanInitializer = getInitializer(
       args.movingMeanInitializer,
       'zeros',
@@ -303,10 +286,6 @@ export class BatchNorm extends tf.layers.Layer {
       'ones',
       where('movingVarianceInitializer'),
     );
-    this.betaRegularizer = getRegularizer(args.betaRegularizer, where('betaRegularizer'));
-    this.gammaRegularizer = getRegularizer(args.gammaRegularizer, where('gammaRegularizer'));
-    this.betaConstraint = getConstraint(args.betaConstraint, where('betaConstraint'));
-    this.gammaConstraint = getConstraint(args.gammaConstraint, where('gammaConstraint'));
   }
 
   private describe(): string {
@@ -361,28 +340,8 @@ export class BatchNorm extends tf.layers.Layer {
     }
     this.inputSpec = [new tf.InputSpec({ ndim: rank, axes: { [axis]: dim } })];
     const params = [dim];
-    if (this.scale) {
-      this.gamma = this.addWeight(
-        'gamma',
-        params,
-        'float32',
-        this.gammaInitializer,
-        this.gammaRegularizer ?? undefined,
-        true,
-        this.gammaConstraint ?? undefined,
-      );
-    }
-    if (this.center) {
-      this.beta = this.addWeight(
-        'beta',
-        params,
-        'float32',
-        this.betaInitializer,
-        this.betaRegularizer ?? undefined,
-        true,
-        this.betaConstraint ?? undefined,
-      );
-    }
+    if (this.scale) this.gamma = this.addWeight('gamma', params, ...this.affine.weight('gamma'));
+    if (this.center) this.beta = this.addWeight('beta', params, ...this.affine.weight('beta'));
     // The statistics and counters: non-trainable float32 state, written in training steps.
     const state = (name: string, shape: number[], init: Initializer) =>
       this.addWeight(name, shape, 'float32', init, undefined, false);
@@ -707,14 +666,10 @@ export class BatchNorm extends tf.layers.Layer {
       varianceCorrection: this.varianceCorrection,
       renorm: this.renorm,
       virtualBatchSize: this.virtualBatchSize,
-      betaInitializer: serializeKerasObject(this.betaInitializer),
-      gammaInitializer: serializeKerasObject(this.gammaInitializer),
+      ...this.affine.initializerConfig(),
       movingMeanInitializer: serializeKerasObject(this.movingMeanInitializer),
       movingVarianceInitializer: serializeKerasObject(this.movingVarianceInitializer),
-      betaRegularizer: serializeKerasObject(this.betaRegularizer),
-      gammaRegularizer: serializeKerasObject(this.gammaRegularizer),
-      betaConstraint: serializeKerasObject(this.betaConstraint),
-      gammaConstraint: serializeKerasObject(this.gammaConstraint),
+      ...this.affine.penaltyConfig(),
     };
     if (this.renorm) {
       // JSON has no Infinity: an unlimited bound is left out (a missing key is no limit).

@@ -9,28 +9,10 @@ import {
   optionSpec,
 } from '../errors';
 import { groupNorm } from '../ops/group_norm';
-import {
-  Constraint,
-  Initializer,
-  Regularizer,
-  getConstraint,
-  getInitializer,
-  getRegularizer,
-  serializeKerasObject,
-} from './keras_objects';
-import { Kwargs, checkLayerArgs, singleShape, singleTensor } from './util';
+import { AffineArgs, AffineParams } from './affine';
+import { Kwargs, checkEpsilon, checkLayerArgs, singleShape, singleTensor } from './util';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
-type BuiltinBatchNormArgs = NonNullable<Parameters<typeof tf.layers.batchNormalization>[0]>;
-type AffineArgs = Pick<
-  BuiltinBatchNormArgs,
-  | 'betaInitializer'
-  | 'gammaInitializer'
-  | 'betaRegularizer'
-  | 'gammaRegularizer'
-  | 'betaConstraint'
-  | 'gammaConstraint'
->;
 
 /**
  * Arguments of {@link GroupNorm}: Keras 3's `GroupNormalization` arguments, camelCase (a
@@ -54,24 +36,6 @@ export interface GroupNormArgs extends LayerArgs, AffineArgs {
 
 /** Arguments of {@link InstanceNorm}: those of {@link GroupNorm}, `groups` being -1. */
 export type InstanceNormArgs = GroupNormArgs;
-
-/**
- * Checks ε's range: a finite number > 0 (it keeps 1/√(σ²+ε) finite). Its type ('number') is checked
- * before, by `checkLayerArgs` from the class's `argTypes`.
- */
-export function checkEpsilon(owner: string, value: number | undefined, fallback: number): number {
-  if (value == null) return fallback;
-  if (!(value > 0) || !Number.isFinite(value)) {
-    throw invalidArgument(
-      owner,
-      'epsilon',
-      value,
-      'to be a finite number > 0',
-      `It keeps the inverse square root finite; ${fallback} is the default.`,
-    );
-  }
-  return value;
-}
 
 const nameCounts = new Map<string, number>();
 
@@ -163,12 +127,7 @@ export class GroupNorm extends tf.layers.Layer {
   readonly epsilon: number;
   readonly center: boolean;
   readonly scale: boolean;
-  private readonly betaInitializer: Initializer;
-  private readonly gammaInitializer: Initializer;
-  private readonly betaRegularizer: Regularizer | null;
-  private readonly gammaRegularizer: Regularizer | null;
-  private readonly betaConstraint: Constraint | null;
-  private readonly gammaConstraint: Constraint | null;
+  private readonly affine: AffineParams;
   private gamma: tf.LayerVariable | null = null;
   private beta: tf.LayerVariable | null = null;
 
@@ -197,17 +156,7 @@ export class GroupNorm extends tf.layers.Layer {
     this.epsilon = checkEpsilon(owner, args.epsilon, 1e-3);
     this.center = args.center ?? true;
     this.scale = args.scale ?? true;
-    const where = (argument: string) => ({ owner, argument });
-    this.betaInitializer = getInitializer(args.betaInitializer, 'zeros', where('betaInitializer'));
-    this.gammaInitializer = getInitializer(
-      args.gammaInitializer,
-      'ones',
-      where('gammaInitializer'),
-    );
-    this.betaRegularizer = getRegularizer(args.betaRegularizer, where('betaRegularizer'));
-    this.gammaRegularizer = getRegularizer(args.gammaRegularizer, where('gammaRegularizer'));
-    this.betaConstraint = getConstraint(args.betaConstraint, where('betaConstraint'));
-    this.gammaConstraint = getConstraint(args.gammaConstraint, where('gammaConstraint'));
+    this.affine = new AffineParams(owner, args);
   }
 
   /** Keras 3's constructor check: a positive integer, or -1 for instance normalization. */
@@ -289,28 +238,8 @@ export class GroupNorm extends tf.layers.Layer {
     }
     this.checkValuesPerGroup(shape, axis, groups);
     this.inputSpec = [new tf.InputSpec({ ndim: rank, axes: { [axis]: dim } })];
-    if (this.scale) {
-      this.gamma = this.addWeight(
-        'gamma',
-        [dim],
-        'float32',
-        this.gammaInitializer,
-        this.gammaRegularizer ?? undefined,
-        true,
-        this.gammaConstraint ?? undefined,
-      );
-    }
-    if (this.center) {
-      this.beta = this.addWeight(
-        'beta',
-        [dim],
-        'float32',
-        this.betaInitializer,
-        this.betaRegularizer ?? undefined,
-        true,
-        this.betaConstraint ?? undefined,
-      );
-    }
+    if (this.scale) this.gamma = this.addWeight('gamma', [dim], ...this.affine.weight('gamma'));
+    if (this.center) this.beta = this.addWeight('beta', [dim], ...this.affine.weight('beta'));
     this.built = true;
   }
 
@@ -363,12 +292,8 @@ export class GroupNorm extends tf.layers.Layer {
       epsilon: this.epsilon,
       center: this.center,
       scale: this.scale,
-      betaInitializer: serializeKerasObject(this.betaInitializer),
-      gammaInitializer: serializeKerasObject(this.gammaInitializer),
-      betaRegularizer: serializeKerasObject(this.betaRegularizer),
-      gammaRegularizer: serializeKerasObject(this.gammaRegularizer),
-      betaConstraint: serializeKerasObject(this.betaConstraint),
-      gammaConstraint: serializeKerasObject(this.gammaConstraint),
+      ...this.affine.initializerConfig(),
+      ...this.affine.penaltyConfig(),
     };
     return { ...super.getConfig(), ...config };
   }

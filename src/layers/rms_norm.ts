@@ -8,8 +8,7 @@ import {
   optionSpec,
 } from '../errors';
 import { rmsNorm } from '../ops/rms_norm';
-import { checkEpsilon } from './group_norm';
-import { Kwargs, checkLayerArgs, singleShape, singleTensor } from './util';
+import { Kwargs, checkEpsilon, checkLayerArgs, singleShape, singleTensor } from './util';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
 

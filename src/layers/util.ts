@@ -96,6 +96,25 @@ export function checkLayerArgs(layer: tf.layers.Layer, args: unknown): void {
 }
 
 /**
+ * Checks ε's range: a finite number > 0 (it keeps 1/√(σ²+ε) finite). Its type ('number') is checked
+ * before, by `checkLayerArgs` from the class's `argTypes`. Shared by the normalization layers
+ * (GroupNorm, RMSNorm).
+ */
+export function checkEpsilon(owner: string, value: number | undefined, fallback: number): number {
+  if (value == null) return fallback;
+  if (!(value > 0) || !Number.isFinite(value)) {
+    throw invalidArgument(
+      owner,
+      'epsilon',
+      value,
+      'to be a finite number > 0',
+      `It keeps the inverse square root finite; ${fallback} is the default.`,
+    );
+  }
+  return value;
+}
+
+/**
  * Throws when a tensor argument has been disposed, e.g. by the caller while an async call that
  * reads it at every step (`mcPredictAsync`) is still running; tfjs would fail inside an op with
  * "Tensor is disposed", naming neither the function nor the argument.

@@ -3,11 +3,12 @@
  * parameters, shared by the model transforms.
  */
 import * as tf from '@tensorflow/tfjs';
-import { describeLayer, invalidArgument } from '../errors';
+import { checkOptionKeys, describeLayer, invalidArgument } from '../errors';
 import { BatchNorm } from '../layers/batch_norm';
 import { BatchNormStatistics } from '../ops/fold';
 import { VarianceCorrection } from '../ops/batch_norm';
-import { baseLayerConfig, pickConfig } from './rewrite';
+import { walkLayers } from '../layers/util';
+import { assertLayersModel, baseLayerConfig, pickConfig } from './rewrite';
 
 type Layer = tf.layers.Layer;
 type ConfigDict = tf.serialization.ConfigDict;
@@ -175,4 +176,23 @@ export async function checkBatchNormStatistics(
       );
     }
   });
+}
+
+/**
+ * The first checks of an async model tool (`foldBatchNormAsync`, `exportForInferenceAsync`):
+ * `model` is a LayersModel, `options` names only `known` keys, then
+ * {@link checkBatchNormStatistics} on every layer, nested models and wrappers included.
+ */
+export async function checkModelStatistics(
+  owner: string,
+  model: unknown,
+  options: unknown,
+  known: readonly string[],
+): Promise<void> {
+  assertLayersModel(owner, model);
+  checkOptionKeys(owner, options, known);
+  await checkBatchNormStatistics(
+    owner,
+    walkLayers(model).map((l) => l.layer),
+  );
 }

@@ -338,16 +338,25 @@ function convertWrapped(
         layer: { className: decision.spec.className, config: decision.spec.config },
       };
       replace = { className: wrapper.getClassName(), config, weights: decision.spec.weights };
-      const entry: ConvertedLayer = {
-        layer: innerPath,
-        from: inner.getClassName(),
-        to: decision.spec.className,
-      };
-      if (decision.note) entry.note = decision.note;
-      converted.push(entry);
+      converted.push(convertedEntry(innerPath, inner, decision));
     }
   }
   return { replace, converted, skipped };
+}
+
+/** The report entry of the layer `layer` at `path`, replaced as `decision` says. */
+function convertedEntry(
+  path: string,
+  layer: Layer,
+  decision: { spec: LayerSpec; note?: string },
+): ConvertedLayer {
+  const entry: ConvertedLayer = {
+    layer: path,
+    from: layer.getClassName(),
+    to: decision.spec.className,
+  };
+  if (decision.note) entry.note = decision.note;
+  return entry;
 }
 
 /**
@@ -392,13 +401,7 @@ function convert(
         continue;
       }
       subs.set(layer, { replace: decision.spec });
-      const entry: ConvertedLayer = {
-        layer: path,
-        from: layer.getClassName(),
-        to: decision.spec.className,
-      };
-      if (decision.note) entry.note = decision.note;
-      converted.push(entry);
+      converted.push(convertedEntry(path, layer, decision));
     }
     return { model: rewriteModel(model, subs, { owner }), converted, skipped };
   } finally {

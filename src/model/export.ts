@@ -23,7 +23,7 @@ import {
   batchNormStatistics,
   builtinBatchNormConfig,
   builtinBatchNormWeights,
-  checkBatchNormStatistics,
+  checkModelStatistics,
   isBatchNormLayer,
 } from './batch_norm_layers';
 import type { SkippedLayer } from './convert';
@@ -762,12 +762,6 @@ export async function exportForInferenceAsync(
   model: tf.LayersModel,
   options: ExportForInferenceOptions = {},
 ): Promise<ExportForInferenceResult> {
-  const owner = 'exportForInferenceAsync';
-  assertLayersModel(owner, model);
-  checkOptionKeys(owner, options, ['fuseActivations']);
-  await checkBatchNormStatistics(
-    owner,
-    walkLayers(model).map((l) => l.layer),
-  );
+  await checkModelStatistics('exportForInferenceAsync', model, options, ['fuseActivations']);
   return exportForInference(model, options);
 }

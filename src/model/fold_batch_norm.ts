@@ -12,11 +12,11 @@ import {
   inputChannels,
   outputChannels,
 } from '../ops/fold';
-import { walkLayers, wrappedLayers } from '../layers/util';
+import { wrappedLayers } from '../layers/util';
 import {
   batchNormAxis,
   batchNormStatistics,
-  checkBatchNormStatistics,
+  checkModelStatistics,
   isBatchNormLayer,
 } from './batch_norm_layers';
 import {
@@ -382,13 +382,7 @@ export async function foldBatchNormAsync(
   model: tf.LayersModel,
   options: FoldBatchNormOptions = {},
 ): Promise<FoldBatchNormResult> {
-  const owner = 'foldBatchNormAsync';
-  assertLayersModel(owner, model);
-  checkOptionKeys(owner, options, FOLD_OPTIONS);
-  await checkBatchNormStatistics(
-    owner,
-    walkLayers(model).map((l) => l.layer),
-  );
+  await checkModelStatistics('foldBatchNormAsync', model, options, FOLD_OPTIONS);
   return foldModel(model, options);
 }
 

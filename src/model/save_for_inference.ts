@@ -434,19 +434,11 @@ function probeOf(
         'NWC',
         pair(c.dilationRate)[0],
       );
-  } else if (className === 'Conv2D') {
-    apply = (x, k) =>
-      tf.conv2d(
-        x as tf.Tensor4D,
-        k as tf.Tensor4D,
-        pair(c.strides),
-        padding,
-        'NHWC',
-        pair(c.dilationRate),
-      );
   } else {
+    // Conv2D or DepthwiseConv2D: the same arguments.
+    const conv = className === 'Conv2D' ? tf.conv2d : tf.depthwiseConv2d;
     apply = (x, k) =>
-      tf.depthwiseConv2d(
+      conv(
         x as tf.Tensor4D,
         k as tf.Tensor4D,
         pair(c.strides),
