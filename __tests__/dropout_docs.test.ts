@@ -10,6 +10,7 @@ const IMPORTS = ["import * as tf from '@tensorflow/tfjs';", "import * as dn from
 
 interface Snippet {
   name: string;
+  file: string;
   body: string;
   output: string;
 }
@@ -18,30 +19,30 @@ interface Snippet {
 function snippets(): Snippet[] {
   return docSnippets()
     .filter((s) => !s.async)
-    .map(({ name, code, output }) => {
+    .map(({ name, file, code, output }) => {
       const lines = code.split('\n');
       for (const line of lines.filter((l) => l.startsWith('import ')))
         expect(IMPORTS).toContain(line);
       const body = lines.filter((l) => !l.startsWith('import ')).join('\n');
-      return { name, body, output };
+      return { name, file, body, output };
     });
 }
 
 test('every synchronous snippet of the README and the guides runs and prints what the doc says', () => {
   const all = snippets();
-  expect(all.map((s) => s.name)).toEqual([
-    'renorm',
-    'norms',
-    'dropout',
-    'spatial',
-    'gaussian',
-    'alpha',
-    'dropconnect',
-    'dropblock',
-    'droppath',
-    'mcpredict',
-    'mcclassifier',
-    'mcdropout',
+  expect(all.map((s) => `${s.file}: ${s.name}`)).toEqual([
+    'docs/guide/batch-norm.md: renorm',
+    'docs/guide/dropout.md: dropout',
+    'docs/guide/dropout.md: spatial',
+    'docs/guide/dropout.md: gaussian',
+    'docs/guide/dropout.md: alpha',
+    'docs/guide/dropout.md: dropconnect',
+    'docs/guide/dropout.md: dropblock',
+    'docs/guide/dropout.md: droppath',
+    'docs/guide/dropout.md: mcpredict',
+    'docs/guide/dropout.md: mcclassifier',
+    'docs/guide/dropout.md: mcdropout',
+    'docs/guide/normalization.md: norms',
   ]);
   const program = [
     ...IMPORTS,
