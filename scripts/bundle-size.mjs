@@ -88,7 +88,7 @@ const table = [
   ...rows,
   '',
   'The package ships one CommonJS copy of the code behind its ES module wrapper (one module ' +
-    'instance whether imported or required, see README Layout), which a bundler cannot ' +
+    'instance whether imported or required, see docs/guide/layout.md), which a bundler cannot ' +
     'tree-shake: importing `layers` alone costs as much as the whole pack. The src/ rows show ' +
     'what tree-shaking ES modules would save.',
   '',

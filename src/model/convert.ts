@@ -286,7 +286,7 @@ function toBuiltinConverters(): Record<string, Converter> {
       return {
         spec: { className: 'AlphaDropout', config: dropoutBase(layer) },
         note:
-          'inference is the same; training is not: the built-in sets dropped units to +λα and shifts the mean (see README)' +
+          'inference is the same; training is not: the built-in sets dropped units to +λα and shifts the mean (see docs/guide/dropout.md)' +
           (dropped.length > 0
             ? `; ${dropped.join(' and ')} not kept (the built-in does not save them)`
             : ''),
