@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import type { BackendReport } from '../browser/backends';
+import type { BackendReport, SavedModelFacts } from '../browser/backends';
 import { BrowserSession, CHROMIUM, PageRun, openSession, runPage } from '../browser/harness';
 
 /**
@@ -13,7 +13,8 @@ import { BrowserSession, CHROMIUM, PageRun, openSession, runPage } from '../brow
  *
  * - page.ts: the smoke page (cpu training, fold, mcPredict and mcPredictAsync; a CNN on wasm).
  * - backends.ts, once per backend (cpu, wasm, webgl, webgpu; webgl with float16 textures): every
- *   check on cpu and then on the backend in the same page, reported as errors against cpu.
+ *   check on cpu and then on the backend in the same page, reported as errors against cpu; and
+ *   on each, saveForInference (issue 25) loaded back with plain tf.loadLayersModel.
  *
  * Budget: 71–93 s for the whole file, measured while other jobs loaded the 2 cores (load average
  * 10–17; an idle machine is faster); in-page time cpu 2 s, wasm 2 s, webgl 17 s, webgpu 16 s,
@@ -43,23 +44,75 @@ const F16_EPSILON = 2 ** -10;
 const CONDITIONING_FACTOR = 10;
 
 /**
- * Synchronous reads (Tensor.dataSync / arraySync) the pack's paths make today, in the page's model
- * (one BatchNorm): the spy counts them and the test fails if they grow.
- * TODO(lead, issue 21): tighten to 0 as src/model/* stops reading synchronously (other helpers are
- * removing these reads): foldBatchNorm and exportForInference read each BN's statistics back
- * (readBatchNormStatistics, called from foldBatchNorm, Folder.tryBackward and export's
- * checkModel); recalibrateBatchNorm reads its pooled sums (DataPasses.forEachBatch ←
- * recalibrateOne; float64 pooling in JS, it could await data() instead). The BN guard (training
- * step), mcPredict and mcPredictAsync already make none.
+ * The pack's paths that make no synchronous read (Tensor.dataSync / arraySync, and on webgl and
+ * webgpu none of the backend's readSync either), in the page's model (one BatchNorm): the BN guard
+ * of a training step, foldBatchNorm and exportForInference (they no longer check the statistics;
+ * the async forms check them with an awaited read), recalibrateBatchNorm (awaits its pooled sums),
+ * mcPredict, mcPredictAsync and saveForInference. On cpu and wasm the backend's readSync is also
+ * what their async `data()` calls, so only the tensor reads count there.
  */
-const KNOWN_SYNC_READS: Record<string, number> = {
-  'training step (BN guard)': 0,
-  foldBatchNorm: 8,
-  exportForInference: 12,
-  recalibrateBatchNorm: 2,
-  mcPredict: 0,
-  mcPredictAsync: 0,
-};
+const NO_SYNC_READS = [
+  'training step (BN guard)',
+  'foldBatchNorm',
+  'foldBatchNormAsync',
+  'exportForInference',
+  'exportForInferenceAsync',
+  'recalibrateBatchNorm',
+  'mcPredict',
+  'mcPredictAsync',
+  'saveForInference uint8',
+  'saveForInference float16',
+];
+
+/**
+ * saveForInference in the page: the loaded model's output error against the float export on the
+ * calibration inputs equals the report's (relative, max |Δ|, mean total variation) within this
+ * absolute difference (the same artifacts and inputs on the same backend; only the predict batch
+ * differs: the report predicts 4 at a time); its top-1 agreement is the report's exactly.
+ */
+const SAVED_TOLERANCE = 1e-5;
+/**
+ * On inputs not used for calibration, the loaded model's relative output error is at most
+ * this many times the report's calibration figure, plus SAVED_OTHER_FLOOR.
+ */
+const SAVED_OTHER_FACTOR = 3;
+const SAVED_OTHER_FLOOR = 1e-3;
+
+/** The saved artifacts: tfjs's quantization on every quantized spec, built-in classes, numbers. */
+function checkSavedModel(
+  mode: 'uint8' | 'float16',
+  facts: SavedModelFacts,
+  tolerance: number,
+): void {
+  expect(facts.packClassNames).toEqual([]);
+  expect(facts.classNames).toEqual(expect.arrayContaining(['Conv2D', 'Dense']));
+  expect(facts.tensorGrowth).toBe(0);
+  const quantized = facts.specs.filter((s) => !['float32', 'int32'].includes(s.reportDtype));
+  if (mode === 'float16') expect(quantized.length).toBe(facts.specs.length);
+  expect(quantized.map((s) => s.quantization?.dtype)).toEqual(quantized.map((s) => s.reportDtype));
+  for (const s of facts.specs.filter((x) => x.quantization?.dtype.startsWith('uint'))) {
+    expect([s.name, Number.isFinite(s.quantization!.min), s.quantization!.scale! > 0]).toEqual([
+      s.name,
+      true,
+      true,
+    ]);
+  }
+  if (mode === 'uint8') {
+    expect(quantized.filter((s) => s.reportDtype === 'uint8').length).toBeGreaterThan(0);
+  }
+  const { reported, loadedCalibration: loaded, loadedOther: other } = facts;
+  for (const key of ['relative', 'maxAbs', 'totalVariation'] as const) {
+    expect([mode, key, loaded[key]]).toEqual([
+      mode,
+      key,
+      expect.toBeWithin(reported[key] - tolerance, reported[key] + tolerance),
+    ]);
+  }
+  expect(loaded.top1Agreement).toBe(reported.top1Agreement);
+  expect(other.relative).toBeLessThanOrEqual(
+    SAVED_OTHER_FACTOR * reported.relative + SAVED_OTHER_FLOOR,
+  );
+}
 
 let session: BrowserSession | undefined;
 /** The page runs, started once and shared by the tests that read them. */
@@ -220,12 +273,23 @@ describeInBrowser('headless Chromium', () => {
       }
     });
 
-    test("synchronous reads on the pack's paths: none in a training step (the BN guard), no more than the known counts in the model tools", () => {
-      const reads = Object.fromEntries(
-        Object.entries(report.models.pack!.syncReads).map(([k, r]) => [k, r.tensorReads]),
-      );
-      for (const [what, known] of Object.entries(KNOWN_SYNC_READS)) {
-        expect([what, reads[what]]).toEqual([what, expect.toBeWithin(0, known)]);
+    test("no synchronous read on the pack's paths: training step (BN guard), fold, export (and their async forms), recalibrate, mcPredict(Async), saveForInference", () => {
+      const gpu = name === 'webgl' || name === 'webgpu';
+      const reads = report.models.pack!.syncReads;
+      expect(Object.keys(reads)).toEqual(expect.arrayContaining(NO_SYNC_READS));
+      for (const what of NO_SYNC_READS) {
+        const r = reads[what];
+        // A failure names the path, the count and the call sites the spy saw.
+        expect([what, r.tensorReads, gpu ? r.backendReads : 0, r.sites]).toEqual([what, 0, 0, {}]);
+      }
+    });
+
+    test(`saveForInference 'uint8' (with calibration) and 'float16' on ${name}: the artifacts load with tfjs's own tf.loadLayersModel and predict what the report says`, () => {
+      const saved = report.models.pack!.saved!;
+      for (const mode of ['uint8', 'float16'] as const) {
+        const facts = saved[mode];
+        checkSavedModel(mode, facts, SAVED_TOLERANCE);
+        expect(facts.ratio).toBeLessThanOrEqual(mode === 'uint8' ? 0.3 : 0.5);
       }
     });
 
@@ -295,6 +359,12 @@ describeInBrowser('headless Chromium', () => {
       for (const s of ['statistics', 'shiftedStatistics'] as const) {
         expect(pack[s]!.nonFinite).toBeLessThanOrEqual(builtin[s]!.nonFinite);
         expect(pack[s]!.zeroVariance).toBeLessThanOrEqual(builtin[s]!.zeroVariance);
+      }
+    });
+
+    test(`saveForInference 'uint8' and 'float16' with float16 textures: the loaded model's errors within ${F16_TOLERANCE} of the report's`, () => {
+      for (const mode of ['uint8', 'float16'] as const) {
+        checkSavedModel(mode, report.models.pack!.saved![mode], F16_TOLERANCE);
       }
     });
 

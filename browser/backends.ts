@@ -10,8 +10,11 @@
  * - the seeded masks of every dropout layer, as the zero pattern of ∂Σy/∂x (∂Σy/∂kernel for
  *   DropConnect), compared bit for bit;
  * - a small CNN (conv → BN → ReLU → dropout → dense) trained with SGD, then foldBatchNorm,
- *   exportForInference, recalibrateBatchNorm, mcPredict and mcPredictAsync on it, and tf.memory()
- *   over 50 more steps;
+ *   exportForInference (and their async forms), recalibrateBatchNorm, mcPredict and mcPredictAsync
+ *   on it, and tf.memory() over 50 more steps;
+ * - saveForInference of that CNN ('uint8' with calibration, and 'float16') into a memory handler,
+ *   loaded back with tfjs's own tf.loadLayersModel(tf.io.fromMemory(…)): its output error against
+ *   the float export on the calibration inputs and on other inputs, next to the report's;
  * - the conditioning of BN's input gradient, max over channels of |Σ_b dx| / Σ_b |dx| (the table of
  *   issue 21), pack and built-in;
  * - a spy on dataSync / arraySync / the backend's readSync during the pack's model tools and a
@@ -253,6 +256,146 @@ interface ModelFacts {
   statistics: { nonFinite: number; zeroVariance: number; maxAbs: number };
   shiftedStatistics?: { nonFinite: number; zeroVariance: number; maxAbs: number; loss: number };
   syncReads: Record<string, SyncReads>;
+  /** saveForInference of the trained model, loaded back with plain tf.loadLayersModel (pack only). */
+  saved?: Record<SavedMode, SavedModelFacts>;
+}
+
+type SavedMode = 'uint8' | 'float16';
+
+/** The error of a model's outputs against the float export's, as saveForInference reports it. */
+interface OutputErrorFacts {
+  relative: number;
+  maxAbs: number;
+  totalVariation: number;
+  top1Agreement: number;
+}
+
+/** One saveForInference run on this backend and what the loaded artifacts predict. */
+export interface SavedModelFacts {
+  /** The report's bytes / float32 bytes. */
+  ratio: number;
+  /** The report's output error on the calibration inputs (against the float export). */
+  reported: OutputErrorFacts;
+  /** The loaded model's, measured here on the same calibration inputs. */
+  loadedCalibration: OutputErrorFacts;
+  /** The loaded model's on other inputs (not used for calibration). */
+  loadedOther: OutputErrorFacts;
+  /** Per weight spec: the report's dtype and the spec's `quantization` as saved. */
+  specs: Array<{
+    name: string;
+    reportDtype: string;
+    quantization: { dtype: string; min?: number; scale?: number } | null;
+  }>;
+  /** Layer class names of the saved topology. */
+  classNames: string[];
+  /** Those the pack registers (none: plain tfjs resolves every class of the saved model). */
+  packClassNames: string[];
+  /** Tensors alive after save, load, predict and dispose, minus before (0: no leak). */
+  tensorGrowth: number;
+}
+
+/** ‖ŷ − y‖/‖y‖, max |ŷ − y|, mean ½Σ|p̂ − p| per row and argmax agreement (rows of `cols`). */
+function outputErrorOf(y: ArrayLike<number>, yq: ArrayLike<number>, cols: number) {
+  let diff = 0;
+  let norm = 0;
+  let maxAbs = 0;
+  let tv = 0;
+  let agree = 0;
+  const rows = y.length / cols;
+  for (let r = 0; r < rows; r++) {
+    let [best, bestQ] = [0, 0];
+    for (let j = 0; j < cols; j++) {
+      const i = r * cols + j;
+      const d = yq[i] - y[i];
+      diff += d * d;
+      norm += y[i] * y[i];
+      maxAbs = Math.max(maxAbs, Math.abs(d));
+      tv += Math.abs(d) / 2;
+      if (y[i] > y[r * cols + best]) best = j;
+      if (yq[i] > yq[r * cols + bestQ]) bestQ = j;
+    }
+    if (best === bestQ) agree++;
+  }
+  return {
+    relative: Math.sqrt(diff / norm),
+    maxAbs,
+    totalVariation: tv / rows,
+    top1Agreement: agree / rows,
+  };
+}
+
+/**
+ * saveForInference (issue 25) on this backend, 'uint8' (with calibration: equalization, bias
+ * correction, mixed precision) and 'float16', into a memory handler; the artifacts loaded with
+ * tfjs's own tf.loadLayersModel(tf.io.fromMemory(…)) and their predictions compared with the float
+ * export's, as the report measures them.
+ */
+async function savedModelChecks(
+  model: tf.LayersModel,
+  calibration: tf.Tensor,
+  other: tf.Tensor,
+  syncReads: Record<string, SyncReads>,
+): Promise<Record<SavedMode, SavedModelFacts>> {
+  const exported = dn.exportForInference(model).model;
+  const [yCalibration, yOther] = await Promise.all(
+    [calibration, other].map(async (x) => {
+      const y = exported.predict(x) as tf.Tensor;
+      const values = await y.data();
+      y.dispose();
+      return values;
+    }),
+  );
+  exported.dispose();
+  const out = {} as Record<SavedMode, SavedModelFacts>;
+  for (const mode of ['uint8', 'float16'] as const) {
+    const before = tf.memory().numTensors;
+    let artifacts: tf.io.ModelArtifacts | null = null;
+    const handler = tf.io.withSaveHandler(async (a) => {
+      artifacts = a;
+      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(a) };
+    });
+    const save = await spied(() =>
+      dn.saveForInference(model, handler, { quantize: mode, calibration }),
+    );
+    syncReads[`saveForInference ${mode}`] = save.reads;
+    const report = save.value;
+    const a = artifacts! as tf.io.ModelArtifacts;
+    const loaded = await tf.loadLayersModel(tf.io.fromMemory(a));
+    const [qCalibration, qOther] = await Promise.all(
+      [calibration, other].map(async (x) => {
+        const y = loaded.predict(x) as tf.Tensor;
+        const values = await y.data();
+        y.dispose();
+        return values;
+      }),
+    );
+    loaded.dispose();
+    const cols = (model.outputs[0].shape as number[])[1];
+    const topology = a.modelTopology as { config: { layers: Array<{ class_name: string }> } };
+    out[mode] = {
+      ratio: report.ratio,
+      reported: report.calibration as OutputErrorFacts,
+      loadedCalibration: outputErrorOf(yCalibration, qCalibration, cols),
+      loadedOther: outputErrorOf(yOther, qOther, cols),
+      specs: a.weightSpecs!.map((spec, k) => ({
+        name: spec.name,
+        reportDtype: report.weights[k].dtype,
+        quantization: spec.quantization
+          ? {
+              dtype: spec.quantization.dtype as string,
+              min: spec.quantization.min,
+              scale: spec.quantization.scale,
+            }
+          : null,
+      })),
+      classNames: topology.config.layers.map((l) => l.class_name),
+      packClassNames: topology.config.layers
+        .map((l) => l.class_name)
+        .filter((c) => dn.PACK_CLASS_NAMES.includes(c)),
+      tensorGrowth: tf.memory().numTensors - before,
+    };
+  }
+  return out;
 }
 
 const TRAIN_STEPS = 10;
@@ -297,6 +440,14 @@ async function modelChecks(
   syncReads.exportForInference = exported.reads;
   const exportedOut = exported.value.model.predict(xTest) as tf.Tensor;
   values.export = await read([exportedOut]);
+  // The async forms check the statistics with an awaited read: no synchronous read either.
+  const foldAsync = await spied(() => dn.foldBatchNormAsync(model));
+  syncReads.foldBatchNormAsync = foldAsync.reads;
+  foldAsync.value.model.dispose();
+  const exportAsync = await spied(() => dn.exportForInferenceAsync(model));
+  syncReads.exportForInferenceAsync = exportAsync.reads;
+  exportAsync.value.model.dispose();
+  const saved = kind === 'pack' ? await savedModelChecks(model, x, xTest, syncReads) : undefined;
   const [foldDiff, exportDiff] = tf.tidy(() => {
     const scale = tf.max(tf.abs(predicted));
     return [foldedOut, exportedOut].map((o) => tf.div(tf.max(tf.abs(tf.sub(o, predicted))), scale));
@@ -382,6 +533,7 @@ async function modelChecks(
       statistics,
       shiftedStatistics,
       syncReads,
+      saved,
     },
   };
 }
