@@ -7,6 +7,7 @@ import type { Browser, Page } from 'playwright-core';
 import { CHROMIUM, CHROMIUM_ARGS } from '../browser/harness';
 import { buildDemo } from '../demo/build';
 import { serveDirectory } from '../demo/serve';
+import type { DemoRecord } from '../demo/main';
 
 /**
  * The demo (issue 24): `buildDemo` writes the static page, it is served on localhost and opened in
@@ -23,25 +24,6 @@ if (!haveChromium && process.env.CI) {
 }
 const describeInBrowser = haveChromium ? describe : describe.skip;
 if (!haveChromium) console.warn(`demo.test.ts skipped: no Chromium at ${CHROMIUM}`);
-
-/** What main.ts records in window.__demo. */
-interface DemoRecord {
-  backend?: string;
-  config?: string;
-  steps: number;
-  trainLoss: [number, number][];
-  heldOutLoss: [number, number][];
-  heldOutAccuracy?: number;
-  shift?: { name: string; ratio: number; recalibrated?: number }[];
-  mc?: { index: number; entropy: number; mutualInformation: number }[];
-  export?: {
-    before: string[];
-    after: string[];
-    kept: string[];
-    latencyMs: [number, number];
-    maxDifference: number;
-  };
-}
 
 let dir = '';
 let server: http.Server | undefined;

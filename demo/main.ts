@@ -14,7 +14,7 @@ import { CONFIGS, DemoConfig, buildModel, varianceShift } from './model';
 import { byId, digitCanvas, downloadLink, drawChart, setStatus, showError, showTable } from './ui';
 
 /** What the page did, for the test (and the curious, in the console). */
-interface DemoRecord {
+export interface DemoRecord {
   backend?: string;
   config?: string;
   steps: number;
