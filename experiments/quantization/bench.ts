@@ -12,20 +12,9 @@ import { SaveForInferenceOptions, exportForInference, saveForInference } from 't
 import { useBackend } from '../lib/backend';
 import { parseArgs } from '../lib/cli';
 import { interleaved, summarize } from '../lib/timing';
-import { loadNsfwMobileNetV2 } from './models';
+import { capture, loadNsfwMobileNetV2 } from './models';
 
 const DEFAULTS = { backend: 'wasm', runs: 15, calibration: 8, repeats: 3 };
-
-function memoryHandler(): { handler: tf.io.IOHandler; get(): tf.io.ModelArtifacts } {
-  let artifacts: tf.io.ModelArtifacts | null = null;
-  return {
-    handler: tf.io.withSaveHandler(async (a) => {
-      artifacts = a;
-      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(a) };
-    }),
-    get: () => artifacts!,
-  };
-}
 
 async function main(): Promise<void> {
   const args = parseArgs(DEFAULTS, process.argv.slice(2), {
@@ -45,7 +34,7 @@ async function main(): Promise<void> {
   for (const [name, options] of modes) {
     const times: number[] = [];
     for (let r = 0; r < args.repeats; r++) {
-      const m = memoryHandler();
+      const m = capture();
       const t0 = performance.now();
       await saveForInference(model, m.handler, options);
       times.push(performance.now() - t0);

@@ -35,7 +35,7 @@ import { parseArgs } from '../lib/cli';
 import { mnistSplit } from '../lib/mnist';
 import { SEED_PURPOSE, mulberry32, withSeededMathRandom } from '../lib/random';
 import { fmt, markdownTable, pct, writeMarkdown, writeResults } from '../lib/report';
-import { loadNsfwMobileNetV2, smallMobileNetV2 } from './models';
+import { capture, loadNsfwMobileNetV2, smallMobileNetV2 } from './models';
 
 void dnLayers;
 
@@ -109,18 +109,6 @@ interface Measured {
   equalized: number;
   biasCorrected: number;
   dtypes: Record<string, number>;
-}
-
-/** The artifacts a save handler receives, kept in memory. */
-function capture(): { handler: tf.io.IOHandler; get(): tf.io.ModelArtifacts } {
-  let artifacts: tf.io.ModelArtifacts | null = null;
-  return {
-    handler: tf.io.withSaveHandler(async (a) => {
-      artifacts = a;
-      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(a) };
-    }),
-    get: () => artifacts!,
-  };
 }
 
 /** The same artifacts with the softmax of the output layer set to linear: the model's logits. */

@@ -100,3 +100,15 @@ export function smallMobileNetV2(seed: number): tf.LayersModel {
   );
   return tf.model({ inputs: input, outputs: x, name: 'small_mobilenet_v2' });
 }
+
+/** The artifacts a save handler receives, kept in memory. */
+export function capture(): { handler: tf.io.IOHandler; get(): tf.io.ModelArtifacts } {
+  let artifacts: tf.io.ModelArtifacts | null = null;
+  return {
+    handler: tf.io.withSaveHandler(async (a) => {
+      artifacts = a;
+      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(a) };
+    }),
+    get: () => artifacts!,
+  };
+}
