@@ -5,6 +5,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { readResults } from '../experiments/lib/report';
+import { convergence } from '../experiments/vanishing-gradient/report';
+import type { Result } from '../experiments/vanishing-gradient/run';
 import { findIn, quickRun } from './experiment_run';
 
 interface ConfigResult {
@@ -16,6 +18,9 @@ interface ConfigResult {
   nonFiniteLoss: boolean;
   allFinite: boolean;
   lossPerBatch: number[];
+  valLossPerEpoch: number[];
+  epochsRun: number;
+  stoppedBy: string;
   error: string | null;
 }
 interface Results {
@@ -84,5 +89,33 @@ describe('experiments/vanishing-gradient --quick', () => {
 
   it('dropout does not cure vanishing gradients: sigmoid + dropout ratio < 1e-3', () => {
     expect(config('sigmoid+dropout').ratioInit).toBeLessThan(1e-3);
+  });
+
+  it('records the validation loss the stopping rule watches, and why each run stopped', () => {
+    // --quick trains 2 epochs, fewer than the plateau rule's patience + 1: every run ends on the
+    // budget, and the report says that none converged.
+    for (const c of results.configs) {
+      expect(c.valLossPerEpoch).toHaveLength(c.epochsRun);
+      expect(c.stoppedBy).toBe('budget');
+    }
+    const report = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
+    expect(report).toContain('0 of 11 runs stopped on the plateau rule');
+    expect(report).toMatch(/the 2-epoch budget ended sigmoid seed 1, tanh seed 1/);
+  });
+});
+
+describe('vanishing-gradient convergence line', () => {
+  it('counts plateau stops and names the runs the budget ended', () => {
+    const run = (name: string, epochs: number[], by: string[]) =>
+      ({ name, epochsRunSeeds: epochs, stoppedBySeeds: by }) as unknown as Result;
+    expect(
+      convergence(
+        [run('a', [4, 12], ['plateau', 'plateau']), run('b', [7, 40], ['plateau', 'budget'])],
+        40,
+        3,
+      ),
+    ).toBe(
+      '3 of 4 runs stopped on the plateau rule (4–12 epochs); the 40-epoch budget ended b seed 4 (not converged).',
+    );
   });
 });

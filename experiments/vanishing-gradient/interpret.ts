@@ -148,7 +148,7 @@ export function interpret(
   const learned = results.filter((r) => r.heldOutAccuracy >= 0.5).map((r) => r.name);
   const stuck = results.filter((r) => r.heldOutAccuracy < chance + 0.1).map((r) => r.name);
   lines.push(
-    `- After ${epochs} epochs, ${learned.length ? learned.join(', ') : 'no configuration'} ` +
+    `- When training stopped (at most ${epochs} epochs), ${learned.length ? learned.join(', ') : 'no configuration'} ` +
       `reached ≥ 50% held-out accuracy; ${stuck.length ? stuck.join(', ') : 'none'} stayed within ` +
       `10 points of chance (${pct(chance)}).`,
   );

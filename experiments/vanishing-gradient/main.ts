@@ -21,13 +21,14 @@
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../lib/backend';
 import { parseArgs } from '../lib/cli';
-import { mnistSplit, take, toTensors } from '../lib/mnist';
-import { Progress } from '../lib/progress';
-import { fmt, formatTable, writeReport } from '../lib/report';
+import { MnistData, mnistSplit, take, toTensors } from '../lib/mnist';
+import { poolFlags, selectConfigIds } from '../lib/options';
+import { PickBackend, runExperimentTasks, serveExperimentWorker, TaskRunner } from '../lib/tasks';
+import { fmt, formatTable, fromJson, pct, toJson, writeReport } from '../lib/report';
 import { CONFIGS, MOMENTUM } from './configs';
 import { interpret } from './interpret';
 import { vanishingGradientReport } from './report';
-import { Result, runConfig, TrainSettings } from './run';
+import { Data, Result, runConfig, TrainSettings } from './run';
 
 const DEFAULTS = {
   quick: false,
@@ -39,15 +40,72 @@ const DEFAULTS = {
   lr: 0.01,
   seeds: 3,
   firstSeed: 1,
-  backend: '',
-  out: 'reports/vanishing-gradient',
+  ...poolFlags('reports/vanishing-gradient'),
 };
 
 /** Per-mode defaults, chosen so the default run takes a few minutes on 2 wasm cores. */
 const MODES = {
-  quick: { width: 32, epochs: 2, trainPerClass: 40, heldOutPerClass: 30, probe: 64, seeds: 1 },
-  full: { width: 64, epochs: 8, trainPerClass: 150, heldOutPerClass: 100, probe: 128, seeds: 3 },
+  quick: {
+    width: 32,
+    epochs: 2,
+    trainPerClass: 40,
+    validationPerClass: 10,
+    heldOutPerClass: 30,
+    probe: 64,
+    seeds: 1,
+  },
+  full: {
+    width: 64,
+    epochs: 40,
+    trainPerClass: 150,
+    validationPerClass: 50,
+    heldOutPerClass: 100,
+    probe: 128,
+    seeds: 3,
+  },
 };
+
+/**
+ * Trains (seed, configuration) tasks in this process, caching each seed's tensors; a task's result
+ * is {@link toJson} text, so NaN and Infinity (the exploding runs) survive the pool's IPC.
+ */
+function taskRunner(
+  settings: TrainSettings,
+  splitOf: (seed: number) => { train: MnistData; validation: MnistData; heldOut: MnistData },
+  probeSize: number,
+): TaskRunner<string> {
+  const cache = new Map<number, Data>();
+  const dataOf = (seed: number): Data => {
+    if (!cache.has(seed)) {
+      const s = splitOf(seed);
+      const [train, val, test] = [s.train, s.validation, s.heldOut].map(toTensors);
+      const probe = toTensors(take(s.train, probeSize));
+      cache.set(seed, {
+        ...{ xs: train.xs, ys: train.ys, valXs: val.xs, valYs: val.ys },
+        ...{ testXs: test.xs, testYs: test.ys, probe },
+      });
+    }
+    return cache.get(seed)!;
+  };
+  return {
+    run: async (task, onProgress) => {
+      const index = CONFIGS.findIndex((c) => c.name === task.config);
+      const result = await runConfig(
+        CONFIGS[index],
+        { ...settings, seed: task.seed },
+        dataOf(task.seed),
+        index,
+        (loss) => onProgress(1, `loss ${fmt(loss)}`),
+      );
+      return toJson(result);
+    },
+    dispose: () => {
+      for (const d of cache.values()) {
+        tf.dispose([d.xs, d.ys, d.valXs, d.valYs, d.testXs, d.testYs, d.probe.xs, d.probe.ys]);
+      }
+    },
+  };
+}
 
 async function main(): Promise<void> {
   const args = parseArgs(DEFAULTS, process.argv.slice(2), {
@@ -67,56 +125,60 @@ async function main(): Promise<void> {
     lr: args.lr,
     seed: args.firstSeed,
   };
-  const backend = await useBackend(args.backend);
-  const startedAt = Date.now();
   const splitOf = (seed: number) =>
     mnistSplit({
       trainPerClass: args.trainPerClass || mode.trainPerClass,
       heldOutPerClass: mode.heldOutPerClass,
+      validationPerClass: mode.validationPerClass,
       seed,
     });
+  const pickBackend: PickBackend = (log) => useBackend(args.backend, log);
+  const runner = () => taskRunner(settings, splitOf, mode.probe);
+  if (args.worker) return serveExperimentWorker(pickBackend, runner);
+  const configs = selectConfigIds(
+    'vanishing-gradient',
+    CONFIGS.map((c) => ({ id: c.name })),
+    args.configs,
+  );
+  const seedValues = Array.from({ length: seeds }, (_, k) => settings.seed + k);
+  const tasks = seedValues.flatMap((seed) => configs.map((config) => ({ seed, config })));
+  const startedAt = Date.now();
   const split = splitOf(settings.seed);
   const batchesPerEpoch = Math.ceil(split.train.n / settings.batchSize);
   console.error(
     `vanishing-gradient: depth ${settings.depth}, width ${settings.width}, ${split.train.n} training / ` +
-      `${split.heldOut.n} held-out digits, at most ${settings.epochs} epochs (stop on a loss plateau), ` +
+      `${split.validation.n} validation / ${split.heldOut.n} held-out digits, at most ` +
+      `${settings.epochs} epochs (stop on a validation-loss plateau), ` +
       `batch ${settings.batchSize}, SGD lr ${settings.lr} momentum ${MOMENTUM}, probe ${mode.probe}, ` +
       `seeds ${settings.seed}–${settings.seed + seeds - 1}`,
   );
-  // The budget is an upper bound (the plateau rule stops most runs earlier).
-  const progress = new Progress(seeds * CONFIGS.length * settings.epochs * batchesPerEpoch, {
+  // Every seed trains every configuration (on the pool when --jobs > 1; the progress total is an
+  // upper bound: the plateau rule stops most runs earlier). The first seed's runs carry the
+  // per-layer diagnostics of the report, the others add their held-out accuracy.
+  const outcome = await runExperimentTasks<string>({
     label: 'vanishing-gradient',
-  });
-  // Every seed trains every configuration; the first seed's runs carry the per-layer diagnostics
-  // of the report, the others add their held-out accuracy.
-  let results: Result[] = [];
-  for (let k = 0; k < seeds; k++) {
-    const seed = settings.seed + k;
-    const s = k === 0 ? split : splitOf(seed);
-    const train = toTensors(s.train);
-    const test = toTensors(s.heldOut);
-    const probe = toTensors(take(s.train, mode.probe));
-    const data = { xs: train.xs, ys: train.ys, testXs: test.xs, testYs: test.ys, probe };
-    const seedResults: Result[] = [];
-    for (let i = 0; i < CONFIGS.length; i++) {
-      const config = CONFIGS[i];
-      progress.boundary(`seed ${seed} ${config.name} (${i + 1}/${CONFIGS.length}) started`);
-      seedResults.push(
-        await runConfig(config, { ...settings, seed }, data, i, (loss) =>
-          progress.tick(1, `seed ${seed} ${config.name} loss ${fmt(loss)}`),
-        ),
+    jobs: args.jobs,
+    tasks,
+    unitsPerTask: settings.epochs * batchesPerEpoch,
+    pickBackend,
+    createRunner: runner,
+    doneLine: (task, json) => {
+      const r = fromJson<Result>(json);
+      return (
+        `seed ${task.seed} ${task.config} done: held-out acc ${pct(r.heldOutAccuracy)}, ` +
+        `${r.epochsRun} epochs (${r.stoppedBy}, ${r.seconds.toFixed(1)} s)`
       );
-    }
-    tf.dispose([train.xs, train.ys, test.xs, test.ys, probe.xs, probe.ys]);
-    if (k === 0) results = seedResults;
-    else {
-      seedResults.forEach((r, i) => {
-        results[i].heldOutAccuracySeeds.push(r.heldOutAccuracy);
-        results[i].epochsRunSeeds.push(r.epochsRun);
-      });
-    }
+    },
+  });
+  const backend = outcome.backend;
+  const all = outcome.results.map((json) => fromJson<Result>(json));
+  const results = all.slice(0, configs.length);
+  for (const r of all.slice(configs.length)) {
+    const first = results.find((x) => x.name === r.name)!;
+    first.heldOutAccuracySeeds.push(r.heldOutAccuracy);
+    first.epochsRunSeeds.push(r.epochsRun);
+    first.stoppedBySeeds.push(r.stoppedBy);
   }
-  progress.done();
   // Statements and tables use the mean over seeds; the per-seed values stay in results.json.
   for (const r of results) {
     r.heldOutAccuracy =
@@ -132,6 +194,7 @@ async function main(): Promise<void> {
       ...settings,
       optimizer: `SGD, learning rate ${settings.lr}, momentum ${MOMENTUM}`,
       trainDigits: split.train.n,
+      validationDigits: split.validation.n,
       heldOutDigits: split.heldOut.n,
       probeBatch: mode.probe,
       seeds,

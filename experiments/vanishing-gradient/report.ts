@@ -4,7 +4,7 @@
  */
 import { barChart, lineChart, LinePoint, smallMultiples, VegaLiteSpec } from '../lib/charts';
 import { fmt, markdownTable, pct } from '../lib/report';
-import { CLIP_NORM, CONFIGS, EXPLODING_GAIN } from './configs';
+import { BN_MOMENTUM, CLIP_NORM, CONFIGS, EXPLODING_GAIN } from './configs';
 import { THRESHOLDS } from './interpret';
 import { compare, showInterval, stat } from '../lib/stats';
 import { PLATEAU, Result, TrainSettings } from './run';
@@ -16,6 +16,7 @@ export interface ReportInput {
   settings: TrainSettings & {
     optimizer: string;
     trainDigits: number;
+    validationDigits: number;
     heldOutDigits: number;
     probeBatch: number;
     seeds: number;
@@ -54,6 +55,23 @@ function table(results: readonly Result[]): { header: string[]; rows: (string | 
   return { header, rows };
 }
 
+/** "33 of 33 runs stopped on the plateau rule (4–23 epochs); …" */
+export function convergence(results: readonly Result[], budget: number, firstSeed: number): string {
+  const runs = results.flatMap((r) => r.stoppedBySeeds.map((by, k) => ({ r, by, k })));
+  const plateau = runs.filter((x) => x.by === 'plateau');
+  const epochs = plateau.map((x) => x.r.epochsRunSeeds[x.k]);
+  const budgetHit = runs
+    .filter((x) => x.by === 'budget')
+    .map((x) => `${x.r.name} seed ${firstSeed + x.k}`);
+  return (
+    `${plateau.length} of ${runs.length} runs stopped on the plateau rule` +
+    (epochs.length ? ` (${Math.min(...epochs)}–${Math.max(...epochs)} epochs)` : '') +
+    (budgetHit.length
+      ? `; the ${budget}-epoch budget ended ${budgetHit.join(', ')} (not converged).`
+      : '; none reached the epoch budget.')
+  );
+}
+
 /**
  * Held-out accuracy over seeds, best mean first, each row compared with the next by a 95% paired t
  * interval (same seed: same split and initial weights): a ranking only where the test separates.
@@ -66,7 +84,7 @@ export function rankingTable(results: readonly Result[]): {
   const header = [
     'config',
     'held-out acc, mean ± std',
-    'epochs run per seed',
+    'epochs run per seed (* = budget reached)',
     'BN before recalibration',
     'vs the next row (95% paired t)',
   ];
@@ -84,7 +102,7 @@ export function rankingTable(results: readonly Result[]): {
     return [
       r.name,
       a.n > 1 ? `${pct(a.mean)} ± ${pct(a.std)}` : pct(a.mean),
-      r.epochsRunSeeds.join(', '),
+      r.epochsRunSeeds.map((e, k) => (r.stoppedBySeeds[k] === 'budget' ? `${e}*` : e)).join(', '),
       r.heldOutAccuracyBeforeRecalibration === null
         ? '–'
         : `${pct(r.heldOutAccuracyBeforeRecalibration)} (first seed)`,
@@ -114,7 +132,7 @@ function charts(input: ReportInput): Record<string, VegaLiteSpec> {
   );
   return {
     'grad-norms-init': gradChart('gradInit', 'at initialization'),
-    'grad-norms-trained': gradChart('gradFinal', `after ${settings.epochs} epochs`),
+    'grad-norms-trained': gradChart('gradFinal', 'after training'),
     'loss-curves': smallMultiples(
       lineChart(lossPoints, {
         xTitle: 'step',
@@ -154,14 +172,17 @@ export function vanishingGradientReport(input: ReportInput): {
     '',
     '## Setup',
     '',
-    `- Data: ${settings.trainDigits} training and ${settings.heldOutDigits} held-out MNIST digits ` +
-      `(the \`mnist\` package), class-balanced, disjoint, split with seed ${settings.seed}.`,
+    `- Data: ${settings.trainDigits} training, ${settings.validationDigits} validation and ` +
+      `${settings.heldOutDigits} held-out MNIST digits (the \`mnist\` package), class-balanced, ` +
+      'disjoint, split by each seed. The validation digits only decide when to stop; accuracies ' +
+      'are on the held-out digits at the last epoch trained.',
     `- Network: ${settings.depth} Dense layers — ${settings.depth - 1} hidden of ${settings.width} ` +
       'units and a softmax output — under each configuration below; categorical cross-entropy.',
-    `- Training: at most ${settings.epochs} epochs, stopped when the epoch's mean training loss has ` +
-      `not improved by ${PLATEAU.minDelta} for ${PLATEAU.patience} epochs (a plateau), batch ` +
+    `- Training: until the validation loss has not improved on its best by ${PLATEAU.minDelta} ` +
+      `for ${PLATEAU.patience} epochs (a plateau), at most ${settings.epochs} epochs; batch ` +
       `${settings.batchSize}, ${settings.optimizer}; ${settings.seeds} seed(s) from ${settings.seed}. ` +
-      'The per-layer diagnostics, charts and the first table are from the first seed.',
+      `${convergence(input.results, settings.epochs, settings.seed)} The per-layer diagnostics, charts and the ` +
+      'first table are from the first seed.',
     `- Diagnostics on a fixed probe batch of ${settings.probeBatch} training digits: ` +
       '`gradientNorms` (training-mode forward, state restored) and the `GradientFlow` callback ' +
       'after every epoch. *ratio* = ‖∂L/∂W⁽¹⁾‖ / ‖∂L/∂W⁽ᴸ⁾‖ (first over last Dense kernel). ' +
@@ -178,9 +199,9 @@ export function vanishingGradientReport(input: ReportInput): {
     '',
     'Best mean first; each row is compared with the next, seed by seed (a seed fixes the split and ' +
       'the initial weights), by the 95% paired t interval of the difference. "not separated": the ' +
-      'order of those two rows is not established. Nets with BN are evaluated after ' +
-      '`recalibrateBatchNorm` on the training digits (momentum 0.99 lags over a few hundred steps); ' +
-      'the number before it is shown for the first seed.',
+      'order of those two rows is not established. Nets with BN (moving-average momentum ' +
+      `${BN_MOMENTUM}) are evaluated after \`recalibrateBatchNorm\` on the training digits; the ` +
+      'number before it is shown for the first seed.',
     '',
     markdownTable(rankingTable(results).header, rankingTable(results).rows),
     '',

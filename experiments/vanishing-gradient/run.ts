@@ -21,7 +21,7 @@ import { buildModel, CLIP_NORM, Config, MOMENTUM, NetShape } from './configs';
 
 /** Training settings shared by every configuration. */
 export interface TrainSettings extends NetShape {
-  /** Most epochs; training stops earlier once the training loss plateaus (see {@link PLATEAU}). */
+  /** Most epochs; training stops earlier once the validation loss plateaus (see {@link PLATEAU}). */
   epochs: number;
   batchSize: number;
   /** SGD learning rate. */
@@ -29,21 +29,27 @@ export interface TrainSettings extends NetShape {
   seed: number;
 }
 
-/** The training digits, the held-out digits and the probe batch the diagnostics run on. */
+/**
+ * The training digits, the validation digits (the stopping rule watches their loss), the held-out
+ * digits (reported) and the probe batch the diagnostics run on.
+ */
 export interface Data {
   xs: tf.Tensor2D;
   ys: tf.Tensor2D;
+  valXs: tf.Tensor2D;
+  valYs: tf.Tensor2D;
   testXs: tf.Tensor2D;
   testYs: tf.Tensor2D;
   probe: { xs: tf.Tensor2D; ys: tf.Tensor2D };
 }
 
 /**
- * The plateau rule: stop when the epoch's mean training loss has not improved by `minDelta` for
- * `patience` epochs (`tf.callbacks.earlyStopping` on 'loss'). A net that does not learn stops after
- * patience + 1 epochs; a learning one runs until its loss flattens or the epoch budget ends.
+ * The plateau rule: stop when the validation loss has not improved on its best by `minDelta` for
+ * `patience` epochs (`tf.callbacks.earlyStopping` on 'val_loss'; Prechelt 1998). A net that does
+ * not learn stops after patience + 1 epochs; a learning one runs until its validation loss stops
+ * falling. A run that reaches the epoch budget instead has not converged, and the report says so.
  */
-export const PLATEAU = { minDelta: 0.01, patience: 2 };
+export const PLATEAU = { monitor: 'val_loss', minDelta: 0.005, patience: 3 };
 
 /** Mean softmax cross-entropy from logits (numerically stable: log-sum-exp). */
 function softmaxCrossEntropy(yTrue: tf.Tensor, logits: tf.Tensor): tf.Tensor {
@@ -75,6 +81,8 @@ export interface Result {
   lossPerBatch: number[];
   /** Mean training loss of each epoch. */
   lossPerEpoch: number[];
+  /** Validation loss after each epoch (what the plateau rule watches). */
+  valLossPerEpoch: number[];
   finalLoss: number;
   /** Largest finite training loss of any batch. */
   peakLoss: number;
@@ -88,10 +96,14 @@ export interface Result {
   heldOutAccuracyBeforeRecalibration: number | null;
   /** Epochs trained before the plateau rule (or the budget) stopped training. */
   epochsRun: number;
+  /** What ended training: the plateau rule, the epoch budget (not converged), or an error. */
+  stoppedBy: 'plateau' | 'budget' | 'error';
   /** Held-out accuracy of every seed (filled in by main; this run's seed first). */
   heldOutAccuracySeeds: number[];
   /** Epochs trained by every seed (this run's seed first). */
   epochsRunSeeds: number[];
+  /** What ended training, for every seed (this run's seed first). */
+  stoppedBySeeds: Result['stoppedBy'][];
   /** Mean over sigmoid/tanh layers of the saturated fraction; null without such layers. */
   saturatedInit: number | null;
   saturatedFinal: number | null;
@@ -152,6 +164,7 @@ async function train(
   const flow = new GradientFlow({ x: probe.xs, y: probe.ys, every: 1 });
   const lossPerBatch: number[] = [];
   const lossPerEpoch: number[] = [];
+  const valLossPerEpoch: number[] = [];
   let epochLosses: number[] = [];
   const recorder = new tf.CustomCallback({
     onBatchEnd: async (_batch, logs) => {
@@ -160,7 +173,8 @@ async function train(
       epochLosses.push(loss);
       onBatch(loss);
     },
-    onEpochEnd: async () => {
+    onEpochEnd: async (_epoch, logs) => {
+      valLossPerEpoch.push(logs?.val_loss ?? NaN);
       lossPerEpoch.push(mean(epochLosses));
       epochLosses = [];
     },
@@ -172,7 +186,8 @@ async function train(
       batchSize: s.batchSize,
       shuffle: true,
       verbose: 0,
-      callbacks: [flow, recorder, tf.callbacks.earlyStopping({ monitor: 'loss', ...PLATEAU })],
+      validationData: [data.valXs, data.valYs],
+      callbacks: [flow, recorder, tf.callbacks.earlyStopping(PLATEAU)],
       yieldEvery: 'never',
     });
   } catch (e) {
@@ -186,11 +201,13 @@ async function train(
       const predicted = (model.predict(data.testXs) as tf.Tensor).argMax(-1);
       return tf.mean(tf.cast(tf.equal(predicted, data.testYs.argMax(-1)), 'float32')).dataSync()[0];
     });
-  // BN's moving statistics lag behind the weights (momentum 0.99 over a few hundred steps):
-  // recalibrate them on the training digits before evaluating, and keep the lagging number too.
+  // BN's moving statistics lag behind the weights: recalibrate them on the training digits before
+  // evaluating (exact population statistics of the final weights), and keep the lagging number too.
   const before = config.batchNorm ? accuracy() : null;
   if (config.batchNorm && error === null) await recalibrateBatchNorm(model, data.xs);
   const heldOutAccuracy = accuracy();
+  const stoppedBy: Result['stoppedBy'] =
+    error !== null ? 'error' : lossPerEpoch.length < s.epochs ? 'plateau' : 'budget';
   const allNorms = [initGrad, ...flow.history.map((r) => r.gradients)].flatMap(kernels);
   const result: Result = {
     name: config.name,
@@ -205,6 +222,7 @@ async function train(
     nonFiniteGrad: allNorms.some((n) => !Number.isFinite(n)),
     lossPerBatch,
     lossPerEpoch,
+    valLossPerEpoch,
     finalLoss: lossPerEpoch.length ? lossPerEpoch[lossPerEpoch.length - 1] : NaN,
     peakLoss: Math.max(0, ...lossPerBatch.filter((l) => Number.isFinite(l))),
     nonFiniteLoss: lossPerBatch.some((l) => !Number.isFinite(l)),
@@ -213,8 +231,10 @@ async function train(
     heldOutAccuracy,
     heldOutAccuracyBeforeRecalibration: before,
     epochsRun: lossPerEpoch.length,
+    stoppedBy,
     heldOutAccuracySeeds: [heldOutAccuracy],
     epochsRunSeeds: [lossPerEpoch.length],
+    stoppedBySeeds: [stoppedBy],
     saturatedInit: meanOf(initActivations, 'saturated'),
     saturatedFinal: meanOf(finalActivations, 'saturated'),
     deadInit: meanOf(initActivations, 'dead'),
