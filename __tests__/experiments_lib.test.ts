@@ -249,10 +249,14 @@ describe('experiments/lib/progress', () => {
 describe('experiments/lib/cli on util.parseArgs', () => {
   const defaults = { depth: 20, quick: false, out: 'reports/x', maxEpochs: 3 };
 
-  it('a later flag wins, camelCase is accepted, a missing string value is an error', () => {
+  it('a later flag wins, only kebab-case is a flag, a missing string value is an error', () => {
     expect(parseArgs(defaults, ['--quick', '--no-quick']).quick).toBe(false);
     expect(parseArgs(defaults, ['--no-quick', '--quick']).quick).toBe(true);
-    expect(parseArgs(defaults, ['--maxEpochs=7']).maxEpochs).toBe(7);
+    expect(parseArgs(defaults, ['--max-epochs=7']).maxEpochs).toBe(7);
+    expect(() => parseArgs(defaults, ['--maxEpochs=7'])).toThrow(
+      /unknown flag --maxEpochs\. Known flags: --depth, --quick, --out, --max-epochs\.$/,
+    );
+    expect(() => parseArgs(defaults, ['--no-depth'])).toThrow(/unknown flag --no-depth/);
     expect(() => parseArgs(defaults, ['--out'])).toThrow(/--out needs a string value/);
     expect(() => parseArgs(defaults, ['stray'])).toThrow(/unexpected argument/);
     expect(() => parseArgs(defaults, ['--depth', ''])).toThrow(/finite number/);
