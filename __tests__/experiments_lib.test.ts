@@ -229,6 +229,17 @@ describe('experiments/lib/progress', () => {
     expect(out.slice(0, -1)).not.toContain('\n');
   });
 
+  it('stop() draws where the run stands and ends the line timer', async () => {
+    const { lines, stream } = sink();
+    const p = new Progress(4, { label: 'exp', stream, intervalMs: 20 });
+    p.tick(1);
+    p.stop('failed');
+    expect(lines()[lines().length - 1]).toBe('[exp] failed | 1/4 (25%) elapsed 0s ETA 0s');
+    const count = lines().length;
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(lines()).toHaveLength(count);
+  });
+
   it('draws nothing with style off', () => {
     const { writes, stream } = sink(true);
     const p = new Progress(4, { label: 'exp', stream, style: 'off' });

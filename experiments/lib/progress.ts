@@ -116,9 +116,14 @@ export class Progress {
 
   /** Draws the final state and stops the timer. */
   done(status = 'done'): void {
-    this.status = status;
     this.current = this.total;
     this.bar?.update(this.total);
+    this.stop(status);
+  }
+
+  /** Draws where the run stands with `status` (e.g. 'failed') and stops the timer. */
+  stop(status: string): void {
+    this.status = status;
     this.bar?.stop();
   }
 
