@@ -226,6 +226,7 @@ describe('experiments/lib/progress', () => {
     expect(out).toMatch(/exp \[#{24}\] 4\/4 \(100%\) elapsed \d+s done/);
     // Each redraw returns to the line's start (CSI 1 G, what readline.cursorTo(stream, 0) writes).
     expect(out.split('\x1b[1G').length).toBeGreaterThanOrEqual(3);
+    expect(out).not.toContain('\u001b7'); // no cursor save/restore: stop() never jumps back
     expect(out.endsWith('\n')).toBe(true);
     expect(out.slice(0, -1)).not.toContain('\n');
   });

@@ -75,7 +75,9 @@ export class Progress {
       // cli-progress picks bar or lines by isTTY: the style (DROPNORM_PROGRESS) decides instead.
       // A plain line is never cut (cli-progress cuts at `columns`, default 200).
       stream: {
-        write: (s: string) => stream.write(s),
+        // Without the cursor save/restore of start()/stop(): other lines printed while the bar
+        // runs (the backend, warnings) would make stop() jump back over them.
+        write: (s: string) => stream.write(s.split('\u001b7').join('').split('\u001b8').join('')),
         isTTY: tty,
         columns: tty ? stream.columns : Infinity,
       } as never,
@@ -85,6 +87,7 @@ export class Progress {
       fps: 1000 / (options.throttleMs ?? 100),
       clearOnComplete: !tty, // else a blank line after the last plain line
       gracefulExit: false, // keep Ctrl-C's default: end the run
+      linewrap: true, // cut the bar at the width, never turn wrapping off (a crash would leave it off)
     });
     this.bar.on('redraw-post', () => (this.lastLine = Date.now()));
     this.bar.start(total, 0);
