@@ -169,35 +169,85 @@ describe('experiments/lib/random', () => {
 });
 
 describe('experiments/lib/progress', () => {
-  const sink = () => {
-    const lines: string[] = [];
-    return { lines, stream: { write: (s: string) => lines.push(s) !== 0 } as never };
+  // What a reader of the stream sees: the writes joined, split into lines.
+  const sink = (isTTY = false) => {
+    const writes: string[] = [];
+    const stream = { isTTY, columns: 120, write: (s: string) => writes.push(s) !== 0 } as never;
+    return { writes, stream, lines: () => writes.join('').split('\n').slice(0, -1) };
   };
 
-  it('without a TTY prints a plain line at each boundary, with done/total, elapsed and ETA', () => {
-    const { lines, stream } = sink();
-    const p = new Progress(4, { label: 'exp', stream, style: 'lines', intervalMs: 60_000 });
+  it('without a TTY prints a plain line at start and each boundary, with done/total, elapsed and ETA', () => {
+    const { writes, lines, stream } = sink();
+    const p = new Progress(4, { label: 'exp', stream, intervalMs: 60_000 });
+    expect(p.style).toBe('lines');
     p.boundary('config a started');
     p.tick(2, 'config a epoch 2');
-    expect(lines).toHaveLength(1); // ticks within the interval stay quiet
+    expect(lines()).toHaveLength(2); // ticks within the interval stay quiet
     p.boundary('config b started');
     p.done();
-    expect(lines).toHaveLength(3);
-    expect(lines[0]).toBe('[exp] config a started | 0/4 (0%) elapsed 0s\n');
-    expect(lines[1]).toMatch(/^\[exp\] config b started \| 2\/4 \(50%\) elapsed 0s ETA 0s\n$/);
-    expect(lines[2]).toMatch(/^\[exp\] done \| 4\/4 \(100%\) elapsed \d+s\n$/);
-    expect(lines.join('')).not.toMatch(/\r/);
+    expect(lines()).toEqual([
+      '[exp] 0/4 (0%) elapsed 0s',
+      '[exp] config a started | 0/4 (0%) elapsed 0s',
+      '[exp] config b started | 2/4 (50%) elapsed 0s ETA 0s',
+      expect.stringMatching(/^\[exp\] done \| 4\/4 \(100%\) elapsed \d+s$/),
+    ]);
+    expect(writes.join('')).not.toContain('\r');
+    expect(writes.join('')).not.toContain('\u001b'); // no cursor control in a log
   });
 
   it('without a TTY prints a line once the interval has passed, saying what runs', async () => {
     const { lines, stream } = sink();
     const p = new Progress(10, { label: 'exp', stream, style: 'lines', intervalMs: 20 });
     p.tick(1, 'working');
-    expect(lines).toHaveLength(0);
-    await new Promise((resolve) => setTimeout(resolve, 60));
-    expect(lines.length).toBeGreaterThanOrEqual(1);
-    expect(lines[0]).toMatch(/^\[exp\] working \| 1\/10 \(10%\) elapsed 0s ETA 0s\n$/);
+    expect(lines()).toHaveLength(1); // the start line
+    await new Promise((resolve) => setTimeout(resolve, 70));
+    expect(lines().length).toBeGreaterThanOrEqual(2);
+    expect(lines()[1]).toMatch(/^\[exp\] working \| 1\/10 \(10%\) elapsed 0s ETA 0s$/);
     p.done();
+    const count = lines().length;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(lines()).toHaveLength(count); // done() stopped the timer
+  });
+
+  it('on a TTY redraws one bar in place and ends it with a newline', async () => {
+    const { writes, stream } = sink(true);
+    const p = new Progress(4, { label: 'exp', stream, throttleMs: 1 });
+    expect(p.style).toBe('bar');
+    p.tick(1);
+    p.boundary('config a epoch 2');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    p.tick(1, 'config a epoch 2'); // past the throttle: redrawn at once
+    expect(writes.join('')).toContain('2/4 (50%)');
+    p.done();
+    const out = writes.join('');
+    expect(out).toContain(
+      'exp [######------------------] 1/4 (25%) elapsed 0s ETA 0s config a epoch 2',
+    );
+    expect(out).toMatch(/exp \[#{24}\] 4\/4 \(100%\) elapsed \d+s done/);
+    // Each redraw returns to the line's start (CSI 1 G, what readline.cursorTo(stream, 0) writes).
+    expect(out.split('\x1b[1G').length).toBeGreaterThanOrEqual(3);
+    expect(out).not.toContain('\u001b7'); // no cursor save/restore: stop() never jumps back
+    expect(out.endsWith('\n')).toBe(true);
+    expect(out.slice(0, -1)).not.toContain('\n');
+  });
+
+  it('stop() draws where the run stands and ends the line timer', async () => {
+    const { lines, stream } = sink();
+    const p = new Progress(4, { label: 'exp', stream, intervalMs: 20 });
+    p.tick(1);
+    p.stop('failed');
+    expect(lines()[lines().length - 1]).toBe('[exp] failed | 1/4 (25%) elapsed 0s ETA 0s');
+    const count = lines().length;
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(lines()).toHaveLength(count);
+  });
+
+  it('draws nothing with style off', () => {
+    const { writes, stream } = sink(true);
+    const p = new Progress(4, { label: 'exp', stream, style: 'off' });
+    p.boundary('a');
+    p.done();
+    expect(writes).toEqual([]);
   });
 
   it('picks bar on a TTY, lines elsewhere, and DROPNORM_PROGRESS wins', () => {
@@ -212,10 +262,14 @@ describe('experiments/lib/progress', () => {
 describe('experiments/lib/cli on util.parseArgs', () => {
   const defaults = { depth: 20, quick: false, out: 'reports/x', maxEpochs: 3 };
 
-  it('a later flag wins, camelCase is accepted, a missing string value is an error', () => {
+  it('a later flag wins, only kebab-case is a flag, a missing string value is an error', () => {
     expect(parseArgs(defaults, ['--quick', '--no-quick']).quick).toBe(false);
     expect(parseArgs(defaults, ['--no-quick', '--quick']).quick).toBe(true);
-    expect(parseArgs(defaults, ['--maxEpochs=7']).maxEpochs).toBe(7);
+    expect(parseArgs(defaults, ['--max-epochs=7']).maxEpochs).toBe(7);
+    expect(() => parseArgs(defaults, ['--maxEpochs=7'])).toThrow(
+      /unknown flag --maxEpochs\. Known flags: --depth, --quick, --out, --max-epochs\.$/,
+    );
+    expect(() => parseArgs(defaults, ['--no-depth'])).toThrow(/unknown flag --no-depth/);
     expect(() => parseArgs(defaults, ['--out'])).toThrow(/--out needs a string value/);
     expect(() => parseArgs(defaults, ['stray'])).toThrow(/unexpected argument/);
     expect(() => parseArgs(defaults, ['--depth', ''])).toThrow(/finite number/);

@@ -1,13 +1,6 @@
 // The overfitting report's statistics and interpretation, on hand-made numbers: the text must
 // follow the numbers, in particular say where dropout does not beat the baseline.
-import {
-  agreement,
-  auroc,
-  compare,
-  histogramCounts,
-  showPair,
-  stat,
-} from '../experiments/lib/stats';
+import { auroc, compare, histogramCounts, showPair, stat } from '../experiments/lib/stats';
 import {
   aggregate,
   ConfigStats,
@@ -67,12 +60,13 @@ describe('compare', () => {
     expect(c).toMatchObject({ verdict: 'not separated', singleSeed: true, spread: 0 });
   });
 
-  it('agreement: not separated when the paired t interval of the differences contains 0', () => {
-    const s = (v: number[]) => aggregate(v.map((x) => ({ ...metrics(), finalHeldOutAcc: x })));
-    const a = agreement('a', s([0.9, 0.91, 0.89]), 'b', s([0.905, 0.9, 0.895]), 'finalHeldOutAcc');
-    expect(a.agree).toBe(true);
-    const b = agreement('a', s([0.9, 0.91, 0.89]), 'b', s([0.93, 0.94, 0.92]), 'finalHeldOutAcc');
-    expect(b.agree).toBe(false);
+  it('two implementations: not separated when the paired t interval of the differences contains 0', () => {
+    const a = compare(stat([0.9, 0.91, 0.89]), stat([0.905, 0.9, 0.895]), 'higher');
+    expect(a.verdict).toBe('not separated');
+    expect(a.ci![0]).toBeLessThan(0);
+    expect(a.ci![1]).toBeGreaterThan(0);
+    const b = compare(stat([0.9, 0.91, 0.89]), stat([0.93, 0.94, 0.92]), 'higher');
+    expect(b.verdict).toBe('worse');
     expect(b.ci![0]).toBeCloseTo(-0.03, 9);
     expect(b.ci![1]).toBeCloseTo(-0.03, 9);
   });
@@ -154,7 +148,12 @@ function input(stats: Record<string, ConfigStats>): InterpretationInput {
     seeds: 3,
     epochs: 25,
     agreements: [
-      agreement('dropout', stats.dropout, 'tfjs-dropout', stats['tfjs-dropout'], 'finalHeldOutAcc'),
+      {
+        a: 'dropout',
+        b: 'tfjs-dropout',
+        metric: 'finalHeldOutAcc',
+        ...compare(stats.dropout.finalHeldOutAcc, stats['tfjs-dropout'].finalHeldOutAcc, 'higher'),
+      },
     ],
     overfit: { trainAcc: 0.98, lossRatio: 1.1 },
   };

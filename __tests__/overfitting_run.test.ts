@@ -6,7 +6,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { ConfigStats, CurvePoint } from '../experiments/lib/curves';
 import { fromJson } from '../experiments/lib/report';
-import type { Agreement } from '../experiments/lib/stats';
+import type { PairComparison } from '../experiments/overfitting/interpret';
 import type { McSummary } from '../experiments/overfitting/report';
 import type { McResult } from '../experiments/overfitting/mc';
 import type { RunResult } from '../experiments/overfitting/train';
@@ -19,7 +19,7 @@ interface Results {
   settings: { seeds: number; epochs: number };
   configs: { id: string; stats: ConfigStats; meanCurve: CurvePoint[] }[];
   runs: (RunResult & { metrics: RunMetrics })[];
-  agreements: Agreement[];
+  agreements: PairComparison[];
   monteCarlo: McSummary | null;
   monteCarloPerSeed: (McResult & { seed: number })[];
   interpretation: string[];
@@ -136,6 +136,10 @@ describe('experiments/overfitting --quick', () => {
     }
     expect(results.leaks).toEqual([]);
     expect(results.agreements.some((a) => a.a === 'dropout' && a.b === 'tfjs-dropout')).toBe(true);
+    for (const a of results.agreements) {
+      expect(['better', 'worse', 'not separated']).toContain(a.verdict);
+      expect(a.differences).toHaveLength(results.settings.seeds);
+    }
     const report = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
     expect(report).toContain('Pack Dropout (inverted) vs Built-in tf.layers.dropout');
     expect(report).toContain('## Interpretation');

@@ -5,8 +5,7 @@
  * const args = parseArgs({ depth: 20, quick: false, out: 'reports/x', backend: '' });
  * // --depth 8 | --depth=8 | --quick | --no-quick | --out=/tmp/r | --max-epochs 5
  * ```
- * Flags are the keys of `defaults` in kebab-case (`maxEpochs` ↔ `--max-epochs`; the camelCase
- * spelling is accepted too). A key's type is its default's: numbers must parse as finite numbers,
+ * Flags are the keys of `defaults` in kebab-case (`maxEpochs` ↔ `--max-epochs`). A key's type is its default's: numbers must parse as finite numbers,
  * booleans take no value (`--no-x` sets false), strings take a value. An unknown flag, a missing
  * value or a bad number throws, naming the flag and listing the known ones; `--help` prints every
  * flag with its default and exits.
@@ -44,14 +43,14 @@ export function parseArgs<T extends Record<string, FlagValue>>(
   argv: readonly string[] = process.argv.slice(2),
   options: ParseArgsOptions = {},
 ): T {
-  // Each key under its kebab-case and camelCase spelling, booleans also as `no-<flag>`.
+  // Each key as its kebab-case flag, booleans also as `no-<flag>` (the later of the two wins).
   const spec: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
     help: { type: 'boolean', short: 'h' },
   };
   const keyOf = new Map<string, string>();
   for (const [key, value] of Object.entries(defaults)) {
     const type = typeof value === 'boolean' ? 'boolean' : 'string';
-    for (const name of [kebab(key), key, ...(type === 'boolean' ? [`no-${kebab(key)}`] : [])]) {
+    for (const name of type === 'boolean' ? [kebab(key), `no-${kebab(key)}`] : [kebab(key)]) {
       spec[name] = { type };
       keyOf.set(name, key);
     }
@@ -60,21 +59,20 @@ export function parseArgs<T extends Record<string, FlagValue>>(
   const fail = (what: string): never => {
     throw new Error(`parseArgs: ${what}. Known flags: ${known.join(', ')}.`);
   };
-  const config = { args: [...argv], options: spec, strict: true, tokens: true } as const;
-  let tokens: ReturnType<typeof nodeParseArgs<typeof config>>['tokens'] = [];
-  try {
-    tokens = nodeParseArgs(config).tokens;
-  } catch (error) {
-    const { code, message } = error as { code?: string; message: string };
-    const flag = /'([^' ]+)/.exec(message)?.[1] ?? '';
-    const key = keyOf.get(flag.replace(/^--/, ''));
-    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') fail(`unknown flag ${flag}`);
-    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') fail(`unexpected argument ${flag}`);
-    if (key && /argument missing/.test(message)) {
-      fail(`${flag} needs a ${typeof defaults[key]} value`);
+  const tokens = (() => {
+    try {
+      return nodeParseArgs({ args: [...argv], options: spec, strict: true, tokens: true }).tokens;
+    } catch (error) {
+      // Node's first sentence names the flag ("Unknown option '--dpeth'"); ours adds the known ones.
+      const [first] = (error as Error).message.split(/\.(?:\s|$)/);
+      const text = first.replace(/'/g, '').replace('Unknown option', 'unknown flag');
+      const key = keyOf.get(/--([\w-]+)/.exec(text)?.[1] ?? '');
+      const missing = key !== undefined && /argument missing/.test(text);
+      return fail(
+        missing ? `--${kebab(key)} needs a ${typeof defaults[key]} value` : text.replace(/^U/, 'u'),
+      );
     }
-    fail(message.replace(/\.$/, ''));
-  }
+  })();
   const result: Record<string, FlagValue> = { ...defaults };
   for (const token of tokens) {
     if (token.kind !== 'option') continue;
@@ -83,12 +81,12 @@ export function parseArgs<T extends Record<string, FlagValue>>(
       process.exit(0);
     }
     const key = keyOf.get(token.name)!;
-    const raw = token.value ?? '';
-    if (typeof defaults[key] === 'boolean') result[key] = !token.name.startsWith('no-');
-    else if (typeof defaults[key] === 'string') result[key] = raw;
-    else if (raw.trim() === '' || !Number.isFinite(Number(raw))) {
+    const [kind, raw] = [typeof defaults[key], token.value ?? ''];
+    if (kind === 'number' && (raw.trim() === '' || !Number.isFinite(Number(raw)))) {
       fail(`expected --${token.name} to be a finite number, received: ${JSON.stringify(raw)}`);
-    } else result[key] = Number(raw);
+    }
+    result[key] =
+      kind === 'boolean' ? !token.name.startsWith('no-') : kind === 'number' ? Number(raw) : raw;
   }
   return result as T;
 }

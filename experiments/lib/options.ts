@@ -26,7 +26,7 @@ export function poolFlags(out: string) {
     jobs: Math.min(4, Math.max(1, os.cpus().length)),
     backend: '',
     out,
-    /** Internal: run as a pool worker (see ./pool.ts). */
+    /** Internal: run as a pool worker (see ./tasks.ts). */
     worker: false,
   };
 }

@@ -1,11 +1,12 @@
 /**
- * Progress of a long run on stderr (stdout stays clean for tables and data), readable both in a
- * terminal and in a log file:
+ * Progress of a long run on stderr (stdout stays clean for tables and data), drawn by
+ * `cli-progress`, readable both in a terminal and in a log file:
  *
  * - on a TTY, a one-line bar redrawn in place;
- * - anywhere else (a log file, CI, a pipe), plain lines: one at every configuration boundary
- *   ({@link Progress.boundary}) and at least one every 30 s while work goes on, each saying what is
- *   running, done/total, the elapsed time and the estimated time left.
+ * - anywhere else (a log file, CI, a pipe), plain lines (cli-progress's `noTTYOutput`): one when
+ *   the run starts, one at every configuration boundary ({@link Progress.boundary}) and at least
+ *   one every 30 s while work goes on, each saying what is running, done/total, the elapsed time
+ *   and the estimated time left.
  *
  * ```ts
  * const progress = new Progress(configs.length * epochs, { label: 'overfitting' });
@@ -17,6 +18,7 @@
  * `npm run experiments` runs each experiment with its stderr piped through, and tells it with
  * `DROPNORM_PROGRESS=bar|lines` which style its own stderr calls for.
  */
+import { SingleBar } from 'cli-progress';
 
 /** How progress is shown. */
 export type ProgressStyle = 'bar' | 'lines' | 'off';
@@ -55,28 +57,40 @@ export function duration(seconds: number): string {
 /** See the module doc. */
 export class Progress {
   readonly style: ProgressStyle;
-  private current = 0;
   private status = '';
-  private lastDraw = 0;
-  private lastLine: number;
+  private current = 0;
+  private lastLine = Date.now();
   private readonly start = Date.now();
-  private readonly stream: NonNullable<ProgressOptions['stream']>;
-  private readonly timer: NodeJS.Timeout | null = null;
+  private readonly bar: SingleBar | null = null;
 
   constructor(
     readonly total: number,
     private readonly options: ProgressOptions,
   ) {
-    this.stream = options.stream ?? process.stderr;
-    this.style = options.style ?? progressStyle(this.stream);
-    this.lastLine = this.start;
-    if (this.style === 'lines') {
-      // Fires while the work runs elsewhere (worker processes) or yields to the event loop; a
-      // synchronous stretch of tfjs work is covered by the check in tick().
-      const every = Math.min(this.interval, 5_000);
-      this.timer = setInterval(() => this.lineIfDue(), every);
-      this.timer.unref();
-    }
+    const stream = options.stream ?? process.stderr;
+    this.style = options.style ?? progressStyle(stream);
+    if (this.style === 'off') return;
+    const tty = this.style === 'bar';
+    this.bar = new SingleBar({
+      // cli-progress picks bar or lines by isTTY: the style (DROPNORM_PROGRESS) decides instead.
+      // A plain line is never cut (cli-progress cuts at `columns`, default 200).
+      stream: {
+        // Without the cursor save/restore of start()/stop(): other lines printed while the bar
+        // runs (the backend, warnings) would make stop() jump back over them.
+        write: (s: string) => stream.write(s.split('\u001b7').join('').split('\u001b8').join('')),
+        isTTY: tty,
+        columns: tty ? stream.columns : Infinity,
+      } as never,
+      format: (_options, params) => this.text(params.value),
+      noTTYOutput: !tty,
+      notTTYSchedule: this.interval,
+      fps: 1000 / (options.throttleMs ?? 100),
+      clearOnComplete: !tty, // else a blank line after the last plain line
+      gracefulExit: false, // keep Ctrl-C's default: end the run
+      linewrap: true, // cut the bar at the width, never turn wrapping off (a crash would leave it off)
+    });
+    this.bar.on('redraw-post', () => (this.lastLine = Date.now()));
+    this.bar.start(total, 0);
   }
 
   private get interval(): number {
@@ -90,62 +104,44 @@ export class Progress {
 
   /** Sets the position, with an optional text saying what runs now. */
   update(current: number, status = ''): void {
-    this.current = Math.min(current, this.total);
     if (status) this.status = status;
-    if (this.style === 'bar') this.drawBar(false);
-    else if (this.style === 'lines') this.lineIfDue();
+    this.current = Math.min(current, this.total);
+    this.bar?.update(this.current);
+    // The line timer cannot fire during a synchronous stretch of tfjs work: check here too.
+    if (this.style === 'lines' && Date.now() - this.lastLine >= this.interval) this.bar?.render();
   }
 
   /** A configuration boundary: prints a plain line now (the bar just shows the status). */
   boundary(status: string): void {
     this.status = status;
-    if (this.style === 'lines') this.line();
-    else if (this.style === 'bar') this.drawBar(true);
+    this.bar?.render();
   }
 
   /** Draws the final state and stops the timer. */
   done(status = 'done'): void {
-    if (this.timer) clearInterval(this.timer);
     this.current = this.total;
-    this.status = status;
-    if (this.style === 'bar') {
-      this.drawBar(true);
-      this.stream.write('\n');
-    } else if (this.style === 'lines') {
-      this.line();
-    }
+    this.bar?.update(this.total);
+    this.stop(status);
   }
 
-  /** "12/27 (44%) elapsed 1m05s ETA 1m22s" */
-  private counts(): string {
-    const fraction = this.total > 0 ? this.current / this.total : 1;
+  /** Draws where the run stands with `status` (e.g. 'failed') and stops the timer. */
+  stop(status: string): void {
+    this.status = status;
+    this.bar?.stop();
+  }
+
+  /** "[label] status | 12/27 (44%) elapsed 1m05s ETA 1m22s", or the bar with the same counts. */
+  private text(current: number): string {
+    const fraction = this.total > 0 ? current / this.total : 1;
     const elapsed = (Date.now() - this.start) / 1000;
     // Below 5% done the rate is mostly start-up time: no estimate yet.
     const eta =
       fraction >= 0.05 && fraction < 1 ? ` ETA ${duration(elapsed / fraction - elapsed)}` : '';
-    return `${this.current}/${this.total} (${Math.floor(fraction * 100)}%) elapsed ${duration(elapsed)}${eta}`;
-  }
-
-  private lineIfDue(): void {
-    if (Date.now() - this.lastLine >= this.interval) this.line();
-  }
-
-  private line(): void {
-    this.lastLine = Date.now();
-    const status = this.status ? `${this.status} | ` : '';
-    this.stream.write(`[${this.options.label}] ${status}${this.counts()}\n`);
-  }
-
-  private drawBar(force: boolean): void {
-    const now = Date.now();
-    if (!force && now - this.lastDraw < (this.options.throttleMs ?? 100)) return;
-    this.lastDraw = now;
-    const width = 24;
-    const filled = Math.round((this.total > 0 ? this.current / this.total : 1) * width);
-    const text =
-      `${this.options.label} [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${this.counts()}` +
-      (this.status ? ` ${this.status}` : '');
-    const columns = this.stream.columns ?? (Number(process.env.COLUMNS) || 100);
-    this.stream.write(`\r${text.slice(0, columns - 1).padEnd(columns - 1)}`);
+    const counts = `${current}/${this.total} (${Math.floor(fraction * 100)}%) elapsed ${duration(elapsed)}${eta}`;
+    if (this.style === 'lines')
+      return `[${this.options.label}] ${this.status && `${this.status} | `}${counts}`;
+    const filled = Math.round(fraction * 24);
+    const bar = `${'#'.repeat(filled)}${'-'.repeat(24 - filled)}`;
+    return `${this.options.label} [${bar}] ${counts}${this.status && ` ${this.status}`}`;
   }
 }

@@ -87,14 +87,6 @@ export function pairedT(
   return { ci: [r.ci[0], r.ci[1]], pValue: r.pValue, mean };
 }
 
-/** An interval and p-value as results.json keeps them: null where there is none (one seed). */
-function finiteInterval(
-  ci: [number, number],
-  pValue: number,
-): { ci: [number, number] | null; pValue: number | null } {
-  return ci.every(Number.isFinite) ? { ci, pValue } : { ci: null, pValue: null };
-}
-
 /** "[0.004, 0.020]", or "no interval" (one seed); `f` formats the numbers. */
 export function showInterval(ci: [number, number] | null, f: (x: number) => string = fmt): string {
   return ci ? `[${f(ci[0])}, ${f(ci[1])}]` : 'no interval';
@@ -112,21 +104,17 @@ export function compare(a: Stat, b: Stat, better: 'higher' | 'lower'): Compariso
   }
   const differences = a.values.map((v, i) => v - b.values[i]);
   const d = meanStd(differences);
-  const t = pairedT(a.values, b.values);
-  const ci = t.ci;
+  const { ci, pValue } = pairedT(a.values, b.values);
   const sign = better === 'higher' ? 1 : -1;
-  const verdict: Verdict =
-    sign * ci[0] > 0 && sign * ci[1] > 0
-      ? 'better'
-      : sign * ci[0] < 0 && sign * ci[1] < 0
-        ? 'worse'
-        : 'not separated';
+  const [lo, hi] = [sign * ci[0], sign * ci[1]];
+  const finite = ci.every(Number.isFinite); // not with one seed: results.json gets nulls
   return {
     delta: d.mean,
     differences,
     spread: d.n > 1 ? d.std : 0,
-    ...finiteInterval(t.ci, t.pValue),
-    verdict,
+    ci: finite ? ci : null,
+    pValue: finite ? pValue : null,
+    verdict: Math.min(lo, hi) > 0 ? 'better' : Math.max(lo, hi) < 0 ? 'worse' : 'not separated',
     singleSeed: differences.length < 2,
   };
 }
@@ -142,50 +130,6 @@ export function showComparison(c: Comparison, f: (x: number) => string = fmt): s
     ` (Δ ${sign}${f(c.delta)}, ${Math.round(LEVEL * 100)}% CI ${showInterval(c.ci, f)}, ` +
     `paired t over ${c.differences.length} seeds${c.verdict === 'not separated' ? ': not separated' : ''})`
   );
-}
-
-/** Whether two configurations are separated on a metric by a paired t interval. */
-export interface Agreement<K extends string = string> {
-  a: string;
-  b: string;
-  metric: K;
-  /** a.mean − b.mean. */
-  delta: number;
-  /** The {@link LEVEL} paired t interval of the mean per-seed difference a_s − b_s (null: one seed). */
-  ci: [number, number] | null;
-  /** The interval contains 0: the two are not separated. */
-  agree: boolean;
-  /** The per-seed (paired) differences a_s − b_s, for the record. */
-  differences: number[];
-  singleSeed: boolean;
-}
-
-/**
- * Agreement of `a` and `b` on `metric`: the {@link LEVEL} paired t interval of a − b contains 0.
- * With one seed there is no interval: `agree` is then false unless the values are identical, and
- * `singleSeed` says so.
- */
-export function agreement<K extends string>(
-  aId: string,
-  a: Record<K, Stat>,
-  bId: string,
-  b: Record<K, Stat>,
-  metric: K,
-): Agreement<K> {
-  const sa = a[metric];
-  const sb = b[metric];
-  const singleSeed = sa.n < 2 || sb.n < 2;
-  const { ci, mean } = pairedT(sa.values, sb.values);
-  return {
-    a: aId,
-    b: bId,
-    metric,
-    delta: mean,
-    ci: finiteInterval(ci, 0).ci,
-    agree: singleSeed ? mean === 0 : ci[0] <= 0 && ci[1] >= 0,
-    differences: sa.values.map((v, i) => v - sb.values[i]),
-    singleSeed,
-  };
 }
 
 /**

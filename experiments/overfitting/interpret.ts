@@ -3,7 +3,7 @@
  * passed in; nothing is assumed about which configuration wins.
  */
 import { fmt } from '../lib/report';
-import { Agreement, compare, showInterval, showPair, showStat, stat } from '../lib/stats';
+import { Comparison, compare, showInterval, showPair, showStat, stat } from '../lib/stats';
 import { metricInfo, MetricKey } from '../lib/curves';
 import { COMPARED, EntropySummary, RunSummary, UncertaintySplit, verdicts } from './analysis';
 
@@ -23,13 +23,16 @@ export interface McInput {
   perSeed: { seed: number; mcAuroc: number; deterministicAuroc: number; miAuroc: number }[];
 }
 
+/** {@link compare} of configuration `a` with `b` (the reference) on `metric` (results.json `agreements`). */
+export type PairComparison = Comparison & { a: string; b: string; metric: MetricKey };
+
 /** What the interpretation needs to know about the run. */
 export interface InterpretationInput extends RunSummary {
   /** Seeds per configuration. */
   seeds: number;
   epochs: number;
   /** Pairs of configurations whose held-out accuracies should agree (pack inverted vs built-in). */
-  agreements: readonly Agreement<MetricKey>[];
+  agreements: readonly PairComparison[];
   mc?: McInput;
   /** When the baseline counts as overfitting: train acc ≥ this and final/min held-out loss > that. */
   overfit: { trainAcc: number; lossRatio: number };
@@ -178,7 +181,7 @@ export function interpret(input: InterpretationInput): string[] {
       const info = metricInfo(a.metric);
       const verdict = a.singleSeed
         ? 'one seed, no interval'
-        : a.agree
+        : a.verdict === 'not separated'
           ? `**not separated** (Δ ${fmt(a.delta)}, 95% paired t CI ${showInterval(a.ci)})`
           : `**separated** (Δ ${fmt(a.delta)}, 95% paired t CI ${showInterval(a.ci)})`;
       return `${info.label} ${showPair(stats[aId][a.metric], stats[bId][a.metric])}: ${verdict}`;

@@ -14,7 +14,7 @@
 import * as path from 'path';
 import { useBackend } from '../lib/backend';
 import { fmt, formatTable, writeReport } from '../lib/report';
-import { agreement, auroc, showStat } from '../lib/stats';
+import { auroc, compare, showStat } from '../lib/stats';
 import { aggregate, ConfigStats, meanCurve, metricInfo, MetricKey } from '../lib/curves';
 import { entropySummary, uncertaintySplit } from './analysis';
 import { OVERFIT, Options, parseOptions, selectedConfigs } from './options';
@@ -128,9 +128,12 @@ async function main(): Promise<void> {
     curves[c.id] = meanCurve(mine.map((r) => r.curve));
   }
   const agreements = AGREEMENT_PAIRS.filter(([a, b]) => stats[a] && stats[b]).flatMap(([a, b]) =>
-    (['finalHeldOutAcc', 'bestHeldOutAcc'] as MetricKey[]).map((m) =>
-      agreement(a, stats[a], b, stats[b], m),
-    ),
+    (['finalHeldOutAcc', 'bestHeldOutAcc'] as MetricKey[]).map((m) => ({
+      a,
+      b,
+      metric: m,
+      ...compare(stats[a][m], stats[b][m], 'higher'),
+    })),
   );
   const mc = mcSummary(results, o.mcSamples);
 

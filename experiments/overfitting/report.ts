@@ -5,11 +5,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { barChart, lineChart, smallMultiples, VegaLiteSpec } from '../lib/charts';
 import { markdownTable } from '../lib/report';
-import { Agreement, showStat } from '../lib/stats';
+import { showStat } from '../lib/stats';
 import { ConfigStats, CurvePoint, metricInfo, MetricKey } from '../lib/curves';
 import { verdicts, verdictTable } from './analysis';
 import { BASELINE, ConfigSpec, CONFIGS, describeConfig } from './configs';
-import { interpret, McInput } from './interpret';
+import { interpret, McInput, PairComparison } from './interpret';
 import { DEFAULTS, Options, QUICK } from './options';
 import { TaskResult } from './train';
 
@@ -29,7 +29,7 @@ export interface ReportInput {
   trainSeconds: number;
   stats: Record<string, ConfigStats>;
   curves: Record<string, CurvePoint[]>;
-  agreements: readonly Agreement<MetricKey>[];
+  agreements: readonly PairComparison[];
   mc: McSummary | undefined;
   results: readonly TaskResult[];
   leaks: readonly { seed: number; config: string; tensors: number }[];
