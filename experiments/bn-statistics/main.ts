@@ -22,9 +22,16 @@ import { useBackend } from '../lib/backend';
 import { barChart } from '../lib/charts';
 import { parseArgs } from '../lib/cli';
 import { mnistSplit, toTensors } from '../lib/mnist';
-import { Progress } from '../lib/progress';
+import { poolFlags } from '../lib/options';
 import { SEED_PURPOSE } from '../lib/random';
-import { fmt, formatTable, markdownTable, pct, writeReport } from '../lib/report';
+import { fmt, formatTable, fromJson, markdownTable, pct, toJson, writeReport } from '../lib/report';
+import {
+  OnProgress,
+  PickBackend,
+  runExperimentTasks,
+  serveExperimentWorker,
+  TaskRunner,
+} from '../lib/tasks';
 import { compare, meanStd, showInterval, stat } from '../lib/stats';
 
 const DEFAULTS = {
@@ -37,6 +44,10 @@ const DEFAULTS = {
   trainPerClass: 200,
   heldOutPerClass: 100,
   epochs: 2,
+  /** Worker processes (a seed's variance and MLP parts are the tasks). */
+  jobs: poolFlags('').jobs,
+  /** Internal: run as a pool worker. */
+  worker: false,
 };
 
 function parseOptions(argv: readonly string[]): typeof DEFAULTS {
@@ -200,133 +211,179 @@ function mlp(variant: Variant, seed: number): tf.LayersModel {
   });
 }
 
-async function main(): Promise<void> {
-  const args = parseOptions(process.argv.slice(2));
-  const backend = await useBackend(args.backend);
-  const seeds = Array.from({ length: args.seeds }, (_, k) => args.firstSeed + k);
-  const progress = new Progress(seeds.length * BATCH_SIZES.length * 6, {
-    label: 'bn-statistics',
-  });
-  const channels = 8;
-  const features = 16;
-  const perSeedRatios: RatioCell[][] = [];
-  const perSeedTraining: TrainCell[][] = [];
-  let nTrain = 0;
-  let nHeldOut = 0;
-  for (const seed of seeds) {
-    const ratios: RatioCell[] = [];
-    const training: TrainCell[] = [];
-    // 1a. Known distribution: channel c ~ N(c − 4, σ_c²), σ_c = 0.5 + 0.5·c.
-    const sigma = Array.from({ length: channels }, (_, c) => 0.5 + 0.5 * c);
-    const mu = tf.tensor1d(sigma.map((_, c) => c - 4));
-    const sd = tf.tensor1d(sigma);
-    const known = (step: number, size: number) =>
-      tf.tidy(() =>
-        tf.add(
-          tf.mul(
-            tf.randomNormal(
-              [size, channels],
-              0,
-              1,
-              'float32',
-              mixSeed(seed, SEED_PURPOSE.data, step),
-            ),
-            sd,
-          ),
-          mu,
-        ),
-      ) as tf.Tensor2D;
-    const knownVariance = Float64Array.from(sigma, (s) => s * s);
-    for (const b of BATCH_SIZES) {
-      progress.boundary(`seed ${seed}: running variance, N(μ, σ²), batch ${b}`);
-      const r = await varianceRatios(known, knownVariance, b, args.steps);
-      for (const v of VARIANTS)
-        ratios.push({ source: 'N(μ, σ²)', batchSize: b, variant: v, ...stats(r[v]) });
-      progress.tick(1);
-    }
+type Options = typeof DEFAULTS;
+const CHANNELS = 8;
+const FEATURES = 16;
 
-    // 1b. MNIST: a fixed random projection of the training digits to 16 features.
-    const { train, heldOut } = mnistSplit({
-      trainPerClass: args.trainPerClass,
-      heldOutPerClass: args.heldOutPerClass,
-      seed: seed,
-    });
-    const trainT = toTensors(train);
-    const testT = toTensors(heldOut);
-    const projected = tf.tidy(() =>
-      tf.matMul(
-        trainT.xs,
-        tf.randomNormal(
-          [784, features],
-          0,
-          1 / Math.sqrt(784),
-          'float32',
-          mixSeed(seed, SEED_PURPOSE.init),
+/** One seed's running-variance cells: the known distribution, then MNIST features. */
+async function varianceTask(
+  args: Options,
+  seed: number,
+  onProgress: OnProgress,
+): Promise<RatioCell[]> {
+  const ratios: RatioCell[] = [];
+  // 1a. Known distribution: channel c ~ N(c − 4, σ_c²), σ_c = 0.5 + 0.5·c.
+  const sigma = Array.from({ length: CHANNELS }, (_, c) => 0.5 + 0.5 * c);
+  const mu = tf.tensor1d(sigma.map((_, c) => c - 4));
+  const sd = tf.tensor1d(sigma);
+  const known = (step: number, size: number) =>
+    tf.tidy(() =>
+      tf.add(
+        tf.mul(
+          tf.randomNormal(
+            [size, CHANNELS],
+            0,
+            1,
+            'float32',
+            mixSeed(seed, SEED_PURPOSE.data, step),
+          ),
+          sd,
         ),
+        mu,
       ),
     ) as tf.Tensor2D;
-    const mnistVariance = populationVariance(
-      projected.dataSync() as Float32Array,
-      train.n,
-      features,
-    );
-    // Batches walk through the digits in a fixed order and wrap around (population = all of them).
-    const mnistBatch = (step: number, size: number) =>
-      tf.tidy(() => {
-        const start = (step * size) % train.n;
-        const idx = tf.tensor1d(
-          Array.from({ length: size }, (_, i) => (start + i) % train.n),
-          'int32',
-        );
-        return tf.gather(projected, idx);
-      }) as tf.Tensor2D;
-    for (const b of BATCH_SIZES) {
-      progress.boundary(`seed ${seed}: running variance, MNIST features, batch ${b}`);
-      const steps = Math.max(args.steps, Math.ceil(train.n / b));
-      const r = await varianceRatios(mnistBatch, mnistVariance, b, steps);
-      for (const v of VARIANTS)
-        ratios.push({ source: 'MNIST', batchSize: b, variant: v, ...stats(r[v]) });
-      progress.tick(1);
-    }
-
-    // 2. Held-out loss and accuracy of an MLP trained with small batches under each variant.
-    for (const b of BATCH_SIZES) {
-      for (const variant of VARIANTS.filter((v) => v !== 'recalibrated')) {
-        progress.boundary(`seed ${seed}: MLP, ${variant}, batch ${b}`);
-        const model = mlp(variant, seed);
-        model.compile({
-          optimizer: tf.train.adam(3e-3),
-          loss: 'categoricalCrossentropy',
-          metrics: ['acc'],
-        });
-        await model.fit(trainT.xs, trainT.ys, {
-          epochs: args.epochs,
-          batchSize: b,
-          shuffle: false,
-          verbose: 0,
-        });
-        const evaluate = () => {
-          const [loss, acc] = model.evaluate(testT.xs, testT.ys, { batchSize: 256 }) as tf.Scalar[];
-          const out = { loss: loss.dataSync()[0], accuracy: acc.dataSync()[0] };
-          tf.dispose([loss, acc]);
-          return out;
-        };
-        training.push({ batchSize: b, variant, ...evaluate() });
-        if (variant === 'unbiased') {
-          await recalibrateBatchNorm(model, trainT.xs, { batchSize: 256 });
-          training.push({ batchSize: b, variant: 'recalibrated', ...evaluate() });
-        }
-        model.dispose();
-        progress.tick(1);
-      }
-    }
-    nTrain = train.n;
-    nHeldOut = heldOut.n;
-    tf.dispose([mu, sd, trainT.xs, trainT.ys, testT.xs, testT.ys, projected]);
-    perSeedRatios.push(ratios);
-    perSeedTraining.push(training);
+  const knownVariance = Float64Array.from(sigma, (s) => s * s);
+  for (const b of BATCH_SIZES) {
+    onProgress(0, `running variance, N(μ, σ²), batch ${b}`);
+    const r = await varianceRatios(known, knownVariance, b, args.steps);
+    for (const v of VARIANTS)
+      ratios.push({ source: 'N(μ, σ²)', batchSize: b, variant: v, ...stats(r[v]) });
+    onProgress(1, '');
   }
-  progress.done();
+
+  // 1b. MNIST: a fixed random projection of the training digits to 16 features.
+  const { train } = mnistSplit({
+    trainPerClass: args.trainPerClass,
+    heldOutPerClass: args.heldOutPerClass,
+    seed: seed,
+  });
+  const trainT = toTensors(train);
+  const projected = tf.tidy(() =>
+    tf.matMul(
+      trainT.xs,
+      tf.randomNormal(
+        [784, FEATURES],
+        0,
+        1 / Math.sqrt(784),
+        'float32',
+        mixSeed(seed, SEED_PURPOSE.init),
+      ),
+    ),
+  ) as tf.Tensor2D;
+  const mnistVariance = populationVariance(projected.dataSync() as Float32Array, train.n, FEATURES);
+  // Batches walk through the digits in a fixed order and wrap around (population = all of them).
+  const mnistBatch = (step: number, size: number) =>
+    tf.tidy(() => {
+      const start = (step * size) % train.n;
+      const idx = tf.tensor1d(
+        Array.from({ length: size }, (_, i) => (start + i) % train.n),
+        'int32',
+      );
+      return tf.gather(projected, idx);
+    }) as tf.Tensor2D;
+  for (const b of BATCH_SIZES) {
+    onProgress(0, `running variance, MNIST features, batch ${b}`);
+    const steps = Math.max(args.steps, Math.ceil(train.n / b));
+    const r = await varianceRatios(mnistBatch, mnistVariance, b, steps);
+    for (const v of VARIANTS)
+      ratios.push({ source: 'MNIST', batchSize: b, variant: v, ...stats(r[v]) });
+    onProgress(1, '');
+  }
+
+  tf.dispose([mu, sd, trainT.xs, trainT.ys, projected]);
+  return ratios;
+}
+
+/** One seed's MLP cells: held-out loss and accuracy under each variant and batch size. */
+async function mlpTask(args: Options, seed: number, onProgress: OnProgress): Promise<TrainCell[]> {
+  const training: TrainCell[] = [];
+  const { train, heldOut } = mnistSplit({
+    trainPerClass: args.trainPerClass,
+    heldOutPerClass: args.heldOutPerClass,
+    seed: seed,
+  });
+  const trainT = toTensors(train);
+  const testT = toTensors(heldOut);
+  // 2. Held-out loss and accuracy of an MLP trained with small batches under each variant.
+  for (const b of BATCH_SIZES) {
+    for (const variant of VARIANTS.filter((v) => v !== 'recalibrated')) {
+      onProgress(0, `MLP, ${variant}, batch ${b}`);
+      const model = mlp(variant, seed);
+      model.compile({
+        optimizer: tf.train.adam(3e-3),
+        loss: 'categoricalCrossentropy',
+        metrics: ['acc'],
+      });
+      await model.fit(trainT.xs, trainT.ys, {
+        epochs: args.epochs,
+        batchSize: b,
+        shuffle: false,
+        verbose: 0,
+        // The default yields to the event loop after every batch: a large share of a small
+        // MLP's step at batch 2.
+        yieldEvery: 'never',
+      });
+      const evaluate = () => {
+        const [loss, acc] = model.evaluate(testT.xs, testT.ys, { batchSize: 256 }) as tf.Scalar[];
+        const out = { loss: loss.dataSync()[0], accuracy: acc.dataSync()[0] };
+        tf.dispose([loss, acc]);
+        return out;
+      };
+      training.push({ batchSize: b, variant, ...evaluate() });
+      if (variant === 'unbiased') {
+        await recalibrateBatchNorm(model, trainT.xs, { batchSize: 256 });
+        training.push({ batchSize: b, variant: 'recalibrated', ...evaluate() });
+      }
+      model.dispose();
+      onProgress(1, '');
+    }
+  }
+  tf.dispose([trainT.xs, trainT.ys, testT.xs, testT.ys]);
+  return training;
+}
+
+/** A seed's two parts, each a pool task; results are {@link toJson} text (NaN survives IPC). */
+function taskRunner(args: Options): TaskRunner<string> {
+  return {
+    run: async (task, onProgress) =>
+      toJson(
+        task.config === 'variance'
+          ? await varianceTask(args, task.seed, onProgress)
+          : await mlpTask(args, task.seed, onProgress),
+      ),
+    dispose: () => {},
+  };
+}
+
+async function main(): Promise<void> {
+  const args = parseOptions(process.argv.slice(2));
+  const pickBackend: PickBackend = (log) => useBackend(args.backend, log);
+  if (args.worker) return serveExperimentWorker(pickBackend, () => taskRunner(args));
+  const seeds = Array.from({ length: args.seeds }, (_, k) => args.firstSeed + k);
+  const channels = CHANNELS;
+  const features = FEATURES;
+  const tasks = seeds.flatMap((seed) => ['variance', 'mlp'].map((config) => ({ seed, config })));
+  const outcome = await runExperimentTasks<string>({
+    label: 'bn-statistics',
+    jobs: args.jobs,
+    tasks,
+    // 4 variance cells, or 4 × 3 MLP cells: 10 on average.
+    unitsPerTask: BATCH_SIZES.length * 2.5,
+    pickBackend,
+    createRunner: () => taskRunner(args),
+    doneLine: (task) => `seed ${task.seed} ${task.config} done`,
+  });
+  const backend = outcome.backend;
+  const parts = outcome.results.map((json) => fromJson<RatioCell[] & TrainCell[]>(json));
+  const perSeedRatios: RatioCell[][] = parts.filter((_, i) => tasks[i].config === 'variance');
+  const perSeedTraining: TrainCell[][] = parts.filter((_, i) => tasks[i].config === 'mlp');
+  const { train, heldOut } = mnistSplit({
+    trainPerClass: args.trainPerClass,
+    heldOutPerClass: args.heldOutPerClass,
+    seed: args.firstSeed,
+  });
+  const nTrain = train.n;
+  const nHeldOut = heldOut.n;
 
   // Over seeds: each cell's mean over channels per seed, then mean ± std over seeds.
   const ratios: RatioCell[] = perSeedRatios[0].map((cell, i) => {

@@ -141,7 +141,11 @@ async function main(): Promise<void> {
     args.configs,
   );
   const seedValues = Array.from({ length: seeds }, (_, k) => settings.seed + k);
-  const tasks = seedValues.flatMap((seed) => configs.map((config) => ({ seed, config })));
+  // Longest first (the pool hands tasks out in order, so no worker waits alone on a long run at
+  // the end): the BN nets and the clipped exploding net train for the most epochs.
+  const LONG = ['exploding+clip', 'relu+bn', 'sigmoid+bn'];
+  const order = [...configs].sort((a, b) => Number(LONG.includes(b)) - Number(LONG.includes(a)));
+  const tasks = seedValues.flatMap((seed) => order.map((config) => ({ seed, config })));
   const startedAt = Date.now();
   const split = splitOf(settings.seed);
   const batchesPerEpoch = Math.ceil(split.train.n / settings.batchSize);
@@ -172,8 +176,10 @@ async function main(): Promise<void> {
   });
   const backend = outcome.backend;
   const all = outcome.results.map((json) => fromJson<Result>(json));
-  const results = all.slice(0, configs.length);
-  for (const r of all.slice(configs.length)) {
+  // In the order of CONFIGS, from the first seed's runs; the other seeds add their numbers.
+  const firstSeed = all.filter((_, i) => tasks[i].seed === settings.seed);
+  const results = configs.map((name) => firstSeed.find((r) => r.name === name)!);
+  for (const r of all.filter((_, i) => tasks[i].seed !== settings.seed)) {
     const first = results.find((x) => x.name === r.name)!;
     first.heldOutAccuracySeeds.push(r.heldOutAccuracy);
     first.epochsRunSeeds.push(r.epochsRun);
