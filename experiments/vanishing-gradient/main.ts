@@ -9,9 +9,13 @@
  * (clipOptimizer, globalClipNorm; Pascanu et al. 2013). The diagnostics are the per-layer kernel
  * gradient norms ‖∂L/∂W⁽ˡ⁾‖ of Glorot & Bengio (2010) on a fixed probe batch, their first/last
  * ratio, the loss curve, held-out accuracy, and the saturated (|f′| < 0.01) and dead-ReLU fractions.
+ * Each run trains until its validation loss stops improving (the plateau rule of ./run.ts; at most
+ * `--epochs`), so accuracies are compared where each net has converged; every seed trains every
+ * configuration, and the (seed, configuration) runs share the cores as pool tasks (`--jobs`).
  *
  *   npm run experiment:vanishing-gradient -- [--quick] [--depth 20] [--width 64] [--epochs N]
- *       [--seed 1] [--backend wasm|cpu|tensorflow] [--out reports/vanishing-gradient]
+ *       [--seeds 3] [--first-seed 1] [--configs a,b] [--jobs N] [--backend wasm|cpu|tensorflow]
+ *       [--out reports/vanishing-gradient]
  *
  * Writes `<out>/report.md` (table + interpretation generated from the numbers),
  * `<out>/results.json` (every number; NaN/Infinity as strings) and SVG charts. Reproducible: the

@@ -55,7 +55,7 @@ function table(results: readonly Result[]): { header: string[]; rows: (string | 
   return { header, rows };
 }
 
-/** "33 of 33 runs stopped on the plateau rule (4–23 epochs); …" */
+/** "32 of 33 runs stopped on the plateau rule (3–35 epochs); the 40-epoch budget ended …" */
 export function convergence(results: readonly Result[], budget: number, firstSeed: number): string {
   const runs = results.flatMap((r) => r.stoppedBySeeds.map((by, k) => ({ r, by, k })));
   const plateau = runs.filter((x) => x.by === 'plateau');
