@@ -35,6 +35,7 @@ import { parseArgs } from '../lib/cli';
 import { mnistSplit } from '../lib/mnist';
 import { SEED_PURPOSE, mulberry32, withSeededMathRandom } from '../lib/random';
 import { fmt, markdownTable, pct, writeMarkdown, writeResults } from '../lib/report';
+import { bootstrapInterval, LEVEL, showInterval } from '../lib/stats';
 import { capture, loadNsfwMobileNetV2, smallMobileNetV2 } from './models';
 
 void dnLayers;
@@ -103,6 +104,8 @@ interface Measured {
   ratio: number;
   bytes: number;
   totalVariation: number;
+  /** Total variation of each test input (its mean is `totalVariation`): the paired comparisons. */
+  tvPerInput: number[];
   top1Agreement: number;
   logitError: number;
   seconds: number;
@@ -171,9 +174,10 @@ function compare(
   ref: { p: Float32Array; z: Float32Array },
   q: { p: Float32Array; z: Float32Array },
   classes: number,
-): { totalVariation: number; top1Agreement: number; logitError: number } {
+): { totalVariation: number; tvPerInput: number[]; top1Agreement: number; logitError: number } {
   const n = ref.p.length / classes;
   let tv = 0;
+  const tvPerInput: number[] = [];
   let agree = 0;
   for (let r = 0; r < n; r++) {
     let [a, b, d] = [0, 0, 0];
@@ -183,6 +187,7 @@ function compare(
       if (q.p[r * classes + j] > q.p[r * classes + b]) b = j;
     }
     tv += d / 2;
+    tvPerInput.push(d / 2);
     if (a === b) agree++;
   }
   // Logits are defined up to a per-sample shift (softmax ignores it): compare them centred.
@@ -201,7 +206,12 @@ function compare(
       norm += zr ** 2;
     }
   }
-  return { totalVariation: tv / n, top1Agreement: agree / n, logitError: Math.sqrt(diff / norm) };
+  return {
+    totalVariation: tv / n,
+    tvPerInput,
+    top1Agreement: agree / n,
+    logitError: Math.sqrt(diff / norm),
+  };
 }
 
 /** MNIST digits as [n, size, size, 3] images in [0, 1], tinted with seeded colours when `tint`. */
@@ -356,6 +366,39 @@ function chartSpec(rows: Measured[]) {
   };
 }
 
+/** The pairs of modes the report compares: what each step of the default pipeline buys. */
+const PAIRS: [string, string][] = [
+  ['uint8', 'uint8-naive'],
+  ['uint8-eq', 'uint8-naive'],
+  ['uint8-eq-bc', 'uint8-eq'],
+  ['uint8', 'uint8-mixed-nocal'],
+];
+const RESAMPLES = 2000;
+
+/**
+ * mean TV of mode `a` / mean TV of mode `b` on the same test inputs, with a percentile bootstrap
+ * interval over the inputs (Efron & Tibshirani 1993, ch. 13: resample input indices, recompute
+ * both means on them): below 1 is `a` closer to the float model.
+ */
+function ratioOf(rows: Measured[], [a, b]: [string, string], seed: number) {
+  const ra = rows.find((r) => r.mode === a)!;
+  const rb = rows.find((r) => r.mode === b)!;
+  const meanAt = (tv: number[], idx: number[]) => idx.reduce((s, i) => s + tv[i], 0) / idx.length;
+  const ratioAt = (idx: number[]) => meanAt(ra.tvPerInput, idx) / meanAt(rb.tvPerInput, idx);
+  const all = ra.tvPerInput.map((_, i) => i);
+  const ci = bootstrapInterval(all, { seed, resamples: RESAMPLES, statistic: ratioAt });
+  return {
+    model: ra.model,
+    mode: a,
+    label: ra.label,
+    against: b,
+    againstLabel: rb.label,
+    ratio: ratioAt(all),
+    ci,
+    verdict: ci[1] < 1 ? 'lower' : ci[0] > 1 ? 'higher' : 'not separated',
+  };
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(DEFAULTS, process.argv.slice(2), {
     usage: 'npm run experiment:quantization -- [--quick] [--backend cpu|wasm]',
@@ -397,6 +440,9 @@ async function main(): Promise<void> {
       float16Met: get('float16').ratio <= 0.51 && get('float16').totalVariation <= 0.01,
     };
   });
+  const comparisons = [a, b].flatMap(({ rows: r }) =>
+    PAIRS.map((pair) => ratioOf(r, pair, args.seed)),
+  );
   const out = args.out;
   writeResults(out, {
     args,
@@ -405,6 +451,7 @@ async function main(): Promise<void> {
     heldOutAccuracy: trained.heldOutAccuracy,
     rows,
     goals,
+    comparisons,
     reports: { trained: a.reports, pretrained: b.reports },
   });
   const chart = await writeChart(
@@ -455,6 +502,23 @@ async function main(): Promise<void> {
       'Goals (issue 25): uint8 ≤ 0.30× bytes with at most half the naive uint8 TV; float16 ≤ 0.51× bytes and TV ≤ 0.01.',
       '',
       goalTable,
+      '',
+      `Paired comparisons over the ${args.test} test inputs: the ratio of mean TVs, with its ` +
+        `${Math.round(LEVEL * 100)}% percentile bootstrap interval (${RESAMPLES} resamples of the ` +
+        'inputs, both modes measured on the same resampled inputs); "not separated" where the ' +
+        'interval contains 1.',
+      '',
+      markdownTable(
+        ['model', 'mode', 'against', 'TV ratio', `${Math.round(LEVEL * 100)}% interval`, 'verdict'],
+        comparisons.map((c) => [
+          c.model,
+          c.label,
+          c.againstLabel,
+          fmt(c.ratio),
+          showInterval(c.ci),
+          c.verdict,
+        ]),
+      ),
       '',
       `![error vs bytes](${path.basename(chart)})`,
       '',
