@@ -67,6 +67,23 @@ function smallNet(seed = 1): tf.LayersModel {
 }
 
 /** A save handler that keeps the artifacts in memory and counts its calls. */
+/**
+ * Dense 32 → 6 named 'd' whose kernel columns spread 0.1…3 (a per-tensor uint8 grid is coarse for
+ * the small ones) and bias 0.01: the bias-correction tests' model.
+ */
+function spreadDense(): tf.LayersModel {
+  const x = tf.input({ shape: [32] });
+  const layer = tf.layers.dense({ units: 6, name: 'd' });
+  const dense = tf.model({ inputs: x, outputs: layer.apply(x) as Sym });
+  tf.tidy(() =>
+    layer.setWeights([
+      tf.randomNormal([32, 6], 0, 1, 'float32', 3).mul(tf.linspace(0.1, 3, 6)),
+      tf.fill([6], 0.01),
+    ]),
+  );
+  return dense;
+}
+
 function memory() {
   const box: { artifacts: tf.io.ModelArtifacts | null; calls: number } = {
     artifacts: null,
@@ -206,14 +223,7 @@ describe('saveForInference', () => {
   });
 
   it('bias correction removes the mean output error of a uint8 kernel (Nagel et al. Sec. 4.2)', async () => {
-    const x = tf.input({ shape: [32] });
-    const layer = tf.layers.dense({ units: 6, name: 'd' });
-    const dense = tf.model({ inputs: x, outputs: layer.apply(x) as Sym });
-    const w = tf.tidy(() =>
-      tf.randomNormal([32, 6], 0, 1, 'float32', 3).mul(tf.linspace(0.1, 3, 6)),
-    );
-    const b = tf.fill([6], 0.01);
-    layer.setWeights([w, b]);
+    const dense = spreadDense();
     const data = tf.randomUniform([256, 32], 0, 1, 'float32', 9);
     const meanError = async (biasCorrection: boolean) => {
       const { handler, box } = memory();
@@ -239,19 +249,12 @@ describe('saveForInference', () => {
     expect(without.report.biasCorrected).toEqual([]);
     expect(without.worst).toBeGreaterThan(1e-3);
     expect(withBc.worst).toBeLessThan(without.worst / 5);
-    tf.dispose([w, b, data]);
+    data.dispose();
     dense.dispose();
   });
 
   it('bias correction leaves alone a mean error that is noise (zero-mean inputs)', async () => {
-    const x = tf.input({ shape: [32] });
-    const layer = tf.layers.dense({ units: 6, name: 'd' });
-    const dense = tf.model({ inputs: x, outputs: layer.apply(x) as Sym });
-    const w = tf.tidy(() =>
-      tf.randomNormal([32, 6], 0, 1, 'float32', 3).mul(tf.linspace(0.1, 3, 6)),
-    );
-    const b = tf.fill([6], 0.01);
-    layer.setWeights([w, b]);
+    const dense = spreadDense();
     // E[(Ŵ − W)·x] = (Ŵ − W)·E[x] = 0: what the calibration mean shows is sampling noise.
     const data = tf.randomNormal([64, 32], 0, 1, 'float32', 11);
     const report = await saveForInference(dense, memory().handler, {
@@ -261,7 +264,7 @@ describe('saveForInference', () => {
     });
     const corrected = report.biasCorrected.reduce((s, c) => s + c.channels, 0);
     expect(corrected).toBeLessThanOrEqual(1); // a 2-standard-error test passes noise ~5% of the time
-    tf.dispose([w, b, data]);
+    data.dispose();
     dense.dispose();
   });
 
