@@ -374,9 +374,10 @@ async function main(): Promise<void> {
     doneLine: (task) => `seed ${task.seed} ${task.config} done`,
   });
   const backend = outcome.backend;
-  const parts = outcome.results.map((json) => fromJson<RatioCell[] & TrainCell[]>(json));
-  const perSeedRatios: RatioCell[][] = parts.filter((_, i) => tasks[i].config === 'variance');
-  const perSeedTraining: TrainCell[][] = parts.filter((_, i) => tasks[i].config === 'mlp');
+  const part = <T>(config: string): T[] =>
+    outcome.results.filter((_, i) => tasks[i].config === config).map((json) => fromJson<T>(json));
+  const perSeedRatios = part<RatioCell[]>('variance');
+  const perSeedTraining = part<TrainCell[]>('mlp');
   const { train, heldOut } = mnistSplit({
     trainPerClass: args.trainPerClass,
     heldOutPerClass: args.heldOutPerClass,
